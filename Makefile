@@ -1,0 +1,57 @@
+# The front door. `make demo` runs real sagas on the local cloud; `make test` runs every test.
+# Both create .venv themselves (Python 3.11+, pip), so a fresh clone needs nothing else.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install demo up serve test unit lint typecheck e2e conformance bench clean
+
+help:
+	@echo "make demo         run three sagas end to end on the local cloud and show what happened"
+	@echo "make test         every test: lint, types, unit, contract, deploy plan, e2e, Pub/Sub conformance"
+	@echo "make up           run the whole stack (emulators, functions, demo participants) until Ctrl-C"
+	@echo "make serve        run just the emulators until Ctrl-C"
+	@echo "make conformance  google-cloud-pubsub's own system tests against the Pub/Sub emulator"
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m localcloud demo
+
+up: $(STAMP)
+	$(BIN)/python -m localcloud up
+
+serve: $(STAMP)
+	$(BIN)/python -m localcloud serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy shared/saga_orchestrator localcloud functions examples tests
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e" tests
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+conformance: $(STAMP)
+	bash tests/conformance/run_pubsub_system_tests.sh
+
+test: lint typecheck $(STAMP)
+	$(BIN)/python -m pytest -q tests
+	$(MAKE) --no-print-directory conformance
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

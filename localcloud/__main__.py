@@ -1,0 +1,79 @@
+"""``python -m localcloud``: run the local cloud.
+
+    python -m localcloud serve                       every emulator, in the foreground, until Ctrl-C
+    python -m localcloud workflows run FILE --data JSON   run one workflow file once and print its result
+    python -m localcloud up                          the whole saga stack (emulators, functions, demo
+                                                     participants), provisioned from deployment.env
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+
+from localcloud.config import LocalCloudConfig
+from localcloud.runtime import Context, RunningService
+
+# Start order matters: tokens and secrets first, then the services that call them.
+SERVICES = (
+    "localcloud.metadata.server",
+    "localcloud.secretmanager.server",
+    "localcloud.pubsub.server",
+    "localcloud.tasks.server",
+    "localcloud.workflows.server",
+)
+
+
+async def serve(config: LocalCloudConfig, *, ready_line: bool = True) -> None:
+    ctx = Context(config=config)
+    running: list[RunningService] = []
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        for module_name in SERVICES:
+            module = importlib.import_module(module_name)
+            running.append(await module.start(ctx))
+        if ready_line:
+            addresses = " ".join(f"{s.name}={s.address}" for s in running)
+            print(f"localcloud ready: {addresses}", flush=True)
+        await stop.wait()
+    finally:
+        for service in reversed(running):
+            with contextlib.suppress(Exception):
+                await service.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG logs every request")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run every emulator until interrupted")
+    commands.add_parser("workflows", help="workflows tools (run FILE --data JSON)", add_help=False)
+    commands.add_parser("up", help="run the whole saga stack until interrupted", add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(LocalCloudConfig.from_env()))
+        return 0
+    if args.command == "workflows":
+        from localcloud.workflows.cli import main as workflows_main
+
+        return workflows_main(rest)
+    from localcloud.runner.up import main as up_main
+
+    return up_main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

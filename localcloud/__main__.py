@@ -1,9 +1,9 @@
 """``python -m localcloud``: run the local cloud.
 
-    python -m localcloud serve                       every emulator, in the foreground, until Ctrl-C
-    python -m localcloud workflows run FILE --data JSON   run one workflow file once and print its result
-    python -m localcloud up                          the whole saga stack (emulators, functions, demo
-                                                     participants), provisioned from deployment.env
+python -m localcloud serve                       every emulator, in the foreground, until Ctrl-C
+python -m localcloud workflows run FILE --data JSON   run one workflow file once and print its result
+python -m localcloud up                          the whole saga stack (emulators, functions, demo
+                                                 participants), provisioned from deployment.env
 """
 
 from __future__ import annotations
@@ -52,16 +52,20 @@ async def serve(config: LocalCloudConfig, *, ready_line: bool = True) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m localcloud", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG logs every request")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run every emulator until interrupted")
     commands.add_parser("workflows", help="workflows tools (run FILE --data JSON)", add_help=False)
     commands.add_parser("up", help="run the whole saga stack until interrupted", add_help=False)
     args, rest = parser.parse_known_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if args.command == "serve":
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(LocalCloudConfig.from_env()))

@@ -76,9 +76,7 @@ class TokenAuthority:
         """Key id -> PEM certificate: the body of ``/oauth2/v1/certs``."""
         return {self.key_id: self._certificate_pem}
 
-    def mint_id_token(
-        self, audience: str, service_account_email: str = DEFAULT_SERVICE_ACCOUNT
-    ) -> str:
+    def mint_id_token(self, audience: str, service_account_email: str = DEFAULT_SERVICE_ACCOUNT) -> str:
         if not audience:
             raise ValueError("an ID token needs a non-empty audience")
         now = int(self._clock.now())

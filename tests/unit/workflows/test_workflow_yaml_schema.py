@@ -28,7 +28,17 @@ def official_schema() -> dict:
         CACHE.parent.mkdir(parents=True, exist_ok=True)
         download = CACHE.parent / "wheel"
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(download), SCHEMA_PACKAGE],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--quiet",
+                "-d",
+                str(download),
+                SCHEMA_PACKAGE,
+            ],
             capture_output=True,
             text=True,
             timeout=300,

@@ -28,14 +28,14 @@ StreamHandler = Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], AsyncIt
 
 def _deserializer(message_type: Any) -> Callable[[bytes], Any]:
     if hasattr(message_type, "deserialize"):  # proto-plus wrapper class
-        return message_type.deserialize  # type: ignore[no-any-return]
-    return message_type.FromString  # type: ignore[no-any-return]
+        return message_type.deserialize
+    return message_type.FromString
 
 
 def _serialize(message: Any) -> bytes:
     if hasattr(type(message), "serialize"):  # proto-plus message
-        return type(message).serialize(message)  # type: ignore[no-any-return]
-    return message.SerializeToString()  # type: ignore[no-any-return]
+        return type(message).serialize(message)
+    return message.SerializeToString()
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: Exception, method: str) -> None:
@@ -98,7 +98,7 @@ async def start_server(address: str, handlers: list[grpc.GenericRpcHandler]) -> 
     )
     server.add_generic_rpc_handlers(handlers)
     port = server.add_insecure_port(address)
-    server.bound_port = port  # type: ignore[attr-defined]
+    server.bound_port = port
     await server.start()
     return server
 

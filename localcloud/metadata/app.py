@@ -1,0 +1,203 @@
+"""The metadata server's HTTP surface (aiohttp).
+
+Behaviour follows https://cloud.google.com/compute/docs/metadata/querying-metadata: every request must
+carry ``Metadata-Flavor: Google`` and must not carry ``X-Forwarded-For`` (403 otherwise); every answer
+carries ``Metadata-Flavor: Google``; directories end in ``/`` and list their entries one per line;
+``?recursive=true`` returns a directory as JSON. Service accounts may be addressed as ``default`` or by
+email. The certificate pages are served without the flavor check, as ``www.googleapis.com`` serves them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from localcloud.auth import TOKEN_LIFETIME_SECONDS, TokenAuthority
+
+FLAVOR_HEADER = "Metadata-Flavor"
+FLAVOR_VALUE = "Google"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class MetadataIdentity:
+    """What the emulated instance reports about itself."""
+
+    project_id: str
+    service_account_email: str
+    scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)
+    zone: str = "us-central1-a"
+    numeric_project_id: str = field(default="")
+
+    @property
+    def project_number(self) -> str:
+        # A stable 12-digit number per project id, like a real project number.
+        return self.numeric_project_id or str(100_000_000_000 + zlib.crc32(self.project_id.encode()))
+
+
+def default_service_account(project_id: str) -> str:
+    return f"saga-runtime@{project_id}.iam.gserviceaccount.com"
+
+
+def _text(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="application/text")
+
+
+def _json(value: object) -> web.Response:
+    return web.Response(text=json.dumps(value), content_type="application/json")
+
+
+@web.middleware
+async def _flavor(request: web.Request, handler: Handler) -> web.StreamResponse:
+    guarded = not request.path.startswith("/oauth2/")
+    if guarded and (
+        request.headers.get(FLAVOR_HEADER) != FLAVOR_VALUE or "X-Forwarded-For" in request.headers
+    ):
+        response: web.StreamResponse = _text(
+            "Missing required header: Metadata-Flavor: Google (and no X-Forwarded-For)\n", 403
+        )
+        response.headers[FLAVOR_HEADER] = FLAVOR_VALUE
+        return response
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        error.headers[FLAVOR_HEADER] = FLAVOR_VALUE
+        raise
+    response.headers[FLAVOR_HEADER] = FLAVOR_VALUE
+    return response
+
+
+def _b64url_uint(value: int) -> str:
+    raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def jwks(authority: TokenAuthority) -> dict[str, object]:
+    """The authority's keys in the shape of https://www.googleapis.com/oauth2/v3/certs."""
+    keys = []
+    for kid, pem in authority.certificates().items():
+        public_key = x509.load_pem_x509_certificate(pem.encode()).public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            continue
+        numbers = public_key.public_numbers()
+        keys.append(
+            {
+                "kty": "RSA",
+                "alg": "RS256",
+                "use": "sig",
+                "kid": kid,
+                "n": _b64url_uint(numbers.n),
+                "e": _b64url_uint(numbers.e),
+            }
+        )
+    return {"keys": keys}
+
+
+def create_app(identity: MetadataIdentity, authority: TokenAuthority) -> web.Application:
+    root = "/computeMetadata/v1"
+
+    def account_of(request: web.Request) -> str:
+        name = request.match_info["account"]
+        if name not in ("default", identity.service_account_email):
+            raise web.HTTPNotFound(text="Not Found\n", content_type="application/text")
+        return identity.service_account_email
+
+    async def ping(request: web.Request) -> web.Response:
+        return _text("computeMetadata/\n")
+
+    async def versions(request: web.Request) -> web.Response:
+        return _text("v1/\n")
+
+    async def v1_root(request: web.Request) -> web.Response:
+        return _text("instance/\nproject/\n")
+
+    async def project_dir(request: web.Request) -> web.Response:
+        if request.query.get("recursive") == "true":
+            return _json({"projectId": identity.project_id, "numericProjectId": int(identity.project_number)})
+        return _text("numeric-project-id\nproject-id\n")
+
+    async def project_id(request: web.Request) -> web.Response:
+        return _text(identity.project_id)
+
+    async def numeric_project_id(request: web.Request) -> web.Response:
+        return _text(identity.project_number)
+
+    async def instance_zone(request: web.Request) -> web.Response:
+        return _text(f"projects/{identity.project_number}/zones/{identity.zone}")
+
+    async def accounts_dir(request: web.Request) -> web.Response:
+        return _text(f"default/\n{identity.service_account_email}/\n")
+
+    async def account_dir(request: web.Request) -> web.Response:
+        email = account_of(request)
+        if request.query.get("recursive") == "true":
+            return _json({"aliases": ["default"], "email": email, "scopes": list(identity.scopes)})
+        return _text("aliases\nemail\nidentity\nscopes\ntoken\n")
+
+    async def account_email(request: web.Request) -> web.Response:
+        return _text(account_of(request))
+
+    async def account_aliases(request: web.Request) -> web.Response:
+        account_of(request)
+        return _text("default\n")
+
+    async def account_scopes(request: web.Request) -> web.Response:
+        account_of(request)
+        return _text("".join(scope + "\n" for scope in identity.scopes))
+
+    async def account_token(request: web.Request) -> web.Response:
+        email = account_of(request)
+        requested = request.query.get("scopes", "")
+        scopes = tuple(s for s in requested.split(",") if s) or identity.scopes
+        token = authority.mint_access_token(email, scopes)
+        # The token was minted just now, so its remaining life is the whole lifetime.
+        expires_in = TOKEN_LIFETIME_SECONDS
+        return _json({"access_token": token.token, "expires_in": expires_in, "token_type": "Bearer"})
+
+    async def account_identity(request: web.Request) -> web.Response:
+        email = account_of(request)
+        audience = request.query.get("audience", "")
+        if not audience:
+            return _text("non-empty audience parameter required\n", 400)
+        return _text(authority.mint_id_token(audience, email))
+
+    async def certs_v1(request: web.Request) -> web.Response:
+        return _json(authority.certificates())
+
+    async def certs_v3(request: web.Request) -> web.Response:
+        return _json(jwks(authority))
+
+    app = web.Application(middlewares=[_flavor])
+    routes = [
+        ("/", ping),
+        ("/computeMetadata/", versions),
+        (f"{root}/", v1_root),
+        (f"{root}/project/", project_dir),
+        (f"{root}/project/project-id", project_id),
+        (f"{root}/project/numeric-project-id", numeric_project_id),
+        (f"{root}/instance/zone", instance_zone),
+        (f"{root}/instance/service-accounts/", accounts_dir),
+        (f"{root}/instance/service-accounts/{{account}}/", account_dir),
+        (f"{root}/instance/service-accounts/{{account}}/email", account_email),
+        (f"{root}/instance/service-accounts/{{account}}/aliases", account_aliases),
+        (f"{root}/instance/service-accounts/{{account}}/scopes", account_scopes),
+        (f"{root}/instance/service-accounts/{{account}}/token", account_token),
+        (f"{root}/instance/service-accounts/{{account}}/identity", account_identity),
+        ("/oauth2/v1/certs", certs_v1),
+        ("/oauth2/v3/certs", certs_v3),
+    ]
+    for path, handler in routes:
+        app.router.add_get(path, handler)
+    # google-auth switches to POST (with a certificate chain body) for bound tokens; answer it the same way.
+    app.router.add_post(f"{root}/instance/service-accounts/{{account}}/token", account_token)
+    app.router.add_post(f"{root}/instance/service-accounts/{{account}}/identity", account_identity)
+    return app

@@ -1,0 +1,53 @@
+"""Serve the Cloud Tasks emulator over gRPC on ``ctx.config.tasks`` (port 0 picks a free one) and run its
+dispatcher on the same event loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from localcloud import _grpc
+from localcloud.runtime import Context
+from localcloud.tasks.api import REQUEST_TYPES, CloudTasksApi
+from localcloud.tasks.dispatcher import Dispatcher
+from localcloud.tasks.state import TASK_TOMBSTONE_SECONDS, TasksState
+
+SERVICE_NAME = "google.cloud.tasks.v2.CloudTasks"
+
+
+@dataclass
+class CloudTasksService:
+    name: str
+    address: str
+    state: TasksState
+    dispatcher: Dispatcher
+    server: grpc.aio.Server
+
+    async def stop(self) -> None:
+        await self.server.stop(grace=0.5)
+        await self.dispatcher.stop()
+
+
+def handlers(api: CloudTasksApi) -> list[grpc.GenericRpcHandler]:
+    methods = {
+        name: _grpc.unary(getattr(api, name), request_type, method=f"{SERVICE_NAME}/{name}")
+        for name, request_type in REQUEST_TYPES.items()
+    }
+    return [_grpc.service(SERVICE_NAME, methods)]
+
+
+async def start(ctx: Context, *, task_tombstone_seconds: float = TASK_TOMBSTONE_SECONDS) -> CloudTasksService:
+    state = TasksState(ctx.clock, task_tombstone_seconds=task_tombstone_seconds)
+    dispatcher = Dispatcher(state, ctx.authority)
+    await dispatcher.start()
+    address = ctx.config.tasks
+    try:
+        server = await _grpc.start_server(address, handlers(CloudTasksApi(state, dispatcher)))
+    except BaseException:
+        await dispatcher.stop()
+        raise
+    host = address.rpartition(":")[0] or "127.0.0.1"
+    return CloudTasksService(
+        name="tasks", address=f"{host}:{server.bound_port}", state=state, dispatcher=dispatcher, server=server
+    )

@@ -1,0 +1,195 @@
+"""THE client factory: the one place that decides between Google's endpoints and local emulators.
+
+``ClientFactory(env)`` reads only the mapping it is given. When ``PUBSUB_EMULATOR_HOST``,
+``CLOUD_TASKS_EMULATOR_HOST``, ``SECRET_MANAGER_EMULATOR_HOST`` or ``WORKFLOWS_EMULATOR_HOST`` is set, the
+matching client talks gRPC over an insecure channel to that ``host:port`` (no credentials). Otherwise the
+real endpoint with Application Default Credentials. Clients are built lazily, once per factory, and are
+safe to share between threads.
+
+``default_factory()`` is built from ``os.environ`` on first use; it serves the seed's Python API when no
+factory is passed (``SagaOrchestrator(...)``, ``TaskManager(...)``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from saga_orchestrator.auth import GoogleTokenSource, TokenSource
+
+T = TypeVar("T")
+
+EMULATOR_VARS = {
+    "pubsub": "PUBSUB_EMULATOR_HOST",
+    "tasks": "CLOUD_TASKS_EMULATOR_HOST",
+    "secrets": "SECRET_MANAGER_EMULATOR_HOST",
+    "workflows": "WORKFLOWS_EMULATOR_HOST",
+}
+
+
+class ClientFactory:
+    def __init__(self, env: Mapping[str, str], *, tokens: TokenSource | None = None) -> None:
+        self._env = dict(env)
+        self._clients: dict[str, Any] = {}
+        self._channels: list[Any] = []
+        self._lock = threading.Lock()
+        self._tokens = tokens
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The environment this factory was built from (also the source of ``Settings`` for the seed API)."""
+        return self._env
+
+    def emulator_host(self, service: str) -> str | None:
+        """``host:port`` of the emulator for ``service`` (pubsub, tasks, secrets, workflows), or None."""
+        return self._env.get(EMULATOR_VARS[service]) or None
+
+    def _get(self, key: str, build: Callable[[], T]) -> T:
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = build()
+            return self._clients[key]  # type: ignore[no-any-return,unused-ignore]
+
+    def _channel(self, host: str) -> Any:
+        import grpc
+
+        channel = grpc.insecure_channel(host)
+        self._channels.append(channel)
+        return channel
+
+    def executions(self) -> Any:
+        """``google.cloud.workflows.executions_v1.ExecutionsClient``."""
+
+        def build() -> Any:
+            from google.cloud.workflows import executions_v1
+            from google.cloud.workflows.executions_v1.services.executions.transports import (
+                ExecutionsGrpcTransport,
+            )
+
+            host = self.emulator_host("workflows")
+            if host:
+                return executions_v1.ExecutionsClient(
+                    transport=ExecutionsGrpcTransport(channel=self._channel(host))
+                )
+            return executions_v1.ExecutionsClient()
+
+        return self._get("executions", build)
+
+    def workflows(self) -> Any:
+        """``google.cloud.workflows_v1.WorkflowsClient`` (deploying and describing workflows)."""
+
+        def build() -> Any:
+            from google.cloud import workflows_v1
+            from google.cloud.workflows_v1.services.workflows.transports import WorkflowsGrpcTransport
+
+            host = self.emulator_host("workflows")
+            if host:
+                return workflows_v1.WorkflowsClient(
+                    transport=WorkflowsGrpcTransport(channel=self._channel(host))
+                )
+            return workflows_v1.WorkflowsClient()
+
+        return self._get("workflows", build)
+
+    def tasks(self) -> Any:
+        """``google.cloud.tasks_v2.CloudTasksClient``."""
+
+        def build() -> Any:
+            from google.cloud import tasks_v2
+            from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+            host = self.emulator_host("tasks")
+            if host:
+                return tasks_v2.CloudTasksClient(
+                    transport=CloudTasksGrpcTransport(channel=self._channel(host))
+                )
+            return tasks_v2.CloudTasksClient()
+
+        return self._get("tasks", build)
+
+    def publisher(self) -> Any:
+        """``google.cloud.pubsub_v1.PublisherClient``."""
+
+        def build() -> Any:
+            from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+            from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+            host = self.emulator_host("pubsub")
+            if host:
+                return pubsub_v1.PublisherClient(
+                    transport=PublisherGrpcTransport(channel=self._channel(host))
+                )
+            return pubsub_v1.PublisherClient()
+
+        return self._get("publisher", build)
+
+    def subscriber(self) -> Any:
+        """``google.cloud.pubsub_v1.SubscriberClient``."""
+
+        def build() -> Any:
+            from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+            from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+            host = self.emulator_host("pubsub")
+            if host:
+                return pubsub_v1.SubscriberClient(
+                    transport=SubscriberGrpcTransport(channel=self._channel(host))
+                )
+            return pubsub_v1.SubscriberClient()
+
+        return self._get("subscriber", build)
+
+    def secrets(self) -> Any:
+        """``google.cloud.secretmanager.SecretManagerServiceClient``."""
+
+        def build() -> Any:
+            from google.cloud import secretmanager
+            from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+                SecretManagerServiceGrpcTransport,
+            )
+
+            host = self.emulator_host("secrets")
+            if host:
+                return secretmanager.SecretManagerServiceClient(
+                    transport=SecretManagerServiceGrpcTransport(channel=self._channel(host))
+                )
+            return secretmanager.SecretManagerServiceClient()
+
+        return self._get("secrets", build)
+
+    def tokens(self) -> TokenSource:
+        """ID and access tokens from google-auth (the metadata server named by ``GCE_METADATA_HOST`` locally)."""
+        return self._get("tokens", lambda: self._tokens or GoogleTokenSource())
+
+    def close(self) -> None:
+        """Close the gRPC channels this factory opened (emulator clients only)."""
+        with self._lock:
+            publisher = self._clients.get("publisher")
+            if publisher is not None:
+                publisher.stop()
+            for channel in self._channels:
+                channel.close()
+            self._channels.clear()
+            self._clients.clear()
+
+
+_default: ClientFactory | None = None
+_default_lock = threading.Lock()
+
+
+def default_factory() -> ClientFactory:
+    """The process-wide factory, built from ``os.environ`` the first time it is needed."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = ClientFactory(os.environ)
+        return _default
+
+
+def set_default_factory(factory: ClientFactory | None) -> None:
+    """Replace (or, with None, forget) the process-wide factory."""
+    global _default
+    with _default_lock:
+        _default = factory

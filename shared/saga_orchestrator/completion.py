@@ -1,0 +1,37 @@
+"""What the saga_completion function does with one completion request (framework-free): check the
+saga result and publish it, once per call, as a binary-mode CloudEvent on the result topic.
+
+The workflow may call more than once for one saga (its http.post is retried); every call publishes the
+same ``ce-id``, so consumers dedupe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from saga_orchestrator.events import encode_result, event_id, event_source
+from saga_orchestrator.logging import get_logger, log_context, trace_name
+from saga_orchestrator.participant import trace_id
+from saga_orchestrator.result import SagaResult, parse_result
+from saga_orchestrator.settings import Settings
+from saga_orchestrator.starter import Publisher
+
+log = get_logger("saga_orchestrator.completion")
+
+
+@dataclass(frozen=True)
+class Published:
+    message_id: str
+    event_id: str
+    result: SagaResult
+
+
+def complete(data: Any, settings: Settings, publisher: Publisher) -> Published:
+    """Raises ``InvalidRequestError`` for a bad result; publishing errors propagate."""
+    result = parse_result(data)
+    message = encode_result(result, source=event_source(settings.workflow_path))
+    with log_context(saga_id=result.saga_id, trace=trace_name(settings.project_id, trace_id(result.saga_id))):
+        message_id = publisher.publish(message)
+        log.info(f"saga {result.status}", execution=result.execution, failed_step=result.failed_step)
+    return Published(message_id=message_id, event_id=event_id(result), result=result)

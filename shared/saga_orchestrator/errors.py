@@ -1,0 +1,62 @@
+"""The library's errors. Each carries its data as attributes; retryability is data, not a class name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SagaError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field. ``field`` is a path such as ``steps[1].execute.url`` ("" = the whole)."""
+
+    field: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class InvalidRequestError(SagaError, ValueError):
+    """A request (or result) that can never succeed as sent. ``errors`` lists every bad field at once."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{e.field or '<request>'}: {e.message}" for e in self.errors))
+
+
+class ReferenceResolutionError(SagaError, ValueError):
+    """A ``{"$ref": "steps.<name>.output.<path>"}`` that names nothing in the outputs available."""
+
+    def __init__(self, ref: str, message: str) -> None:
+        self.ref = ref
+        super().__init__(f"$ref {ref!r}: {message}")
+
+
+class SecretAccessError(SagaError):
+    """A secret could not be read. ``retryable`` says whether trying again later may help."""
+
+    def __init__(self, name: str, message: str, *, retryable: bool) -> None:
+        self.name = name
+        self.retryable = retryable
+        super().__init__(f"secret {name!r}: {message}")
+
+
+class TaskAlreadyExistsError(SagaError):
+    """A named Cloud Task was created before (or recently executed): the request is a duplicate."""
+
+    def __init__(self, task_name: str) -> None:
+        self.task_name = task_name
+        super().__init__(f"task {task_name} already exists (or ran recently); named tasks are deduplicated")
+
+
+class CallbackDeliveryError(SagaError):
+    """The step outcome could not be reported to the workflow's callback URL."""
+
+    def __init__(self, url: str, message: str, status_code: int | None = None) -> None:
+        self.url = url
+        self.status_code = status_code
+        super().__init__(f"callback {url}: {message}")

@@ -1,0 +1,302 @@
+"""What the step_executor function does with one Cloud Task attempt (framework-free).
+
+The task body (see README "Cloud Task body") names one action of one step; Cloud Tasks delivers it at
+least once and retries it with the queue's backoff while the answer is not 2xx. The attempt number is
+``X-CloudTasks-TaskRetryCount + 1``. Answers:
+
+- 200 after reporting a final outcome to ``callback_url``: success, business failure, invalid call,
+  or a transient failure on the last allowed attempt (``max_attempts`` holds exactly: the executor
+  answers 2xx at that attempt whatever the participant said);
+- 503 on a transient failure while attempts remain (Cloud Tasks retries; nothing is reported);
+- 500 when the callback could not be delivered (Cloud Tasks retries; the participant sees the same
+  ``Idempotency-Key`` again, so the effect is not applied twice). An attempt beyond ``max_attempts``
+  (only after such a 500) calls once more and reports whatever it gets as final.
+
+A body without ``callback_url`` (the ``TaskManager`` envelope) follows the same rules without reporting.
+A body that cannot be understood is answered 200 (another try cannot fix it) after reporting
+``invalid`` when a callback URL is known.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+
+from saga_orchestrator.auth import TokenSource
+from saga_orchestrator.errors import (
+    CallbackDeliveryError,
+    FieldError,
+    InvalidRequestError,
+    ReferenceResolutionError,
+    SecretAccessError,
+)
+from saga_orchestrator.logging import get_logger, log_context, trace_name
+from saga_orchestrator.model import ActionSpec, SecretRef
+from saga_orchestrator.participant import CallContext, CallOutcome, prepare, send, trace_id
+from saga_orchestrator.settings import Settings
+from saga_orchestrator.validation import host_error, parse_call
+
+log = get_logger("saga_orchestrator.executor")
+
+# Part of validation.ATTEMPT_OVERHEAD_SECONDS: one attempt must fit the Cloud Tasks dispatch deadline.
+CALLBACK_TIMEOUT_SECONDS = 10.0
+DEADLINE_MESSAGE = "the saga deadline passed before the step succeeded"
+# Workflows callback URLs on Google Cloud live here; locally the allowlist decides.
+WORKFLOWS_CALLBACK_HOST = "workflowexecutions.googleapis.com"
+
+
+class SecretSource(Protocol):
+    def get(self, ref: SecretRef) -> str: ...
+
+
+@dataclass(frozen=True)
+class StepTask:
+    saga_id: str
+    step_name: str
+    action: str
+    call: ActionSpec
+    callback_url: str | None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    execution_id: str | None = None
+    step_index: int = 0
+    # Epoch seconds after which an ``execute`` must not be (re)tried: the saga deadline.
+    deadline: float | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The HTTP answer to Cloud Tasks: ``status_code`` and a small JSON body (no secrets, no outputs)."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+Reporter = Callable[[str, dict[str, Any]], None]
+
+
+def parse_task(body: Any, settings: Settings) -> StepTask:
+    """Raises ``InvalidRequestError`` naming every bad field (``call`` is re-checked, allowlist included)."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError([FieldError("", "the task body must be a JSON object")])
+    errors: list[FieldError] = []
+    for key in ("saga_id", "step_name"):
+        if not isinstance(body.get(key), str) or not body.get(key):
+            errors.append(FieldError(key, "is required and must be a string"))
+    action = body.get("action", "execute")
+    if action not in ("execute", "compensate"):
+        errors.append(FieldError("action", "must be 'execute' or 'compensate'"))
+    callback_url = body.get("callback_url")
+    if callback_url is not None and not isinstance(callback_url, str):
+        errors.append(FieldError("callback_url", "must be a string"))
+        callback_url = None
+    outputs = body.get("outputs") or {}
+    if not isinstance(outputs, dict):
+        errors.append(FieldError("outputs", "must be an object of step name to output"))
+        outputs = {}
+    step_index = body.get("step_index", 0)
+    if not isinstance(step_index, int) or isinstance(step_index, bool):
+        errors.append(FieldError("step_index", "must be an integer"))
+        step_index = 0
+    deadline = body.get("deadline")
+    if deadline is not None and (not isinstance(deadline, int | float) or isinstance(deadline, bool)):
+        errors.append(FieldError("deadline", "must be epoch seconds or null"))
+        deadline = None
+    call = None
+    try:
+        call = parse_call(body.get("call"), settings)
+    except InvalidRequestError as error:
+        errors.extend(error.errors)
+    if errors or call is None:
+        raise InvalidRequestError(errors)
+    execution_id = body.get("execution_id")
+    return StepTask(
+        saga_id=body["saga_id"],
+        step_name=body["step_name"],
+        action=action,
+        call=call,
+        callback_url=callback_url,
+        outputs=outputs,
+        execution_id=execution_id if isinstance(execution_id, str) else None,
+        step_index=step_index,
+        deadline=float(deadline) if deadline is not None else None,
+    )
+
+
+def callback_url_error(url: str, settings: Settings) -> str | None:
+    """The callback carries an OAuth2 access token: only the Workflows API (or an allowed host) gets it."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and (parts.hostname or "").lower() == WORKFLOWS_CALLBACK_HOST:
+        return None
+    return host_error(url, settings)
+
+
+def report(
+    url: str, body: dict[str, Any], tokens: TokenSource, session: requests.Session | None = None
+) -> None:
+    """POST the callback body with ``Authorization: Bearer <access token>``; raises ``CallbackDeliveryError``."""
+    http = session or requests
+    try:
+        token = tokens.access_token()
+    except Exception as error:
+        raise CallbackDeliveryError(url, f"no access token ({type(error).__name__})") from None
+    try:
+        response = http.post(
+            url,
+            data=json.dumps(body, separators=(",", ":")).encode("utf-8"),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            timeout=CALLBACK_TIMEOUT_SECONDS,
+            allow_redirects=False,
+        )
+    except requests.RequestException as error:
+        raise CallbackDeliveryError(url, f"{type(error).__name__}") from None
+    if not 200 <= response.status_code < 300:
+        raise CallbackDeliveryError(url, f"HTTP {response.status_code}", response.status_code)
+
+
+def succeeded_body(output: Any, attempts: int) -> dict[str, Any]:
+    return {"status": "succeeded", "output": output, "error": None, "attempts": attempts}
+
+
+def failed_body(kind: str, message: str, attempts: int, status_code: int | None = None) -> dict[str, Any]:
+    return {
+        "status": "failed",
+        "output": None,
+        "error": {"kind": kind, "status_code": status_code, "message": message},
+        "attempts": attempts,
+    }
+
+
+class StepExecutor:
+    """One instance per process; ``run`` is thread-safe."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        secrets: SecretSource,
+        tokens: TokenSource,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._secrets = secrets
+        self._tokens = tokens
+        self._session = session
+        self._clock = clock
+
+    def handle(self, body: Any, headers: Mapping[str, str]) -> Reply:
+        retry_count = _int_header(headers, "X-CloudTasks-TaskRetryCount")
+        attempt = retry_count + 1
+        try:
+            task = parse_task(body, self.settings)
+        except InvalidRequestError as error:
+            return self._refuse(body, error, attempt)
+        with log_context(
+            saga_id=task.saga_id,
+            step=task.step_name,
+            trace=trace_name(self.settings.project_id, trace_id(task.saga_id)),
+        ):
+            return self.run(task, attempt)
+
+    def run(self, task: StepTask, attempt: int) -> Reply:
+        if task.callback_url is not None:
+            problem = callback_url_error(task.callback_url, self.settings)
+            if problem:
+                log.error("refusing task: callback URL " + problem, action=task.action)
+                return Reply(200, {"outcome": "refused", "message": "callback_url " + problem})
+        max_attempts = task.call.max_attempts
+        if self._past_deadline(task):
+            # An execute is never started or retried after the saga deadline; compensations always run.
+            return self._finish(task, failed_body("deadline", DEADLINE_MESSAGE, attempt - 1))
+        outcome = self._attempt(task, attempt)
+        last = attempt >= max_attempts
+        if outcome.kind == "transient" and not last and self._past_deadline(task):
+            return self._finish(
+                task, failed_body("deadline", f"{DEADLINE_MESSAGE}; last: {outcome.message}", attempt)
+            )
+        log.info(
+            f"{task.action} attempt {attempt}/{max_attempts}: {outcome.kind}",
+            action=task.action,
+            attempt=attempt,
+            outcome=outcome.kind,
+            status_code=outcome.status_code,
+        )
+        if outcome.kind == "transient" and not last:
+            return Reply(503, {"outcome": "retry", "attempt": attempt, "message": outcome.message})
+        if outcome.kind == "success":
+            final = succeeded_body(outcome.output, attempt)
+        elif outcome.kind == "transient":
+            final = failed_body(
+                "exhausted",
+                f"{max_attempts} attempts failed; last: {outcome.message}",
+                attempt,
+                outcome.status_code,
+            )
+        else:
+            kind = "invalid" if outcome.status_code is None else "business"
+            final = failed_body(kind, outcome.message, attempt, outcome.status_code)
+        return self._finish(task, final)
+
+    def _past_deadline(self, task: StepTask) -> bool:
+        return task.action == "execute" and task.deadline is not None and self._clock() >= task.deadline
+
+    def _attempt(self, task: StepTask, attempt: int) -> CallOutcome:
+        """One participant call; problems that another try cannot fix come back as kind ``business``
+        with no status code (reported as ``invalid``)."""
+        try:
+            secret_values = {name: self._secrets.get(ref) for name, ref in task.call.secret_headers.items()}
+        except SecretAccessError as error:
+            return CallOutcome("transient" if error.retryable else "business", None, None, str(error))
+        ctx = CallContext(task.saga_id, task.step_name, task.action, attempt)  # type: ignore[arg-type]
+        try:
+            prepared = prepare(
+                task.call, ctx, outputs=task.outputs, secret_values=secret_values, tokens=self._tokens
+            )
+        except ReferenceResolutionError as error:
+            return CallOutcome("business", None, None, str(error))
+        except Exception as error:  # token fetch (metadata server) trouble: try again later
+            return CallOutcome("transient", None, None, f"could not get an ID token ({type(error).__name__})")
+        return send(prepared, self._session)
+
+    def _finish(self, task: StepTask, final: dict[str, Any]) -> Reply:
+        if task.callback_url is None:
+            return Reply(200, {"outcome": "final", "result": final["status"], "attempts": final["attempts"]})
+        try:
+            report(task.callback_url, final, self._tokens, self._session)
+        except CallbackDeliveryError as error:
+            log.error(str(error), action=task.action)
+            return Reply(500, {"outcome": "callback_failed", "message": str(error)})
+        return Reply(200, {"outcome": "reported", "result": final["status"], "attempts": final["attempts"]})
+
+    def _refuse(self, body: Any, error: InvalidRequestError, attempt: int) -> Reply:
+        errors = [e.to_dict() for e in error.errors]
+        callback_url = body.get("callback_url") if isinstance(body, dict) else None
+        saga_id = (
+            body.get("saga_id") if isinstance(body, dict) and isinstance(body.get("saga_id"), str) else None
+        )
+        with log_context(saga_id=saga_id):
+            log.warning("refusing an invalid task", errors=errors)
+            if isinstance(callback_url, str) and callback_url_error(callback_url, self.settings) is None:
+                final = failed_body("invalid", str(error), attempt)
+                try:
+                    report(callback_url, final, self._tokens, self._session)
+                except CallbackDeliveryError as delivery:
+                    log.error(str(delivery))
+                    return Reply(500, {"outcome": "callback_failed", "message": str(delivery)})
+                return Reply(200, {"outcome": "reported", "result": "failed", "errors": errors})
+        return Reply(200, {"outcome": "refused", "errors": errors})
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int:
+    wanted = name.lower()
+    value = next((v for k, v in headers.items() if k.lower() == wanted), None)
+    try:
+        return max(0, int(value)) if value is not None else 0
+    except ValueError:
+        return 0

@@ -1,0 +1,70 @@
+"""Resolution of ``{"$ref": "steps.<name>.output[.<key or index>]..."}`` against earlier outputs.
+
+A reference object is replaced by the value it names, wherever it appears in a payload (any depth) or as
+a header value (where the value must be a string, number or boolean; numbers and booleans are written
+as JSON). ``outputs`` maps step names to the outputs of the steps that succeeded before this call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from saga_orchestrator.errors import ReferenceResolutionError
+from saga_orchestrator.validation import REF_RE
+
+
+def is_ref(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"$ref"} and isinstance(value["$ref"], str)
+
+
+def lookup(ref: str, outputs: Mapping[str, Any]) -> Any:
+    match = REF_RE.match(ref)
+    if not match:
+        raise ReferenceResolutionError(ref, "must look like steps.<name>.output[.<key>...]")
+    step, rest = match.group(1), match.group(2)
+    if step not in outputs:
+        raise ReferenceResolutionError(
+            ref, f"step {step!r} has no output here (it has not succeeded before this call)"
+        )
+    value = outputs[step]
+    walked = f"steps.{step}.output"
+    for segment in [s for s in rest.split(".") if s]:
+        if isinstance(value, dict):
+            if segment not in value:
+                raise ReferenceResolutionError(ref, f"{walked} has no key {segment!r}")
+            value = value[segment]
+        elif isinstance(value, list):
+            if not segment.isdigit() or int(segment) >= len(value):
+                raise ReferenceResolutionError(
+                    ref, f"{walked} is a list of {len(value)}; {segment!r} is not an index in it"
+                )
+            value = value[int(segment)]
+        else:
+            raise ReferenceResolutionError(ref, f"{walked} is {type(value).__name__}, not an object or list")
+        walked += "." + segment
+    return value
+
+
+def resolve(value: Any, outputs: Mapping[str, Any]) -> Any:
+    """A copy of ``value`` with every reference object replaced; raises ``ReferenceResolutionError``."""
+    if is_ref(value):
+        return lookup(value["$ref"], outputs)
+    if isinstance(value, dict):
+        return {key: resolve(item, outputs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve(item, outputs) for item in value]
+    return value
+
+
+def resolve_header(value: Any, outputs: Mapping[str, Any]) -> str:
+    resolved = resolve(value, outputs)
+    if isinstance(resolved, str):
+        return resolved
+    if isinstance(resolved, bool | int | float):
+        return json.dumps(resolved)
+    ref = value["$ref"] if is_ref(value) else "?"
+    raise ReferenceResolutionError(
+        ref, f"a header value must be a string, number or boolean, not {type(resolved).__name__}"
+    )

@@ -1,0 +1,152 @@
+"""Deployment settings of the three functions, read once from an environment mapping.
+
+Pure: ``Settings.from_env(env)`` reads only the mapping it is given (the functions pass ``os.environ``).
+Defaults are the values of ``deployment.env`` at the repository root, so a test or a tool that passes
+``{}`` gets the same behaviour as a default deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from saga_orchestrator.errors import FieldError, InvalidRequestError
+
+DEFAULTS: dict[str, str] = {
+    "SAGA_PROJECT_ID": "local-project",
+    "SAGA_LOCATION": "us-central1",
+    "SAGA_REQUEST_TOPIC": "saga-requests",
+    "SAGA_RESULT_TOPIC": "saga-results",
+    "SAGA_TASK_QUEUE": "saga-tasks",
+    "SAGA_WORKFLOW": "saga-orchestrator",
+    "SAGA_QUEUE_MAX_ATTEMPTS": "20",
+    "SAGA_QUEUE_MIN_BACKOFF_SECONDS": "0.5",
+    "SAGA_QUEUE_MAX_BACKOFF_SECONDS": "30",
+    "SAGA_QUEUE_MAX_DOUBLINGS": "5",
+    "SAGA_DISPATCH_DEADLINE_SECONDS": "120",
+    "SAGA_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SAGA_MAX_STEPS": "20",
+    "SAGA_DEFAULT_DEADLINE_SECONDS": "86400",
+    "SAGA_DEFAULT_STEP_TIMEOUT_SECONDS": "30",
+    "SAGA_DEFAULT_EXECUTE_MAX_ATTEMPTS": "5",
+    "SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS": "10",
+    "SAGA_SECRET_CACHE_SECONDS": "60",
+}
+
+# Hosts a participant URL may never name, whatever the allowlist says.
+ALWAYS_DENIED_HOSTS: tuple[str, ...] = ("metadata.google.internal", "metadata", "169.254.169.254")
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_id: str
+    location: str
+    request_topic: str
+    result_topic: str
+    task_queue: str
+    workflow: str
+    queue_max_attempts: int
+    queue_min_backoff_seconds: float
+    queue_max_backoff_seconds: float
+    queue_max_doublings: int
+    dispatch_deadline_seconds: float
+    allowed_hosts: tuple[str, ...]
+    max_steps: int
+    default_deadline_seconds: int
+    default_step_timeout_seconds: float
+    default_execute_max_attempts: int
+    default_compensate_max_attempts: int
+    secret_cache_seconds: float
+    # ``host:port`` of the metadata server as google-auth sees it (GCE_METADATA_HOST); always refused.
+    metadata_host: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Raises ``InvalidRequestError`` naming every malformed variable."""
+        errors: list[FieldError] = []
+
+        def text(name: str) -> str:
+            value = env.get(name, "").strip()
+            return value or DEFAULTS[name]
+
+        def number(name: str, kind: type[int] | type[float], minimum: float) -> float:
+            raw = text(name)
+            try:
+                value = kind(raw)
+            except ValueError:
+                errors.append(
+                    FieldError(name, f"must be {'an integer' if kind is int else 'a number'}, got {raw!r}")
+                )
+                return kind(DEFAULTS[name])
+            if value < minimum:
+                errors.append(FieldError(name, f"must be at least {minimum:g}, got {raw}"))
+            return value
+
+        hosts = tuple(h.strip().lower() for h in text("SAGA_ALLOWED_HOSTS").split(",") if h.strip())
+        settings = cls(
+            project_id=text("SAGA_PROJECT_ID"),
+            location=text("SAGA_LOCATION"),
+            request_topic=text("SAGA_REQUEST_TOPIC"),
+            result_topic=text("SAGA_RESULT_TOPIC"),
+            task_queue=text("SAGA_TASK_QUEUE"),
+            workflow=text("SAGA_WORKFLOW"),
+            queue_max_attempts=int(number("SAGA_QUEUE_MAX_ATTEMPTS", int, 1)),
+            queue_min_backoff_seconds=number("SAGA_QUEUE_MIN_BACKOFF_SECONDS", float, 0),
+            queue_max_backoff_seconds=number("SAGA_QUEUE_MAX_BACKOFF_SECONDS", float, 0),
+            queue_max_doublings=int(number("SAGA_QUEUE_MAX_DOUBLINGS", int, 0)),
+            dispatch_deadline_seconds=number("SAGA_DISPATCH_DEADLINE_SECONDS", float, 15),
+            allowed_hosts=hosts,
+            max_steps=int(number("SAGA_MAX_STEPS", int, 1)),
+            default_deadline_seconds=int(number("SAGA_DEFAULT_DEADLINE_SECONDS", int, 1)),
+            default_step_timeout_seconds=number("SAGA_DEFAULT_STEP_TIMEOUT_SECONDS", float, 1),
+            default_execute_max_attempts=int(number("SAGA_DEFAULT_EXECUTE_MAX_ATTEMPTS", int, 1)),
+            default_compensate_max_attempts=int(number("SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS", int, 1)),
+            secret_cache_seconds=number("SAGA_SECRET_CACHE_SECONDS", float, 0),
+            metadata_host=(env.get("GCE_METADATA_HOST") or "").strip().lower() or None,
+        )
+        if settings.queue_max_backoff_seconds < settings.queue_min_backoff_seconds:
+            errors.append(
+                FieldError(
+                    "SAGA_QUEUE_MAX_BACKOFF_SECONDS", "must not be less than SAGA_QUEUE_MIN_BACKOFF_SECONDS"
+                )
+            )
+        if settings.dispatch_deadline_seconds > 1800:
+            errors.append(
+                FieldError("SAGA_DISPATCH_DEADLINE_SECONDS", "must be at most 1800 (Cloud Tasks limit)")
+            )
+        for name, value in (
+            ("SAGA_DEFAULT_EXECUTE_MAX_ATTEMPTS", settings.default_execute_max_attempts),
+            ("SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS", settings.default_compensate_max_attempts),
+        ):
+            if value > settings.queue_max_attempts:
+                errors.append(FieldError(name, "must not exceed SAGA_QUEUE_MAX_ATTEMPTS"))
+        if errors:
+            raise InvalidRequestError(errors)
+        return settings
+
+    @property
+    def workflow_path(self) -> str:
+        return f"projects/{self.project_id}/locations/{self.location}/workflows/{self.workflow}"
+
+    @property
+    def result_topic_path(self) -> str:
+        return f"projects/{self.project_id}/topics/{self.result_topic}"
+
+    @property
+    def queue_path(self) -> str:
+        return f"projects/{self.project_id}/locations/{self.location}/queues/{self.task_queue}"
+
+    def retry_delay_seconds(self, retry: int) -> float:
+        """Cloud Tasks' delay before retry number ``retry`` (1 = the first retry) under the queue's config.
+
+        The documented schedule: start at min_backoff, double max_doublings times, then grow linearly by
+        2**max_doublings * min_backoff per retry; never above max_backoff.
+        """
+        if retry < 1:
+            return 0.0
+        doublings = self.queue_max_doublings
+        if retry - 1 <= doublings:
+            delay = self.queue_min_backoff_seconds * 2 ** (retry - 1)
+        else:
+            delay = self.queue_min_backoff_seconds * 2**doublings * (retry - doublings)
+        return float(min(delay, self.queue_max_backoff_seconds))

@@ -1,0 +1,1 @@
+"""The seed import path of ``SagaOrchestrator``."""

@@ -1,0 +1,149 @@
+"""Start, inspect and cancel sagas through the Workflows Executions API (the seed's Python API).
+
+``execute_saga`` validates and normalizes exactly like the ``start_saga`` function, then starts one
+execution of the saga workflow with the normalized request as its argument, labelled
+``saga_id=<saga id>``. Starting is idempotent per saga id: if an execution with that label already
+exists (any state), its name is returned and nothing new starts. Two starts racing within the same
+instant can both pass the check; Pub/Sub redeliveries are far enough apart in practice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from saga_orchestrator.clients import ClientFactory, default_factory
+from saga_orchestrator.model import SagaRequest
+from saga_orchestrator.settings import Settings
+from saga_orchestrator.validation import validate_request
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    execution_name: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class SagaStatus:
+    execution_name: str
+    # ACTIVE, SUCCEEDED, FAILED, CANCELLED, UNAVAILABLE, QUEUED (Executions API states)
+    state: str
+    # The workflow's result (the saga result) when SUCCEEDED, parsed from JSON.
+    result: Any = None
+    # The execution error's payload (parsed JSON when it is JSON) when FAILED or CANCELLED.
+    error: Any = None
+    start_time: str | None = None
+    end_time: str | None = None
+    saga_id: str | None = None
+
+
+class SagaOrchestrator:
+    def __init__(
+        self,
+        project_id: str,
+        location: str,
+        workflow_name: str,
+        *,
+        clients: ClientFactory | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self._clients = clients or default_factory()
+        base = settings or Settings.from_env(self._clients.env)
+        self.settings = dataclasses.replace(
+            base, project_id=project_id, location=location, workflow=workflow_name
+        )
+        self.workflow_path = self.settings.workflow_path
+
+    def execute_saga(
+        self,
+        steps: list[dict[str, Any]],
+        *,
+        saga_id: str | None = None,
+        deadline_seconds: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Validate, then start (or find) the saga's execution; returns the execution name.
+
+        Raises ``InvalidRequestError`` naming every bad field; API errors propagate as
+        ``google.api_core.exceptions``.
+        """
+        data: dict[str, Any] = {"steps": steps}
+        if saga_id is not None:
+            data["saga_id"] = saga_id
+        if deadline_seconds is not None:
+            data["deadline_seconds"] = deadline_seconds
+        if metadata is not None:
+            data["metadata"] = metadata
+        request = validate_request(data, self.settings)
+        return self.start(request).execution_name
+
+    def find_execution(self, saga_id: str) -> str | None:
+        """Name of an execution labelled with ``saga_id`` (newest first), if any."""
+        from google.cloud.workflows import executions_v1
+
+        client = self._clients.executions()
+        pager = client.list_executions(
+            request=executions_v1.ListExecutionsRequest(
+                parent=self.workflow_path, filter=f'labels.saga_id="{saga_id}"', page_size=1
+            )
+        )
+        for execution in pager:
+            if execution.labels.get("saga_id", saga_id) == saga_id:
+                return str(execution.name)
+        return None
+
+    def start(self, request: SagaRequest) -> StartOutcome:
+        from google.cloud.workflows import executions_v1
+
+        existing = self.find_execution(request.saga_id)
+        if existing:
+            return StartOutcome(existing, created=False)
+        execution = self._clients.executions().create_execution(
+            parent=self.workflow_path,
+            execution=executions_v1.Execution(
+                argument=request.argument_json(), labels={"saga_id": request.saga_id}
+            ),
+        )
+        return StartOutcome(str(execution.name), created=True)
+
+    def get_saga_status(self, execution_name: str) -> SagaStatus:
+        execution = self._clients.executions().get_execution(name=execution_name)
+        state = type(execution).State(execution.state).name
+        result = _json_or_text(execution.result) if execution.result else None
+        error = None
+        if execution.error and execution.error.payload:
+            error = _json_or_text(execution.error.payload)
+        return SagaStatus(
+            execution_name=str(execution.name),
+            state=state,
+            result=result,
+            error=error,
+            start_time=_time(execution.start_time),
+            end_time=_time(execution.end_time),
+            saga_id=execution.labels.get("saga_id"),
+        )
+
+    def cancel_saga(self, execution_name: str) -> str:
+        """Cancel a running saga; returns the state after the call. Compensations do NOT run: a
+        cancelled saga stops where it is (use it for stuck sagas, after a person looked)."""
+        execution = self._clients.executions().cancel_execution(name=execution_name)
+        return str(type(execution).State(execution.state).name)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _time(value: Any) -> str | None:
+    if not value:
+        return None
+    try:
+        return str(value.isoformat().replace("+00:00", "Z"))
+    except AttributeError:
+        return str(value)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from google.api_core import exceptions as gexc
+from saga_orchestrator.events import decode_result
+
+DATA = Path(__file__).parents[1] / "data"
+RESULTS = "projects/local-project/topics/saga-results"
+
+
+@pytest.fixture
+def saga_completion(make_client):
+    return make_client("saga_completion", "http")
+
+
+def completion_body() -> dict:
+    return json.loads((DATA / "completion-compensated.json").read_text())
+
+
+def test_a_result_is_published_as_a_binary_cloudevent(saga_completion, google_apis):
+    response = saga_completion.post("/", json=completion_body(), headers={"Authorization": "Bearer oidc"})
+    assert response.status_code == 200
+    [message] = google_apis.published(RESULTS)
+    assert response.get_json() == {"message_id": message.message_id, "event_id": message.attributes["ce-id"]}
+    assert message.attributes["ce-type"] == "dev.sagaorchestrator.saga.v1.compensated"
+    assert message.attributes["ce-subject"] == "trip-42"
+    assert message.attributes["content-type"] == "application/json"
+    event = decode_result(message.data, message.attributes)
+    assert event.result.failed_step == "process_payment"
+    assert json.loads(message.data) == completion_body()
+
+
+def test_a_repeated_completion_publishes_the_same_event_id(saga_completion, google_apis):
+    saga_completion.post("/", json=completion_body())
+    saga_completion.post("/", json=completion_body())
+    first, second = google_apis.published(RESULTS)
+    assert first.attributes["ce-id"] == second.attributes["ce-id"]
+
+
+def test_a_body_that_is_not_json_is_a_400(saga_completion, google_apis):
+    response = saga_completion.post("/", data=b"{oops", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert google_apis.published() == []
+
+
+def test_an_invalid_result_is_a_400_naming_every_field(saga_completion, google_apis):
+    body = completion_body()
+    body["status"] = "done"
+    del body["execution"]
+    response = saga_completion.post("/", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == [
+        {"field": "status", "message": "must be one of succeeded, compensated, failed, rejected"},
+        {"field": "execution", "message": "is required: projects/P/locations/L/workflows/W/executions/E"},
+    ]
+    assert google_apis.published() == []
+
+
+def test_a_publish_failure_is_a_500_so_the_workflow_retries(saga_completion, google_apis):
+    google_apis.fail_next("Publish", gexc.NotFound("Topic not found"))
+    assert saga_completion.post("/", json=completion_body()).status_code == 500

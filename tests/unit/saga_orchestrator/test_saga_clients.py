@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from saga_orchestrator import clients
+from saga_orchestrator.clients import ClientFactory
+
+
+def test_clients_talk_to_the_emulator_named_in_the_environment(google_apis):
+    factory = ClientFactory(google_apis.env())
+    try:
+        factory.executions().list_executions(parent="projects/p/locations/l/workflows/w")
+        assert factory.tasks() is factory.tasks()
+        assert factory.emulator_host("tasks") == google_apis.address
+    finally:
+        factory.close()
+
+
+def test_without_emulator_variables_the_real_endpoints_are_chosen():
+    factory = ClientFactory({})
+    assert factory.emulator_host("pubsub") is None
+    assert factory.emulator_host("workflows") is None
+
+
+def test_the_default_factory_is_built_once_and_can_be_replaced(monkeypatch):
+    monkeypatch.setenv("CLOUD_TASKS_EMULATOR_HOST", "127.0.0.1:9")
+    clients.set_default_factory(None)
+    try:
+        first = clients.default_factory()
+        assert first is clients.default_factory()
+        assert first.emulator_host("tasks") == "127.0.0.1:9"
+        replacement = ClientFactory({})
+        clients.set_default_factory(replacement)
+        assert clients.default_factory() is replacement
+    finally:
+        clients.set_default_factory(None)

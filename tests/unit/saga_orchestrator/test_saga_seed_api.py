@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+from google.api_core import exceptions as gexc
+from saga_orchestrator.clients import ClientFactory
+from saga_orchestrator.errors import InvalidRequestError, SagaError, TaskAlreadyExistsError
+from saga_orchestrator.tasks.task_manager import TaskManager
+from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
+
+STEPS = [
+    {
+        "name": "create_booking",
+        "execute_url": "http://localhost:8081/execute",
+        "execute_payload": {"action": "create"},
+        "compensate_url": "http://localhost:8081/compensate",
+        "compensate_payload": {"action": "cancel"},
+    }
+]
+
+
+@pytest.fixture
+def clients(google_apis):
+    factory = ClientFactory(google_apis.env())
+    yield factory
+    factory.close()
+
+
+def test_execute_saga_starts_one_labelled_execution_with_the_normalized_argument(google_apis, clients):
+    orchestrator = SagaOrchestrator("shop", "europe-west1", "saga-orchestrator", clients=clients)
+    name = orchestrator.execute_saga(STEPS, saga_id="trip-42", metadata={"order": 1})
+    assert name.startswith("projects/shop/locations/europe-west1/workflows/saga-orchestrator/executions/")
+    execution = google_apis.state.executions[name]
+    assert dict(execution.labels) == {"saga_id": "trip-42"}
+    argument = json.loads(execution.argument)
+    assert argument["saga_id"] == "trip-42"
+    assert argument["metadata"] == {"order": 1}
+    assert argument["steps"][0]["execute"]["url"] == "http://localhost:8081/execute"
+    assert argument["event_id"] is None
+
+
+def test_execute_saga_with_the_same_saga_id_returns_the_existing_execution(google_apis, clients):
+    orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
+    first = orchestrator.execute_saga(STEPS, saga_id="trip-42")
+    assert orchestrator.execute_saga(STEPS, saga_id="trip-42") == first
+    assert orchestrator.execute_saga(STEPS, saga_id="trip-43") != first
+    assert len(google_apis.state.executions) == 2
+
+
+def test_execute_saga_refuses_an_invalid_saga_before_calling_workflows(google_apis, clients):
+    orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
+    with pytest.raises(InvalidRequestError) as caught:
+        orchestrator.execute_saga(
+            [{"name": "x", "execute_url": "http://169.254.169.254/"}], deadline_seconds=0
+        )
+    assert [e.field for e in caught.value.errors] == ["deadline_seconds", "steps[0].execute_url"]
+    assert google_apis.state.executions == {}
+
+
+def test_status_and_cancel(google_apis, clients):
+    orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
+    name = orchestrator.execute_saga(STEPS)
+    status = orchestrator.get_saga_status(name)
+    assert (status.state, status.result, status.error) == ("ACTIVE", None, None)
+    assert status.saga_id and status.saga_id.startswith("saga-")
+    assert orchestrator.cancel_saga(name) == "CANCELLED"
+    assert orchestrator.get_saga_status(name).state == "CANCELLED"
+
+
+def test_an_unavailable_workflows_api_surfaces_as_the_google_exception(google_apis, clients):
+    google_apis.fail_next("ListExecutions", gexc.ServiceUnavailable("try later"))
+    orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
+    with pytest.raises(gexc.ServiceUnavailable):
+        orchestrator.execute_saga(STEPS, saga_id="trip-1")
+
+
+def test_create_retry_task_routes_the_call_through_the_step_executor(google_apis, clients):
+    manager = TaskManager(
+        "shop",
+        "us-central1",
+        "saga-tasks",
+        clients=clients,
+        executor_url="https://step-executor.example.run.app/",
+        invoker_email="invoker@shop.iam.gserviceaccount.com",
+    )
+    when = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)).replace(microsecond=0)
+    task = manager.create_retry_task(
+        "http://localhost:8081/api",
+        {"data": "value"},
+        7,
+        task_id="order-1",
+        schedule_time=when,
+        headers={"X-Tenant": "t"},
+    )
+    assert task.name == "projects/shop/locations/us-central1/queues/saga-tasks/tasks/order-1"
+    stored = google_apis.state.tasks[task.name]
+    request = stored.http_request
+    assert request.url == "https://step-executor.example.run.app/"
+    assert request.oidc_token.service_account_email == "invoker@shop.iam.gserviceaccount.com"
+    assert request.oidc_token.audience == "https://step-executor.example.run.app/"
+    assert request.headers["Content-Type"] == "application/json"
+    envelope = json.loads(request.body)
+    assert envelope["callback_url"] is None
+    assert envelope["step_name"] == "order-1"
+    assert envelope["call"]["url"] == "http://localhost:8081/api"
+    assert envelope["call"]["payload"] == {"data": "value"}
+    assert envelope["call"]["headers"] == {"X-Tenant": "t"}
+    assert envelope["call"]["max_attempts"] == 7
+    assert stored.schedule_time.timestamp() == when.timestamp()
+    assert stored.dispatch_deadline.total_seconds() == 120
+
+
+def test_a_named_task_created_twice_is_a_clear_error(google_apis, clients):
+    manager = TaskManager(
+        "shop", "us-central1", "saga-tasks", clients=clients, executor_url="http://127.0.0.1:1/"
+    )
+    manager.create_retry_task("http://localhost:8081/api", {}, 3, task_id="once", schedule_time=10)
+    with pytest.raises(TaskAlreadyExistsError) as caught:
+        manager.create_retry_task("http://localhost:8081/api", {}, 3, task_id="once")
+    assert caught.value.task_name.endswith("/tasks/once")
+
+
+def test_max_attempts_and_host_are_checked_before_creating(google_apis, clients):
+    manager = TaskManager(
+        "shop", "us-central1", "saga-tasks", clients=clients, executor_url="http://127.0.0.1:1/"
+    )
+    with pytest.raises(InvalidRequestError) as caught:
+        manager.create_retry_task("http://evil.test/api", {}, 50)
+    assert [e.field for e in caught.value.errors] == ["task.url", "task.retry.max_attempts"]
+    assert google_apis.state.tasks == {}
+
+
+def test_without_an_executor_url_the_task_manager_says_why():
+    manager = TaskManager("shop", "us-central1", "saga-tasks", clients=ClientFactory({}))
+    with pytest.raises(SagaError, match="SAGA_STEP_EXECUTOR_URL"):
+        manager.create_retry_task("http://localhost:8081/api", {}, 3)
+
+
+def test_the_executor_url_can_come_from_the_factory_environment(google_apis):
+    factory = ClientFactory({**google_apis.env(), "SAGA_STEP_EXECUTOR_URL": "http://127.0.0.1:9/"})
+    try:
+        task = TaskManager("shop", "us-central1", "saga-tasks", clients=factory).create_retry_task(
+            "http://localhost:8081/api", {}, 2
+        )
+        assert google_apis.state.tasks[task.name].http_request.url == "http://127.0.0.1:9/"
+    finally:
+        factory.close()

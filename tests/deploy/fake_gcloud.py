@@ -1,0 +1,452 @@
+"""A stand-in for ``gcloud`` in deploy.sh's tests (run as a script, never imported).
+
+It records every call (one JSON line ``{"argv": [...]}`` in ``$FAKE_GCLOUD_LOG``) and keeps the state of
+one project in ``$FAKE_GCLOUD_STATE`` (JSON): describe fails with exit 1 for what does not exist, create
+and deploy record the resource, add-iam-policy-binding records the (role, member) pair on the resource.
+It answers only the command forms deploy.sh is meant to use and refuses anything else (exit 2), so a
+typo or an unexpected command fails the test instead of passing silently. ``$FAKE_GCLOUD_FAIL`` names a
+command (e.g. ``pubsub topics create``) that fails with exit 1, to test error handling.
+
+Runs with ``python -S`` (fast start), so it uses the standard library only, and not even pathlib (its
+import alone would cost a tenth of a second per deploy run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# Importing typing costs as much as starting Python; the annotations only matter to mypy.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class GcloudError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Positionals and ``--flag=value`` / ``--flag`` (value "") flags; deploy.sh always uses ``=``."""
+    positionals: list[str] = []
+    flags: dict[str, str] = {}
+    for arg in argv:
+        if arg.startswith("--"):
+            name, _, value = arg[2:].partition("=")
+            if name in flags:
+                raise GcloudError(f"flag --{name} given twice", 2)
+            flags[name] = value
+        else:
+            positionals.append(arg)
+    return positionals, flags
+
+
+def lookup(resource: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(resource, dict) or part not in resource:
+            return None
+        resource = resource[part]
+    return resource
+
+
+def render_value(resource: dict[str, Any], fmt: str) -> str:
+    if not (fmt.startswith("value(") and fmt.endswith(")")):
+        raise GcloudError(f"fake gcloud: unsupported --format={fmt}", 2)
+    fields = [lookup(resource, key.strip()) for key in fmt[len("value(") : -1].split(",")]
+    return "\t".join("" if value is None else str(value) for value in fields)
+
+
+def duration(text: str) -> str | None:
+    """``0.5s`` → ``0.500s`` as the API prints it; zero durations are omitted (proto3 JSON)."""
+    if not text.endswith("s"):
+        raise GcloudError(f"a duration must end in 's': {text}")
+    seconds = float(text[:-1])
+    if seconds == 0:
+        return None
+    return f"{int(seconds)}s" if seconds.is_integer() else f"{seconds:.3f}s"
+
+
+def read(path: str) -> str:
+    with open(path, encoding="utf-8") as file:
+        return file.read()
+
+
+def run_service_name(function: str) -> str:
+    return function.replace("_", "-").lower()
+
+
+class Fake:
+    def __init__(self, state: dict[str, Any], positionals: list[str], flags: dict[str, str]) -> None:
+        self.state = state
+        self.pos = positionals
+        self.flags = flags
+        self.out: list[str] = []
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def project(self) -> str:
+        project = self.flags.get("project")
+        if project is None:
+            raise GcloudError("fake gcloud: every call must name --project", 2)
+        if project != self.state["project_id"]:
+            raise GcloudError(f"NOT_FOUND: project {project} (fake knows {self.state['project_id']})")
+        return project
+
+    def location(self, flag: str) -> str:
+        value = self.flags.get(flag)
+        if not value:
+            raise GcloudError(f"fake gcloud: --{flag} is required here", 2)
+        return value
+
+    def arg(self, index: int) -> str:
+        if len(self.pos) <= index:
+            raise GcloudError("fake gcloud: missing positional argument", 2)
+        return self.pos[index]
+
+    def emit(self, resource: dict[str, Any]) -> None:
+        fmt = self.flags.get("format")
+        if fmt is None:
+            self.out.append(json.dumps(resource))
+        else:
+            self.out.append(render_value(resource, fmt))
+
+    def require_account(self, email: str) -> None:
+        if email not in self.state["service_accounts"]:
+            raise GcloudError(f"INVALID_ARGUMENT: service account {email} is unknown to the fake")
+
+    def policy(self, key: str, exists: bool) -> None:
+        if not exists:
+            raise GcloudError(f"NOT_FOUND: {key}")
+        if self.flags.get("flatten") != "bindings[].members" or self.flags.get("format") != (
+            "value(bindings.role,bindings.members)"
+        ):
+            raise GcloudError("fake gcloud: get-iam-policy only with the flatten/format deploy.sh uses", 2)
+        for role, member in self.state["iam"].get(key, []):
+            self.out.append(f"{role}\t{member}")
+
+    def bind(self, key: str, exists: bool) -> None:
+        if not exists:
+            raise GcloudError(f"fake gcloud: cannot bind on {key}: it was never created")
+        member = self.flags.get("member", "")
+        role = self.flags.get("role", "")
+        if not member or not role.startswith("roles/"):
+            raise GcloudError("fake gcloud: --member and --role=roles/... are required", 2)
+        if member.startswith("serviceAccount:") and not member.startswith("serviceAccount:service-"):
+            self.require_account(member.split(":", 1)[1])
+        bindings = self.state["iam"].setdefault(key, [])
+        if [role, member] not in bindings:
+            bindings.append([role, member])
+
+    # --- commands --------------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        pos = self.pos
+        group = tuple(pos[:3])
+        if pos[:1] == ["projects"]:
+            self.projects(self.arg(1))
+        elif pos[:1] == ["services"]:
+            self.services(self.arg(1))
+        elif group[:2] == ("iam", "service-accounts"):
+            self.service_accounts(self.arg(2))
+        elif group[:2] == ("pubsub", "topics"):
+            self.topics(self.arg(2))
+        elif group[:2] == ("tasks", "queues"):
+            self.queues(self.arg(2))
+        elif group[:2] == ("secrets", "versions"):
+            self.secret_versions(self.arg(2))
+        elif pos[:1] == ["secrets"]:
+            self.secrets(self.arg(1))
+        elif pos[:1] == ["functions"]:
+            self.functions(self.arg(1))
+        elif group[:2] == ("run", "services"):
+            self.run_services(self.arg(2))
+        elif pos[:1] == ["workflows"]:
+            self.workflows(self.arg(1))
+        else:
+            raise GcloudError(f"fake gcloud: unsupported command: {' '.join(pos)}", 2)
+
+    def projects(self, verb: str) -> None:
+        project = self.arg(2)
+        if project != self.state["project_id"]:
+            raise GcloudError(f"NOT_FOUND: project {project}")
+        if verb == "describe":
+            self.emit({"projectId": project, "projectNumber": self.state["project_number"]})
+        elif verb == "get-iam-policy":
+            self.policy(f"project/{project}", True)
+        elif verb == "add-iam-policy-binding":
+            if self.flags.get("condition") != "None":
+                raise GcloudError("fake gcloud: project bindings must say --condition=None", 2)
+            self.bind(f"project/{project}", True)
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: projects {verb}", 2)
+
+    def services(self, verb: str) -> None:
+        self.project()
+        enabled: list[str] = self.state["services"]
+        if verb == "list" and "enabled" in self.flags:
+            for name in enabled:
+                self.emit({"config": {"name": name}})
+        elif verb == "enable":
+            for name in self.pos[2:]:
+                if not name.endswith(".googleapis.com"):
+                    raise GcloudError(f"INVALID_ARGUMENT: not a service: {name}")
+                if name not in enabled:
+                    enabled.append(name)
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: services {verb}", 2)
+
+    def service_accounts(self, verb: str) -> None:
+        project = self.project()
+        accounts: dict[str, Any] = self.state["service_accounts"]
+        if verb == "describe":
+            email = self.arg(3)
+            if email not in accounts:
+                raise GcloudError(f"NOT_FOUND: service account {email}")
+            self.emit(accounts[email])
+        elif verb == "create":
+            email = f"{self.arg(3)}@{project}.iam.gserviceaccount.com"
+            if email in accounts:
+                raise GcloudError(f"ALREADY_EXISTS: {email}")
+            accounts[email] = {"email": email, "displayName": self.flags.get("display-name", "")}
+        elif verb == "get-iam-policy":
+            self.policy(f"sa/{self.arg(3)}", self.arg(3) in accounts)
+        elif verb == "add-iam-policy-binding":
+            self.bind(f"sa/{self.arg(3)}", self.arg(3) in accounts)
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: iam service-accounts {verb}", 2)
+
+    def topics(self, verb: str) -> None:
+        project = self.project()
+        topics: dict[str, Any] = self.state["topics"]
+        name = self.arg(3)
+        if verb == "describe":
+            if name not in topics:
+                raise GcloudError(f"NOT_FOUND: topic {name}")
+            self.emit(topics[name])
+        elif verb == "create":
+            if name in topics:
+                raise GcloudError(f"ALREADY_EXISTS: topic {name}")
+            topics[name] = {"name": f"projects/{project}/topics/{name}"}
+        elif verb == "get-iam-policy":
+            self.policy(f"topic/{name}", name in topics)
+        elif verb == "add-iam-policy-binding":
+            self.bind(f"topic/{name}", name in topics)
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: pubsub topics {verb}", 2)
+
+    def queues(self, verb: str) -> None:
+        self.project()
+        key = f"{self.location('location')}/{self.arg(3)}"
+        queues: dict[str, Any] = self.state["queues"]
+        if verb == "describe":
+            if key not in queues:
+                raise GcloudError(f"NOT_FOUND: queue {key}")
+            self.emit(queues[key])
+        elif verb in ("create", "update"):
+            if verb == "create" and key in queues:
+                raise GcloudError(f"ALREADY_EXISTS: queue {key}")
+            if verb == "update" and key not in queues:
+                raise GcloudError(f"NOT_FOUND: queue {key}")
+            queue = queues.setdefault(key, {"retryConfig": {}, "rateLimits": {}})
+            self.apply_queue_flags(queue)
+        elif verb == "get-iam-policy":
+            self.policy(f"queue/{key}", key in queues)
+        elif verb == "add-iam-policy-binding":
+            self.bind(f"queue/{key}", key in queues)
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: tasks queues {verb}", 2)
+
+    def apply_queue_flags(self, queue: dict[str, Any]) -> None:
+        retry, rates = queue["retryConfig"], queue["rateLimits"]
+        known = {"project", "location"}
+        for flag, target, field, convert in (
+            ("max-attempts", retry, "maxAttempts", int),
+            ("min-backoff", retry, "minBackoff", duration),
+            ("max-backoff", retry, "maxBackoff", duration),
+            ("max-doublings", retry, "maxDoublings", lambda v: int(v) or None),
+            ("max-retry-duration", retry, "maxRetryDuration", duration),
+            ("max-dispatches-per-second", rates, "maxDispatchesPerSecond", float),
+            ("max-concurrent-dispatches", rates, "maxConcurrentDispatches", int),
+        ):
+            known.add(flag)
+            if flag in self.flags:
+                value = convert(self.flags[flag])
+                if value is None:
+                    target.pop(field, None)
+                else:
+                    target[field] = value
+        unknown = set(self.flags) - known
+        if unknown:
+            raise GcloudError(f"fake gcloud: unexpected queue flags {sorted(unknown)}", 2)
+
+    def secrets(self, verb: str) -> None:
+        self.project()
+        secrets: dict[str, Any] = self.state["secrets"]
+        name = self.arg(2)
+        if verb == "describe":
+            if name not in secrets:
+                raise GcloudError(f"NOT_FOUND: secret {name}")
+            self.emit({"name": f"projects/{self.state['project_number']}/secrets/{name}"})
+        elif verb == "create":
+            if name in secrets:
+                raise GcloudError(f"ALREADY_EXISTS: secret {name}")
+            if self.flags.get("replication-policy") != "automatic":
+                raise GcloudError("fake gcloud: expected --replication-policy=automatic", 2)
+            if "data-file" in self.flags:
+                raise GcloudError("fake gcloud: deploy.sh must never write a secret value", 2)
+            secrets[name] = {"replication": "automatic", "versions": []}
+        elif verb == "get-iam-policy":
+            self.policy(f"secret/{name}", name in secrets)
+        elif verb == "add-iam-policy-binding":
+            self.bind(f"secret/{name}", name in secrets)
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: secrets {verb}", 2)
+
+    def secret_versions(self, verb: str) -> None:
+        self.project()
+        name = self.arg(3)
+        secret = self.state["secrets"].get(name)
+        if verb != "list":
+            raise GcloudError(f"fake gcloud: unsupported: secrets versions {verb}", 2)
+        if secret is None:
+            raise GcloudError(f"NOT_FOUND: secret {name}")
+        for version in secret["versions"][:1]:
+            self.emit({"name": version["name"]})
+
+    def functions(self, verb: str) -> None:
+        self.project()
+        region = self.location("region")
+        name = self.arg(2)
+        key = f"{region}/{name}"
+        functions: dict[str, Any] = self.state["functions"]
+        if verb == "describe":
+            if key not in functions:
+                raise GcloudError(f"NOT_FOUND: function {key}")
+            self.emit(functions[key])
+        elif verb == "deploy":
+            functions[key] = self.deployed_function(name, region, functions.get(key))
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: functions {verb}", 2)
+
+    def deployed_function(self, name: str, region: str, previous: dict[str, Any] | None) -> dict[str, Any]:
+        flags = self.flags
+        for required in ("gen2", "runtime", "source", "entry-point", "service-account", "env-vars-file"):
+            if required not in flags:
+                raise GcloudError(f"fake gcloud: deploy without --{required}", 2)
+        source = flags["source"]
+        files = sorted(
+            os.path.relpath(os.path.join(folder, file), source)
+            for folder, _, names in os.walk(source)
+            for file in names
+        )
+        for needed in ("main.py", "requirements.txt", "saga_orchestrator/__init__.py"):
+            if needed not in files:
+                raise GcloudError(f"INVALID_ARGUMENT: build dir lacks {needed}")
+        self.require_account(flags["service-account"])
+        trigger: dict[str, Any]
+        if "trigger-http" in flags:
+            trigger = {"http": True}
+        elif "trigger-topic" in flags:
+            if flags["trigger-topic"] not in self.state["topics"]:
+                raise GcloudError(f"NOT_FOUND: topic {flags['trigger-topic']}")
+            trigger = {
+                "topic": flags["trigger-topic"],
+                "retry": "retry" in flags,
+                "serviceAccount": flags.get("trigger-service-account"),
+            }
+            if trigger["serviceAccount"]:
+                self.require_account(trigger["serviceAccount"])
+        else:
+            raise GcloudError("fake gcloud: a function needs a trigger", 2)
+        labels = dict(previous["labels"]) if previous else {}
+        for pair in filter(None, flags.get("update-labels", "").split(",")):
+            label, _, value = pair.partition("=")
+            labels[label] = value
+        service = run_service_name(name)
+        self.state["run_services"][f"{region}/{service}"] = {"name": service}
+        return {
+            "name": f"projects/{self.state['project_id']}/locations/{region}/functions/{name}",
+            "runtime": flags["runtime"],
+            "entryPoint": flags["entry-point"],
+            "memory": flags.get("memory"),
+            "timeout": flags.get("timeout"),
+            "serviceAccount": flags["service-account"],
+            "allowUnauthenticated": "allow-unauthenticated" in flags,
+            "noAllowUnauthenticated": "no-allow-unauthenticated" in flags,
+            "envVarsFile": read(flags["env-vars-file"]),
+            "sourceFiles": files,
+            "trigger": trigger,
+            "labels": labels,
+            "revision": (previous["revision"] + 1) if previous else 1,
+            "state": "ACTIVE",
+            "serviceConfig": {
+                "uri": f"https://{service}-fake-uc.a.run.app",
+                "service": f"projects/{self.state['project_id']}/locations/{region}/services/{service}",
+            },
+        }
+
+    def run_services(self, verb: str) -> None:
+        self.project()
+        key = f"{self.location('region')}/{self.arg(3)}"
+        exists = key in self.state["run_services"]
+        if verb == "get-iam-policy":
+            self.policy(f"run/{key}", exists)
+        elif verb == "add-iam-policy-binding":
+            self.bind(f"run/{key}", exists)
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: run services {verb}", 2)
+
+    def workflows(self, verb: str) -> None:
+        self.project()
+        key = f"{self.location('location')}/{self.arg(2)}"
+        workflows: dict[str, Any] = self.state["workflows"]
+        if verb == "describe":
+            if key not in workflows:
+                raise GcloudError(f"NOT_FOUND: workflow {key}")
+            self.emit(workflows[key])
+        elif verb == "deploy":
+            flags = self.flags
+            for required in ("source", "service-account", "set-env-vars"):
+                if required not in flags:
+                    raise GcloudError(f"fake gcloud: workflows deploy without --{required}", 2)
+            self.require_account(flags["service-account"])
+            env = dict(pair.split("=", 1) for pair in flags["set-env-vars"].split(","))
+            labels = dict(pair.split("=", 1) for pair in filter(None, flags.get("labels", "").split(",")))
+            previous = workflows.get(key)
+            workflows[key] = {
+                "sourceContents": read(flags["source"]),
+                "serviceAccount": flags["service-account"],
+                "userEnvVars": env,
+                "labels": labels,
+                "revision": (previous["revision"] + 1) if previous else 1,
+            }
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: workflows {verb}", 2)
+
+
+def main(argv: list[str]) -> int:
+    state_path = os.environ["FAKE_GCLOUD_STATE"]
+    with open(os.environ["FAKE_GCLOUD_LOG"], "a", encoding="utf-8") as log:
+        log.write(json.dumps({"argv": argv}) + "\n")
+    try:
+        positionals, flags = parse(argv)
+        if os.environ.get("FAKE_GCLOUD_FAIL") and " ".join(positionals).startswith(
+            os.environ["FAKE_GCLOUD_FAIL"]
+        ):
+            raise GcloudError("PERMISSION_DENIED: the test made this command fail")
+        state = json.loads(read(state_path))
+        fake = Fake(state, positionals, flags)
+        fake.dispatch()
+    except GcloudError as error:
+        print(f"ERROR: (gcloud) {error}", file=sys.stderr)
+        return error.code
+    with open(state_path, "w", encoding="utf-8") as out:
+        out.write(json.dumps(state, indent=1, sort_keys=True))
+    if fake.out:
+        print("\n".join(fake.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

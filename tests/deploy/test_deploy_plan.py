@@ -1,0 +1,742 @@
+"""deploy.sh against a fake gcloud: what it creates, which IAM bindings it makes (and none broader), that a
+second run changes nothing, that --dry-run calls nothing, and how settings are read."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy.sh"
+# What deploy.sh reads from the repository.
+SHIPPED = (
+    "deploy.sh",
+    "deployment.env",
+    "requirements.txt",
+    "functions",
+    "shared/saga_orchestrator",
+    "workflows/saga_orchestrator.yaml",
+)
+FAKE = Path(__file__).with_name("fake_gcloud.py")
+PROJECT = "saga-test-project"
+PROJECT_NUMBER = "123456789012"
+BASH = shutil.which("bash") or "/bin/bash"
+# What deploy.sh needs besides gcloud; a PATH of only these proves it does not find a gcloud elsewhere.
+TOOLS = (
+    "awk", "cat", "cp", "cut", "dirname", "env", "find", "grep", "mkdir", "mktemp", "rm", "sed",
+    "sha256sum", "sleep", "sort", "tr",
+)  # fmt: skip
+
+
+def initial_state(project: str = PROJECT) -> dict[str, Any]:
+    return {
+        "project_id": project,
+        "project_number": PROJECT_NUMBER,
+        "services": [],
+        "service_accounts": {},
+        "topics": {},
+        "queues": {},
+        "secrets": {},
+        "functions": {},
+        "run_services": {},
+        "workflows": {},
+        "iam": {},
+    }
+
+
+@dataclass
+class FakeCloud:
+    """One fake project: where its state and call log live, and how to run deploy.sh against it."""
+
+    root: Path
+    checkout: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "bin"
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "calls.jsonl"
+
+    def install(self, state: dict[str, Any]) -> FakeCloud:
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        gcloud = self.bin_dir / "gcloud"
+        gcloud.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "{FAKE}" "$@"\n', encoding="utf-8")
+        gcloud.chmod(0o755)
+        self.write_state(state)
+        return self
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, path: str | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        tmp = self.root / "tmp"
+        tmp.mkdir(exist_ok=True)
+        full_env = {
+            "PATH": path if path is not None else f"{self.bin_dir}:/usr/bin:/bin",
+            "HOME": str(self.root),
+            "TMPDIR": str(tmp),
+            "LANG": "C.UTF-8",
+            "FAKE_GCLOUD_STATE": str(self.state_path),
+            "FAKE_GCLOUD_LOG": str(self.log_path),
+            **self.env,
+            **(env or {}),
+        }
+        return subprocess.run(
+            [BASH, str(self.checkout / "deploy.sh"), *args],
+            env=full_env,
+            cwd=cwd or self.root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def deploy(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Runs deploy.sh and fails the test, showing its output, when it does not succeed."""
+        result = self.run(*args, env=env)
+        assert result.returncode == 0, (
+            f"deploy.sh failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+        return result
+
+    def calls(self) -> list[list[str]]:
+        if not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line)["argv"] for line in lines if line.strip()]
+
+    def forget_calls(self) -> None:
+        self.log_path.unlink(missing_ok=True)
+
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(self.state_path.read_text(encoding="utf-8"))
+        return state
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        self.state_path.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of what deploy.sh reads, so that files edited elsewhere while the tests run cannot make one
+    deploy see other sources than the next."""
+    root = tmp_path_factory.mktemp("checkout")
+    for name in SHIPPED:
+        source, target = REPO / name, root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, target)
+    return root
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, checkout: Path) -> FakeCloud:
+    """An empty fake project; deploy.sh is told its id with --project."""
+    return FakeCloud(tmp_path / "cloud", checkout).install(initial_state())
+
+
+@dataclass(frozen=True)
+class FirstDeploy:
+    cloud: FakeCloud
+    result: subprocess.CompletedProcess[str]
+    calls: list[list[str]]
+    state: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def first_deploy(tmp_path_factory: pytest.TempPathFactory, checkout: Path) -> Iterator[FirstDeploy]:
+    """One deploy of the default settings into an empty project, shared by the tests that only read it."""
+    fake = FakeCloud(tmp_path_factory.mktemp("first") / "cloud", checkout).install(initial_state())
+    result = fake.deploy("--project", PROJECT)
+    yield FirstDeploy(fake, result, fake.calls(), fake.state())
+
+
+@pytest.fixture
+def deployed(first_deploy: FirstDeploy, tmp_path: Path) -> FakeCloud:
+    """A fake project in the state the first deploy left, for a test to change or deploy again."""
+    return FakeCloud(tmp_path / "again", first_deploy.cloud.checkout).install(first_deploy.state)
+
+
+@pytest.fixture
+def tools_only_path(tmp_path: Path) -> str:
+    """A PATH with the tools deploy.sh uses and no gcloud."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in TOOLS:
+        found = shutil.which(name)
+        if found is None:
+            pytest.skip(f"{name} is not installed")
+        (tools / name).symlink_to(found)
+    return str(tools)
+
+
+REGION = "us-central1"
+APIS = {
+    f"{name}.googleapis.com"
+    for name in [
+        "workflows",
+        "workflowexecutions",
+        "cloudtasks",
+        "pubsub",
+        "secretmanager",
+        "cloudfunctions",
+        "run",
+        "eventarc",
+        "cloudbuild",
+        "artifactregistry",
+        "logging",
+        "iam",
+    ]
+}
+# Verbs that change a project; a run that changes nothing issues none of them.
+CHANGING_VERBS = {
+    "create",
+    "update",
+    "deploy",
+    "enable",
+    "add-iam-policy-binding",
+    "delete",
+    "set-iam-policy",
+}
+
+
+def email(account: str, project: str = PROJECT) -> str:
+    return f"{account}@{project}.iam.gserviceaccount.com"
+
+
+def sa(account: str, project: str = PROJECT) -> str:
+    return f"serviceAccount:{email(account, project)}"
+
+
+def bindings(state: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(resource, role, member) for resource, pairs in state["iam"].items() for role, member in pairs}
+
+
+def settings_file(checkout: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in (checkout / "deployment.env").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def changing_calls(calls: list[list[str]]) -> list[list[str]]:
+    return [argv for argv in calls if CHANGING_VERBS & set(argv)]
+
+
+EXPECTED_BINDINGS = {
+    (f"project/{PROJECT}", "roles/workflows.invoker", sa("saga-starter")),
+    (f"project/{PROJECT}", "roles/workflows.invoker", sa("saga-executor")),
+    (f"project/{PROJECT}", "roles/logging.logWriter", sa("saga-workflow")),
+    (f"project/{PROJECT}", "roles/logging.logWriter", sa("saga-executor")),
+    ("topic/saga-results", "roles/pubsub.publisher", sa("saga-starter")),
+    ("topic/saga-results", "roles/pubsub.publisher", sa("saga-completion")),
+    (f"queue/{REGION}/saga-tasks", "roles/cloudtasks.enqueuer", sa("saga-workflow")),
+    (f"queue/{REGION}/saga-tasks", "roles/cloudtasks.taskDeleter", sa("saga-workflow")),
+    (f"sa/{email('saga-tasks-invoker')}", "roles/iam.serviceAccountUser", sa("saga-workflow")),
+    ("secret/payment-api-key", "roles/secretmanager.secretAccessor", sa("saga-executor")),
+    (f"run/{REGION}/step-executor", "roles/run.invoker", sa("saga-tasks-invoker")),
+    (f"run/{REGION}/saga-completion", "roles/run.invoker", sa("saga-workflow")),
+    (f"run/{REGION}/start-saga", "roles/run.invoker", sa("saga-trigger")),
+}
+
+
+# --- the first deploy ---------------------------------------------------------------------------
+
+
+def test_first_deploy_enables_every_api_the_saga_uses(first_deploy: FirstDeploy) -> None:
+    assert set(first_deploy.state["services"]) == APIS
+
+
+def test_first_deploy_creates_the_six_service_accounts(first_deploy: FirstDeploy) -> None:
+    assert set(first_deploy.state["service_accounts"]) == {
+        email(name)
+        for name in (
+            "saga-starter",
+            "saga-workflow",
+            "saga-executor",
+            "saga-completion",
+            "saga-tasks-invoker",
+            "saga-trigger",
+        )
+    }
+
+
+def test_first_deploy_creates_both_topics(first_deploy: FirstDeploy) -> None:
+    assert set(first_deploy.state["topics"]) == {"saga-requests", "saga-results"}
+
+
+def test_queue_gets_the_retry_settings_and_rate_limits_of_the_settings_file(
+    first_deploy: FirstDeploy,
+) -> None:
+    queue = first_deploy.state["queues"][f"{REGION}/saga-tasks"]
+    assert queue["retryConfig"] == {
+        "maxAttempts": 20,
+        "minBackoff": "0.500s",
+        "maxBackoff": "30s",
+        "maxDoublings": 5,
+    }
+    assert queue["rateLimits"] == {"maxDispatchesPerSecond": 100.0, "maxConcurrentDispatches": 200}
+    create = next(argv for argv in first_deploy.calls if argv[:3] == ["tasks", "queues", "create"])
+    assert "--max-retry-duration=0s" in create
+
+
+def test_secret_is_created_empty_and_the_output_says_how_to_add_a_value(first_deploy: FirstDeploy) -> None:
+    assert first_deploy.state["secrets"] == {"payment-api-key": {"replication": "automatic", "versions": []}}
+    assert "gcloud secrets versions add payment-api-key" in first_deploy.result.stdout
+
+
+def test_every_binding_is_made_on_the_narrowest_resource_and_no_other_exists(
+    first_deploy: FirstDeploy,
+) -> None:
+    assert bindings(first_deploy.state) == EXPECTED_BINDINGS
+
+
+def test_no_account_gets_invoker_secret_publisher_or_tasks_roles_on_the_project(
+    first_deploy: FirstDeploy,
+) -> None:
+    project_roles = {
+        role for resource, role, _ in bindings(first_deploy.state) if resource.startswith("project/")
+    }
+    assert project_roles == {"roles/workflows.invoker", "roles/logging.logWriter"}
+    for argv in first_deploy.calls:
+        if argv[:2] == ["projects", "add-iam-policy-binding"]:
+            assert not any(
+                role in arg
+                for arg in argv
+                for role in (
+                    "run.invoker",
+                    "secretAccessor",
+                    "pubsub.publisher",
+                    "cloudtasks",
+                    "iam.serviceAccount",
+                )
+            ), argv
+
+
+def test_http_functions_are_private_gen2_with_their_own_accounts(first_deploy: FirstDeploy) -> None:
+    functions = first_deploy.state["functions"]
+    assert set(functions) == {
+        f"{REGION}/{name}" for name in ("start_saga", "step_executor", "saga_completion")
+    }
+    accounts = {
+        "step_executor": "saga-executor",
+        "saga_completion": "saga-completion",
+        "start_saga": "saga-starter",
+    }
+    for name, account in accounts.items():
+        function = functions[f"{REGION}/{name}"]
+        assert function["entryPoint"] == name
+        assert function["runtime"] == "python312"
+        assert function["memory"] == "512Mi"
+        assert function["timeout"] == "300s"
+        assert function["serviceAccount"] == email(account)
+        assert function["noAllowUnauthenticated"] and not function["allowUnauthenticated"]
+    assert functions[f"{REGION}/step_executor"]["trigger"] == {"http": True}
+    assert functions[f"{REGION}/saga_completion"]["trigger"] == {"http": True}
+
+
+def test_start_saga_gets_an_eventarc_trigger_on_saga_requests_with_retries(first_deploy: FirstDeploy) -> None:
+    trigger = first_deploy.state["functions"][f"{REGION}/start_saga"]["trigger"]
+    assert trigger == {"topic": "saga-requests", "retry": True, "serviceAccount": email("saga-trigger")}
+
+
+def test_each_function_ships_its_main_the_shared_package_and_requirements(first_deploy: FirstDeploy) -> None:
+    checkout = first_deploy.cloud.checkout
+    package = sorted(
+        str(p.relative_to(checkout / "shared"))
+        for p in (checkout / "shared" / "saga_orchestrator").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+    for name in ("start_saga", "step_executor", "saga_completion"):
+        files = first_deploy.state["functions"][f"{REGION}/{name}"]["sourceFiles"]
+        assert "main.py" in files and "requirements.txt" in files
+        assert sorted(f for f in files if f.startswith("saga_orchestrator/")) == package
+        assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+
+
+def test_functions_receive_every_saga_setting_of_the_file_as_strings(first_deploy: FirstDeploy) -> None:
+    expected = {
+        key: value
+        for key, value in settings_file(first_deploy.cloud.checkout).items()
+        if key.startswith("SAGA_")
+    }
+    expected["SAGA_PROJECT_ID"] = PROJECT
+    for function in first_deploy.state["functions"].values():
+        env = yaml.safe_load(function["envVarsFile"])
+        assert env == expected
+        assert all(isinstance(value, str) for value in env.values())
+
+
+def test_workflow_gets_its_account_and_the_urls_read_back_from_the_functions(
+    first_deploy: FirstDeploy,
+) -> None:
+    workflow = first_deploy.state["workflows"][f"{REGION}/saga-orchestrator"]
+    assert workflow["serviceAccount"] == email("saga-workflow")
+    assert workflow["sourceContents"] == (
+        first_deploy.cloud.checkout / "workflows" / "saga_orchestrator.yaml"
+    ).read_text(encoding="utf-8")
+    assert workflow["userEnvVars"] == {
+        "SAGA_STEP_EXECUTOR_URL": "https://step-executor-fake-uc.a.run.app",
+        "SAGA_COMPLETION_URL": "https://saga-completion-fake-uc.a.run.app",
+        "SAGA_TASK_QUEUE_PATH": f"projects/{PROJECT}/locations/{REGION}/queues/saga-tasks",
+        "SAGA_TASKS_INVOKER_EMAIL": email("saga-tasks-invoker"),
+        "SAGA_DISPATCH_DEADLINE_SECONDS": "120",
+    }
+
+
+def test_start_saga_is_deployed_last_so_no_request_is_consumed_before_the_workflow_exists(
+    first_deploy: FirstDeploy,
+) -> None:
+    deploys = [argv[:3] for argv in first_deploy.calls if argv[1:2] == ["deploy"]]
+    assert deploys == [
+        ["functions", "deploy", "step_executor"],
+        ["functions", "deploy", "saga_completion"],
+        ["workflows", "deploy", "saga-orchestrator"],
+        ["functions", "deploy", "start_saga"],
+    ]
+
+
+def test_secret_values_are_never_read(first_deploy: FirstDeploy) -> None:
+    for argv in first_deploy.calls:
+        assert "access" not in argv and not any(arg.startswith("--data-file") for arg in argv), argv
+
+
+# --- a second run -------------------------------------------------------------------------------
+
+
+def test_second_run_changes_nothing(deployed: FakeCloud, first_deploy: FirstDeploy) -> None:
+    result = deployed.deploy("--project", PROJECT)
+    assert changing_calls(deployed.calls()) == []
+    assert deployed.state() == first_deploy.state
+    assert "+ gcloud" not in result.stdout
+
+
+def test_changed_settings_update_the_queue_in_place_and_redeploy_only_the_functions(
+    deployed: FakeCloud,
+) -> None:
+    deployed.deploy(
+        "--project",
+        PROJECT,
+        env={"DEPLOY_FUNCTION_MEMORY": "1Gi", "SAGA_QUEUE_MAX_DISPATCHES_PER_SECOND": "50"},
+    )
+    assert sorted(argv[:4] for argv in changing_calls(deployed.calls())) == [
+        ["functions", "deploy", "saga_completion", "--gen2"],
+        ["functions", "deploy", "start_saga", "--gen2"],
+        ["functions", "deploy", "step_executor", "--gen2"],
+        ["tasks", "queues", "update", "saga-tasks"],
+    ]
+    state = deployed.state()
+    assert {f["memory"] for f in state["functions"].values()} == {"1Gi"}
+    assert state["queues"][f"{REGION}/saga-tasks"]["rateLimits"]["maxDispatchesPerSecond"] == 50.0
+
+
+def test_a_function_left_failed_by_a_broken_build_is_deployed_again(deployed: FakeCloud) -> None:
+    state = deployed.state()
+    state["functions"][f"{REGION}/step_executor"]["state"] = "FAILED"
+    deployed.write_state(state)
+    deployed.deploy("--project", PROJECT)
+    assert [argv[:3] for argv in changing_calls(deployed.calls())] == [
+        ["functions", "deploy", "step_executor"]
+    ]
+    assert deployed.state()["functions"][f"{REGION}/step_executor"]["state"] == "ACTIVE"
+
+
+@pytest.fixture(scope="module")
+def preexisting(
+    tmp_path_factory: pytest.TempPathFactory, checkout: Path
+) -> tuple[FakeCloud, subprocess.CompletedProcess[str]]:
+    """A project where someone made the queue by hand (other settings) and gave the secret a value."""
+    cloud = FakeCloud(tmp_path_factory.mktemp("preexisting") / "cloud", checkout).install(initial_state())
+    state = cloud.state()
+    state["queues"][f"{REGION}/saga-tasks"] = {"retryConfig": {"maxAttempts": 100}, "rateLimits": {}}
+    state["secrets"]["payment-api-key"] = {
+        "replication": "automatic",
+        "versions": [
+            {"name": f"projects/{PROJECT_NUMBER}/secrets/payment-api-key/versions/1", "value": "s3cr3t"}
+        ],
+    }
+    cloud.write_state(state)
+    return cloud, cloud.deploy("--project", PROJECT)
+
+
+def test_a_queue_made_by_hand_with_other_settings_is_updated_not_recreated(
+    preexisting: tuple[FakeCloud, subprocess.CompletedProcess[str]],
+) -> None:
+    cloud, _ = preexisting
+    queue_calls = [argv[:3] for argv in cloud.calls() if argv[:2] == ["tasks", "queues"]]
+    assert ["tasks", "queues", "create"] not in queue_calls
+    assert ["tasks", "queues", "update"] in queue_calls
+    assert cloud.state()["queues"][f"{REGION}/saga-tasks"]["retryConfig"]["maxAttempts"] == 20
+
+
+def test_an_existing_secret_with_a_value_is_kept_without_a_reminder_or_a_leak(
+    preexisting: tuple[FakeCloud, subprocess.CompletedProcess[str]],
+) -> None:
+    cloud, result = preexisting
+    assert not [argv for argv in cloud.calls() if argv[:2] == ["secrets", "create"]]
+    assert "versions add payment-api-key" not in result.stdout
+    assert "s3cr3t" not in result.stdout + result.stderr
+
+
+def test_a_missing_binding_is_added_back_and_nothing_else_changes(deployed: FakeCloud) -> None:
+    state = deployed.state()
+    del state["iam"]["secret/payment-api-key"]
+    deployed.write_state(state)
+    deployed.deploy("--project", PROJECT)
+    assert [argv[:3] for argv in changing_calls(deployed.calls())] == [
+        ["secrets", "add-iam-policy-binding", "payment-api-key"]
+    ]
+    assert bindings(deployed.state()) == EXPECTED_BINDINGS
+
+
+def test_a_failing_gcloud_command_stops_the_deploy_with_its_error(cloud: FakeCloud) -> None:
+    result = cloud.run("--project", PROJECT, env={"FAKE_GCLOUD_FAIL": "pubsub topics create"})
+    assert result.returncode != 0
+    assert "PERMISSION_DENIED" in result.stderr
+    assert "command failed" in result.stderr and "pubsub topics create saga-requests" in result.stderr
+    assert not [argv for argv in cloud.calls() if argv[:2] == ["functions", "deploy"]]
+
+
+# --- dry run ------------------------------------------------------------------------------------
+
+
+def plan_commands(stdout: str) -> list[list[str]]:
+    """The '+' lines of a plan, read back the way a shell would."""
+    return [shlex.split(line[2:], comments=True) for line in stdout.splitlines() if line.startswith("+ ")]
+
+
+def test_dry_run_calls_no_gcloud_and_succeeds(cloud: FakeCloud) -> None:
+    result = cloud.run("--project", PROJECT, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert cloud.calls() == []
+    assert cloud.state() == initial_state()
+
+
+def test_dry_run_works_where_gcloud_is_not_installed(cloud: FakeCloud, tools_only_path: str) -> None:
+    result = cloud.run("--project", PROJECT, "--dry-run", path=tools_only_path)
+    assert result.returncode == 0, result.stderr
+    assert "gcloud functions deploy" in result.stdout
+
+
+def test_dry_run_prints_a_command_for_every_resource_and_binding(cloud: FakeCloud) -> None:
+    result = cloud.run("--project", PROJECT, "--dry-run")
+    commands = plan_commands(result.stdout)
+    assert all(argv[0] == "gcloud" for argv in commands)
+    enabled = next(argv for argv in commands if argv[1:3] == ["services", "enable"])
+    assert set(enabled) >= APIS
+    created = {(argv[1], argv[2], argv[3]) for argv in commands if "create" in argv[1:4]}
+    assert {
+        ("iam", "service-accounts", "create"),
+        ("pubsub", "topics", "create"),
+        ("tasks", "queues", "create"),
+        ("secrets", "create", "payment-api-key"),
+    } <= created
+    accounts = {argv[4] for argv in commands if argv[1:4] == ["iam", "service-accounts", "create"]}
+    assert accounts == {
+        "saga-starter",
+        "saga-workflow",
+        "saga-executor",
+        "saga-completion",
+        "saga-tasks-invoker",
+        "saga-trigger",
+    }
+    planned_bindings = {
+        (
+            argv[1],
+            next(a for a in argv if a.startswith("--role=")),
+            next(a for a in argv if a.startswith("--member=")),
+        )
+        for argv in commands
+        if "add-iam-policy-binding" in argv
+    }
+    assert len(planned_bindings) == len(EXPECTED_BINDINGS)
+    deploys = [argv[1:4] for argv in commands if "deploy" in argv[2:3]]
+    assert deploys == [
+        ["functions", "deploy", "step_executor"],
+        ["functions", "deploy", "saga_completion"],
+        ["workflows", "deploy", "saga-orchestrator"],
+        ["functions", "deploy", "start_saga"],
+    ]
+
+
+def test_dry_run_shows_checks_as_would_check_and_urls_as_placeholders(cloud: FakeCloud) -> None:
+    result = cloud.run("--project", PROJECT, "--dry-run")
+    assert "? would check: gcloud pubsub topics describe saga-requests" in result.stdout
+    workflow = next(argv for argv in plan_commands(result.stdout) if argv[1:3] == ["workflows", "deploy"])
+    env_vars = next(arg for arg in workflow if arg.startswith("--set-env-vars="))
+    assert "SAGA_STEP_EXECUTOR_URL=<url of step_executor>" in env_vars
+    assert "SAGA_COMPLETION_URL=<url of saga_completion>" in env_vars
+
+
+def test_dry_run_plan_matches_what_a_deploy_runs(cloud: FakeCloud, first_deploy: FirstDeploy) -> None:
+    """Every command of a real first deploy appears in the plan (temp paths and URLs aside)."""
+    plan = plan_commands(cloud.run("--project", PROJECT, "--dry-run").stdout)
+
+    def shape(argv: list[str]) -> tuple[str, ...]:
+        return tuple(a.split("=", 1)[0] if a.startswith(("--source=", "--env-vars-file=", "--set-env-vars=", "--labels=", "--update-labels=")) else a for a in argv)  # fmt: skip
+
+    planned = {shape(argv[1:]) for argv in plan}
+    for argv in changing_calls(first_deploy.calls):
+        assert shape(argv) in planned, argv
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def overridden(tmp_path_factory: pytest.TempPathFactory, checkout: Path) -> dict[str, Any]:
+    """The state after a deploy with settings overridden from the environment (and --project)."""
+    fake = FakeCloud(tmp_path_factory.mktemp("overridden") / "cloud", checkout).install(initial_state())
+    fake.deploy(
+        "--project",
+        PROJECT,
+        env={
+            "SAGA_PROJECT_ID": "somebody-else",
+            "SAGA_RESULT_TOPIC": "order-results",
+            "SAGA_SECRETS": "a-key, b-key",
+            "SAGA_TRIGGER_SA": "saga-trigger",
+        },
+    )
+    return fake.state()
+
+
+def test_environment_overrides_the_settings_file(overridden: dict[str, Any]) -> None:
+    assert set(overridden["topics"]) == {"saga-requests", "order-results"}
+    assert set(overridden["secrets"]) == {"a-key", "b-key"}
+    assert ("topic/order-results", "roles/pubsub.publisher", sa("saga-completion")) in bindings(overridden)
+    assert ("secret/b-key", "roles/secretmanager.secretAccessor", sa("saga-executor")) in bindings(overridden)
+    env = yaml.safe_load(overridden["functions"][f"{REGION}/saga_completion"]["envVarsFile"])
+    assert env["SAGA_RESULT_TOPIC"] == "order-results"
+
+
+def test_project_flag_wins_over_the_environment(overridden: dict[str, Any]) -> None:
+    # The fake refuses any other project, so the deploy succeeding already says most of it.
+    assert overridden["project_id"] == PROJECT
+    env = yaml.safe_load(overridden["functions"][f"{REGION}/start_saga"]["envVarsFile"])
+    assert env["SAGA_PROJECT_ID"] == PROJECT
+
+
+def test_a_trigger_account_of_its_own_gets_only_run_invoker_on_start_saga(overridden: dict[str, Any]) -> None:
+    assert overridden["functions"][f"{REGION}/start_saga"]["trigger"]["serviceAccount"] == email(
+        "saga-trigger"
+    )
+    assert {(r, role) for r, role, m in bindings(overridden) if m == sa("saga-trigger")} == {
+        (f"run/{REGION}/start-saga", "roles/run.invoker")
+    }
+
+
+def test_settings_flag_reads_another_file_and_region_flag_overrides_it(
+    cloud: FakeCloud, tmp_path: Path
+) -> None:
+    text = (cloud.checkout / "deployment.env").read_text(encoding="utf-8")
+    text = text.replace("SAGA_PROJECT_ID=local-project", "SAGA_PROJECT_ID=other-project")
+    text = text.replace("SAGA_TASK_QUEUE=saga-tasks", "SAGA_TASK_QUEUE=order-tasks")
+    other = tmp_path / "other.env"
+    other.write_text(text, encoding="utf-8")
+    cloud.write_state(initial_state("other-project"))
+    cloud.deploy("--settings", str(other), "--region", "europe-west1")
+    state = cloud.state()
+    assert set(state["queues"]) == {"europe-west1/order-tasks"}
+    assert set(state["functions"]) == {
+        f"europe-west1/{n}" for n in ("start_saga", "step_executor", "saga_completion")
+    }
+    workflow = state["workflows"]["europe-west1/saga-orchestrator"]
+    assert (
+        workflow["userEnvVars"]["SAGA_TASK_QUEUE_PATH"]
+        == "projects/other-project/locations/europe-west1/queues/order-tasks"
+    )
+    assert workflow["serviceAccount"] == email("saga-workflow", "other-project")
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def test_missing_project_is_a_clear_error(cloud: FakeCloud, tmp_path: Path) -> None:
+    text = (
+        (cloud.checkout / "deployment.env")
+        .read_text(encoding="utf-8")
+        .replace("SAGA_PROJECT_ID=local-project\n", "")
+    )
+    settings = tmp_path / "no-project.env"
+    settings.write_text(text, encoding="utf-8")
+    result = cloud.run("--settings", str(settings))
+    assert result.returncode != 0
+    assert "no Google Cloud project" in result.stderr and "--project" in result.stderr
+    assert cloud.calls() == []
+
+
+def test_the_local_placeholder_project_is_refused(cloud: FakeCloud) -> None:
+    result = cloud.run("--dry-run")
+    assert result.returncode != 0
+    assert "'local-project'" in result.stderr and "--project" in result.stderr
+
+
+def test_missing_gcloud_is_a_clear_error(cloud: FakeCloud, tools_only_path: str) -> None:
+    result = cloud.run("--project", PROJECT, path=tools_only_path)
+    assert result.returncode != 0
+    assert "gcloud not found" in result.stderr
+
+
+def test_malformed_settings_are_named(cloud: FakeCloud) -> None:
+    result = cloud.run(
+        "--project",
+        PROJECT,
+        env={
+            "SAGA_QUEUE_MAX_ATTEMPTS": "many",
+            "SAGA_WORKFLOW_SA": "X",
+            "DEPLOY_FUNCTION_TIMEOUT_SECONDS": "900",
+        },
+    )
+    assert result.returncode != 0
+    for key in ("SAGA_QUEUE_MAX_ATTEMPTS", "SAGA_WORKFLOW_SA", "DEPLOY_FUNCTION_TIMEOUT_SECONDS"):
+        assert key in result.stderr
+    assert cloud.calls() == []
+
+
+def test_an_unknown_argument_exits_2_with_usage(cloud: FakeCloud) -> None:
+    result = cloud.run("--projcet", PROJECT)
+    assert result.returncode == 2
+    assert "unknown argument: --projcet" in result.stderr and "Usage:" in result.stderr
+
+
+def test_help_prints_usage_and_calls_nothing(cloud: FakeCloud) -> None:
+    result = cloud.run("--help")
+    assert result.returncode == 0
+    assert "--dry-run" in result.stdout and "--settings FILE" in result.stdout
+    assert cloud.calls() == []
+
+
+# --- the script itself --------------------------------------------------------------------------
+
+
+def test_deploy_script_parses() -> None:
+    result = subprocess.run([BASH, "-n", str(DEPLOY)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_deploy_script_is_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed")
+    result = subprocess.run([shellcheck, str(DEPLOY)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout

@@ -2,6 +2,7 @@
 
 python -m localcloud serve                       every emulator, in the foreground, until Ctrl-C
 python -m localcloud workflows run FILE --data JSON   run one workflow file once and print its result
+python -m localcloud demo                        three sagas end to end, with their timelines
 python -m localcloud up                          the whole saga stack (emulators, functions, demo
                                                  participants), provisioned from deployment.env
 """
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="run every emulator until interrupted")
     commands.add_parser("workflows", help="workflows tools (run FILE --data JSON)", add_help=False)
     commands.add_parser("up", help="run the whole saga stack until interrupted", add_help=False)
+    commands.add_parser("demo", help="run three sagas end to end and show what happened", add_help=False)
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -74,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         from localcloud.workflows.cli import main as workflows_main
 
         return workflows_main(rest)
+    if args.command == "demo":
+        from localcloud.demo import main as demo_main
+
+        return demo_main(rest)
     from localcloud.runner.up import main as up_main
 
     return up_main(rest)

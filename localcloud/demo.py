@@ -49,7 +49,7 @@ def _effects(stack: LocalStack, saga_id: str) -> list[str]:
         for call in stack.participant_calls(service)
         if call.get("saga_id") == saga_id and call.get("effect")
     ]
-    calls.sort(key=lambda call: (str(call.get("received_at") or ""), call.get("seq", 0)))
+    calls.sort(key=lambda call: float(call.get("at") or 0.0))
     return [f"{call['service']}:{call['action']}" for call in calls]
 
 

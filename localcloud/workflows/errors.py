@@ -40,6 +40,10 @@ class WorkflowError(Exception):
     def __init__(self, payload: Any) -> None:
         super().__init__(_describe(payload))
         self.payload = payload
+        # Set by the interpreter when the error leaves a step: innermost first,
+        # ``{"step", "routine", "line", "column"}``; and a human-readable trace of it.
+        self.stack: list[dict[str, Any]] | None = None
+        self.context: str | None = None
 
     @classmethod
     def tagged(cls, tag: str, message: str, **extra: Any) -> WorkflowError:
@@ -56,8 +60,15 @@ class WorkflowError(Exception):
 
 
 class DeployError(ValueError):
-    def __init__(self, message: str, *, step: str | None = None, line: int | None = None,
-                 column: int | None = None, source_line: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        source_line: str | None = None,
+    ) -> None:
         self.message = message
         self.step = step
         self.line = line

@@ -1,0 +1,1 @@
+"""Demo material: participant services for a trip booking and sample saga requests."""

@@ -1,0 +1,368 @@
+"""The HTTP surface of one demo participant (aiohttp).
+
+A business call goes through, in order:
+
+1. the OIDC ID token (``Authorization: Bearer``) verified with
+   ``google.oauth2.id_token.verify_token(token, request, audience=<this service's origin>,
+   certs_url=...)``: 401 when missing or invalid, 503 when the certificates cannot be fetched;
+2. the payment service only: the ``X-Api-Key`` header against the key it was started with: 403;
+3. a JSON object body (400 otherwise) and an ``Idempotency-Key`` header (400 without one);
+4. failure injection: a rule armed with ``POST /_control/next`` first (it overrides the payload), else the
+   payload's ``simulate`` field; with ``"after_effect": true`` the effect of step 6 happens (and is
+   remembered) before the injected answer is sent, as when a response is lost;
+5. a repeat of a key already answered with a success or a business failure gets that first answer again;
+6. the barrier and the business effect (``services.decide``).
+
+Injected results answer as in DTM: SUCCESS 200 (the call proceeds normally), FAILURE 409, ONGOING 425,
+ERROR 500, HANG = no answer until ``seconds`` (default: the service's ``hang_seconds``) have passed or
+the service stops, then 503. ``"simulate"`` in a payload is a result name, ``"decline"`` (payment: 409
+"card declined"), or ``{"result": ..., "times": n, "status": ..., "reason": ..., "seconds": ...}``, where
+``times`` limits it to the first n attempts of the call's ``Idempotency-Key`` (transient failures that a
+retry gets past).
+
+Control endpoints (no authentication; the services listen on loopback): ``POST /_control/next``
+``{"result", "count"=1, "action"?, "status"?, "reason"?, "seconds"?, "after_effect"?}``, ``GET /_control/calls`` (the
+list of calls seen), ``GET /_control/state``, ``POST /_control/reset``, ``GET /_control/health``.
+Secret header values (the API key) are never logged nor recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import google.oauth2.id_token
+from aiohttp import web
+
+from examples.participants.services import SERVICES, Decision, ServiceSpec, decide
+from examples.participants.state import (
+    ACTIONS,
+    Action,
+    Answer,
+    CallRecord,
+    Injection,
+    InjectionError,
+    Ledger,
+    is_final,
+    pair_of,
+    parse_injection,
+)
+
+GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+DEFAULT_HANG_SECONDS = 3600.0
+API_KEY_HEADER = "X-Api-Key"
+
+log = logging.getLogger("examples.participants")
+
+
+class TokenError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def verify_id_token(token: str, audiences: list[str], certs_url: str) -> Mapping[str, Any]:
+    """Blocking (fetches the certificates on every call); run it in a thread."""
+    request = google.auth.transport.requests.Request()
+    try:
+        return google.oauth2.id_token.verify_token(token, request, audience=audiences, certs_url=certs_url)
+    except google.auth.exceptions.TransportError as error:
+        raise TokenError(503, f"cannot fetch the token certificates: {error}") from error
+    except (ValueError, google.auth.exceptions.GoogleAuthError) as error:
+        raise TokenError(401, f"invalid ID token: {error}") from error
+
+
+@dataclass(frozen=True)
+class ParticipantConfig:
+    service: str
+    # Accepted token audiences: the service's own origin (``http://127.0.0.1:9001``).
+    audiences: tuple[str, ...]
+    certs_url: str = GOOGLE_CERTS_URL
+    api_key: str | None = field(default=None, repr=False)  # never shown
+    hang_seconds: float = DEFAULT_HANG_SECONDS
+
+
+def loopback_audiences(host: str, port: int) -> tuple[str, ...]:
+    """The origins a caller may use for this service: the bound one, and its loopback alias."""
+    origins = [f"http://{host}:{port}"]
+    if host in ("127.0.0.1", "localhost"):
+        alias = "localhost" if host == "127.0.0.1" else "127.0.0.1"
+        origins.append(f"http://{alias}:{port}")
+    return tuple(origins)
+
+
+LEDGER_KEY = web.AppKey("ledger", Ledger)
+CONFIG_KEY = web.AppKey("config", ParticipantConfig)
+STOPPING_KEY = web.AppKey("stopping", asyncio.Event)
+
+
+def _json(status: int, body: Any) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def _log(record: CallRecord) -> None:
+    entry = {
+        "severity": "INFO" if (record.status or 0) < 400 else "WARNING",
+        "message": f"{record.service} {record.path} {record.action} -> {record.status} {record.outcome}",
+        "logging.googleapis.com/labels": {"saga_id": record.saga_id or "", "step": record.step or ""},
+        "effect": record.effect,
+    }
+    log.info(json.dumps(entry))
+
+
+class Participant:
+    """The request pipeline of one service (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: ParticipantConfig,
+        ledger: Ledger,
+        stopping: asyncio.Event,
+        verifier: Callable[[str, list[str], str], Mapping[str, Any]] = verify_id_token,
+    ) -> None:
+        if config.service not in SERVICES:
+            raise ValueError(f"unknown service {config.service!r}; one of {', '.join(SERVICES)}")
+        self.spec: ServiceSpec = SERVICES[config.service]
+        if self.spec.requires_api_key and not config.api_key:
+            raise ValueError(
+                f"the {config.service} service needs an API key to check {API_KEY_HEADER} against"
+            )
+        self.config = config
+        self.ledger = ledger
+        self.stopping = stopping
+        self._verifier = verifier
+
+    async def handle(self, request: web.Request) -> web.Response:
+        action = self.spec.action_of(request.path)
+        assert action is not None
+        headers = request.headers
+        record = self.ledger.record(
+            service=self.spec.name,
+            method=request.method,
+            path=request.path,
+            action=action,
+            saga_id=headers.get("X-Saga-Id"),
+            step=headers.get("X-Saga-Step"),
+            idempotency_key=headers.get("Idempotency-Key"),
+        )
+        try:
+            answer = await self._answer(request, action, record)
+        except asyncio.CancelledError:
+            record.outcome = record.outcome or "cancelled"
+            raise
+        record.status = answer.status
+        _log(record)
+        return _json(answer.status, answer.body)
+
+    async def _answer(self, request: web.Request, action: Action, record: CallRecord) -> Answer:
+        authorization = request.headers.get("Authorization", "")
+        if not authorization.startswith("Bearer ") or not authorization[7:].strip():
+            record.outcome = "unauthenticated: no bearer token"
+            return Answer(401, {"error": "UNAUTHENTICATED", "message": "an OIDC ID token is required"})
+        try:
+            claims = await asyncio.to_thread(
+                self._verifier, authorization[7:].strip(), list(self.config.audiences), self.config.certs_url
+            )
+        except TokenError as error:
+            record.outcome = (
+                "unauthenticated: invalid token" if error.status == 401 else "certificates unavailable"
+            )
+            return Answer(error.status, {"error": "UNAUTHENTICATED", "message": error.message})
+        record.caller = str(claims.get("email") or claims.get("sub") or "")
+
+        if self.spec.requires_api_key:
+            presented = request.headers.get(API_KEY_HEADER, "")
+            expected = self.config.api_key or ""
+            if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+                record.outcome = "forbidden: API key missing or wrong"
+                return Answer(
+                    403, {"error": "PERMISSION_DENIED", "message": f"a valid {API_KEY_HEADER} is required"}
+                )
+
+        try:
+            body = await request.read()
+            payload = json.loads(body) if body.strip() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record.outcome = "bad request: body is not JSON"
+            return Answer(400, {"error": "INVALID_ARGUMENT", "message": "the body must be JSON"})
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict):
+            record.outcome = "bad request: body is not an object"
+            return Answer(400, {"error": "INVALID_ARGUMENT", "message": "the body must be a JSON object"})
+        key = record.idempotency_key
+        if not key:
+            record.outcome = "bad request: no Idempotency-Key"
+            return Answer(
+                400, {"error": "INVALID_ARGUMENT", "message": "an Idempotency-Key header is required"}
+            )
+
+        attempt = self.ledger.count_attempt(key)
+        try:
+            injection = self.ledger.switch.take(action)
+            forced = injection is not None
+            if injection is None:
+                injection = self._payload_injection(payload.get("simulate"), attempt)
+        except InjectionError as error:
+            record.outcome = "bad request: simulate"
+            return Answer(400, {"error": "INVALID_ARGUMENT", "message": f"simulate: {error}"})
+        if injection is not None and injection.result != "SUCCESS":
+            if injection.after_effect:
+                # The business effect happens and is remembered, but the caller sees the injected answer
+                # (a response lost on the way back); its retry gets the remembered one.
+                self._decide(record, action, key, payload)
+                done = record.outcome
+                answer = await self._inject(injection, record)
+                record.outcome = f"{done}, then {record.outcome}"
+                return answer
+            answer = await self._inject(injection, record)
+            self.ledger.remember(key, answer)
+            return answer
+        if forced:
+            payload = {k: v for k, v in payload.items() if k != "simulate"}
+        return self._decide(record, action, key, payload)
+
+    def _decide(self, record: CallRecord, action: Action, key: str, payload: dict[str, Any]) -> Answer:
+        """Replay, barrier, effect and memory: no await in here, so this is one atomic change."""
+        previous = self.ledger.answers.get(key)
+        if previous is not None:
+            record.outcome = "replayed first answer"
+            return previous
+        decision: Decision = decide(
+            self.spec,
+            self.ledger,
+            action=action,
+            pair=pair_of(key, record.saga_id, record.step, action),
+            idempotency_key=key,
+            saga_id=record.saga_id,
+            step=record.step,
+            payload=payload,
+        )
+        record.effect = decision.effect
+        record.outcome = decision.outcome
+        self.ledger.remember(key, decision.answer)
+        return decision.answer
+
+    def _payload_injection(self, simulate: Any, attempt: int) -> Injection | None:
+        if simulate is None:
+            return None
+        if isinstance(simulate, str) and simulate.lower() == "decline":
+            if self.spec.name != "payment":
+                raise InjectionError("'decline' is for the payment service")
+            return Injection(result="FAILURE", reason="card declined")
+        times = simulate.get("times") if isinstance(simulate, dict) else None
+        if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
+            raise InjectionError("times must be a positive integer")
+        injection = parse_injection(simulate)
+        if times is not None and attempt > times:
+            return None
+        return injection
+
+    async def _inject(self, injection: Injection, record: CallRecord) -> Answer:
+        status = injection.answer_status()
+        if injection.result == "HANG":
+            seconds = self.config.hang_seconds if injection.seconds is None else injection.seconds
+            record.outcome = f"injected HANG ({seconds:g}s)"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+            return Answer(status, {"error": "HANG", "message": injection.reason or f"hung for {seconds:g}s"})
+        record.outcome = f"injected {injection.result}"
+        if injection.result == "FAILURE" and injection.reason == "card declined":
+            record.outcome = "declined"
+            return Answer(status, {"error": "CARD_DECLINED", "message": "card declined"})
+        message = injection.reason or {
+            "FAILURE": "injected business failure",
+            "ONGOING": "still processing, retry later",
+            "ERROR": "injected server error",
+        }.get(injection.result, "injected")
+        return Answer(status, {"error": injection.result, "message": message})
+
+
+def create_app(config: ParticipantConfig, ledger: Ledger | None = None) -> web.Application:
+    """One participant service. ``ledger`` may be shared with a test to look at the state directly."""
+    ledger = ledger if ledger is not None else Ledger()
+    stopping = asyncio.Event()
+    participant = Participant(config, ledger, stopping)
+    app = web.Application()
+    app[LEDGER_KEY] = ledger
+    app[CONFIG_KEY] = config
+    app[STOPPING_KEY] = stopping
+
+    async def on_shutdown(app: web.Application) -> None:
+        stopping.set()
+
+    app.on_shutdown.append(on_shutdown)
+
+    async def control_next(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _json(400, {"error": "INVALID_ARGUMENT", "message": "the body must be JSON"})
+        if not isinstance(body, dict):
+            return _json(400, {"error": "INVALID_ARGUMENT", "message": "the body must be a JSON object"})
+        count = body.get("count", 1)
+        action = body.get("action")
+        try:
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise InjectionError("count must be an integer")
+            if action is not None and action not in ACTIONS:
+                raise InjectionError("action must be 'execute' or 'compensate'")
+            ledger.switch.arm(parse_injection(body), count, action)
+        except InjectionError as error:
+            return _json(400, {"error": "INVALID_ARGUMENT", "message": str(error)})
+        return _json(200, {"armed": ledger.switch.pending()})
+
+    async def control_calls(request: web.Request) -> web.Response:
+        return _json(200, [record.to_dict() for record in ledger.calls])
+
+    async def control_state(request: web.Request) -> web.Response:
+        return _json(200, {"service": config.service, **ledger.snapshot()})
+
+    async def control_reset(request: web.Request) -> web.Response:
+        ledger.reset()
+        return _json(200, {"reset": True})
+
+    async def control_health(request: web.Request) -> web.Response:
+        return _json(200, {"service": config.service, "audiences": list(config.audiences)})
+
+    app.router.add_post("/_control/next", control_next)
+    app.router.add_get("/_control/calls", control_calls)
+    app.router.add_get("/_control/state", control_state)
+    app.router.add_post("/_control/reset", control_reset)
+    app.router.add_get("/_control/health", control_health)
+    spec = SERVICES[config.service]
+    for path in (spec.execute_path, spec.compensate_path):
+        # Steps may choose their method; the participant accepts the usual ones on its endpoints.
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            app.router.add_route(method, path, participant.handle)
+    return app
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+__all__ = [
+    "API_KEY_HEADER",
+    "DEFAULT_HANG_SECONDS",
+    "GOOGLE_CERTS_URL",
+    "ParticipantConfig",
+    "create_app",
+    "is_final",
+    "loopback_audiences",
+    "verify_id_token",
+]

@@ -1,0 +1,165 @@
+"""The three trip-booking services and the business decision for one call.
+
+Each service has one execute endpoint that creates a resource and one compensate endpoint that undoes it:
+
+| service | execute | compensate | output id |
+|---|---|---|---|
+| flight | ``POST /flight/book`` | ``POST /flight/cancel`` | ``booking_id`` |
+| hotel | ``POST /hotel/reserve`` | ``POST /hotel/release`` | ``reservation_id`` |
+| payment | ``POST /payment/charge`` | ``POST /payment/refund`` | ``charge_id`` |
+
+A compensation names what to undo with the output id in its payload (usually a
+``{"$ref": "steps.<step>.output.<id>"}`` resolved by the step executor); without one, it undoes what the
+same saga step executed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from examples.participants.state import Action, Answer, Ledger, Resource, resource_id
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    execute_path: str
+    compensate_path: str
+    id_field: str
+    id_prefix: str
+    done: str
+    undone: str
+    # Payload fields copied into the execute output (besides the id and status).
+    echoed: tuple[str, ...] = ()
+    requires_api_key: bool = False
+
+    def action_of(self, path: str) -> Action | None:
+        if path == self.execute_path:
+            return "execute"
+        if path == self.compensate_path:
+            return "compensate"
+        return None
+
+
+SERVICES: dict[str, ServiceSpec] = {
+    "flight": ServiceSpec(
+        name="flight",
+        execute_path="/flight/book",
+        compensate_path="/flight/cancel",
+        id_field="booking_id",
+        id_prefix="FL",
+        done="booked",
+        undone="cancelled",
+        echoed=("from", "to", "date"),
+    ),
+    "hotel": ServiceSpec(
+        name="hotel",
+        execute_path="/hotel/reserve",
+        compensate_path="/hotel/release",
+        id_field="reservation_id",
+        id_prefix="HT",
+        done="reserved",
+        undone="released",
+        echoed=("city", "nights"),
+    ),
+    "payment": ServiceSpec(
+        name="payment",
+        execute_path="/payment/charge",
+        compensate_path="/payment/refund",
+        id_field="charge_id",
+        id_prefix="CH",
+        done="charged",
+        undone="refunded",
+        echoed=("amount", "currency"),
+        requires_api_key=True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    answer: Answer
+    effect: bool
+    outcome: str
+
+
+def _failure(status: int, error: str, message: str) -> Answer:
+    return Answer(status, {"error": error, "message": message})
+
+
+def validate(spec: ServiceSpec, action: Action, payload: dict[str, Any]) -> Answer | None:
+    """A 422 for a payload the business cannot accept, else None."""
+    if spec.name == "payment" and action == "execute":
+        amount = payload.get("amount")
+        if not isinstance(amount, int | float) or isinstance(amount, bool) or amount <= 0:
+            return _failure(422, "INVALID", "amount must be a positive number")
+    return None
+
+
+def decide(
+    spec: ServiceSpec,
+    ledger: Ledger,
+    *,
+    action: Action,
+    pair: str,
+    idempotency_key: str,
+    saga_id: str | None,
+    step: str | None,
+    payload: dict[str, Any],
+) -> Decision:
+    """Apply the barrier and, if it allows, the business effect. Synchronous on purpose (see state.py)."""
+    if action == "execute":
+        if pair in ledger.compensated:
+            return Decision(
+                _failure(
+                    409, "ALREADY_COMPENSATED", "this step was compensated before it executed; refusing it"
+                ),
+                effect=False,
+                outcome="refused: compensated earlier",
+            )
+        existing = ledger.executed.get(pair)
+        if existing is not None:
+            # Same step under another key: the effect happened once already.
+            return Decision(Answer(200, _output(spec, ledger.resources[existing])), False, "already executed")
+        invalid = validate(spec, action, payload)
+        if invalid is not None:
+            return Decision(invalid, False, "invalid payload")
+        resource = Resource(
+            id=resource_id(spec.id_prefix, idempotency_key),
+            status=spec.done,
+            saga_id=saga_id,
+            step=step,
+            payload={k: v for k, v in payload.items() if k != "simulate"},
+        )
+        ledger.resources[resource.id] = resource
+        ledger.executed[pair] = resource.id
+        return Decision(Answer(200, _output(spec, resource)), True, spec.done)
+
+    ledger.compensated.add(pair)
+    named = payload.get(spec.id_field)
+    target = ledger.resources.get(named) if isinstance(named, str) else None
+    if target is None and pair in ledger.executed:
+        target = ledger.resources[ledger.executed[pair]]
+    if target is None:
+        return Decision(
+            Answer(
+                200, {spec.id_field: named if isinstance(named, str) else None, "status": "nothing_to_undo"}
+            ),
+            effect=False,
+            outcome="null compensation",
+        )
+    if target.status == spec.undone:
+        return Decision(
+            Answer(200, {spec.id_field: target.id, "status": spec.undone}), False, f"already {spec.undone}"
+        )
+    target.status = spec.undone
+    return Decision(Answer(200, {spec.id_field: target.id, "status": spec.undone}), True, spec.undone)
+
+
+def _output(spec: ServiceSpec, resource: Resource) -> dict[str, Any]:
+    output: dict[str, Any] = {spec.id_field: resource.id, "status": spec.done}
+    for name in spec.echoed:
+        if name in resource.payload:
+            output[name] = resource.payload[name]
+    return output

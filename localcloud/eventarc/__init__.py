@@ -1,0 +1,1 @@
+"""Eventarc-style Pub/Sub triggers: push subscriptions that deliver binary-mode CloudEvents."""

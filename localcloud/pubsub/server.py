@@ -1,0 +1,51 @@
+"""Serve the Pub/Sub emulator (Publisher, Subscriber, IAMPolicy) over gRPC on ``ctx.config.pubsub`` and run
+push delivery on the same event loop. Port 0 picks a free port; ``address`` reports the bound one."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+
+from localcloud.pubsub.api import PubSubApi, handler_tables
+from localcloud.pubsub.push import PushWorker
+from localcloud.pubsub.state import PubSubState
+from localcloud.runtime import Context
+
+
+@dataclass
+class PubSubService:
+    name: str
+    address: str
+    state: PubSubState
+    api: PubSubApi
+    push: PushWorker
+    server: grpc.aio.Server
+
+    async def stop(self) -> None:
+        """Open StreamingPull streams end with UNAVAILABLE, so clients reconnect rather than fail."""
+        self.api.closing.set()
+        await asyncio.sleep(0.05)
+        await self.server.stop(grace=0.5)
+        await self.push.stop()
+        await self.state.stop()
+
+
+async def start(ctx: Context) -> PubSubService:
+    from localcloud import _grpc
+
+    state = PubSubState(ctx.clock)
+    state.start()
+    push = PushWorker(state, ctx.authority)
+    api = PubSubApi(state, push.sync)
+    address = ctx.config.pubsub
+    try:
+        server = await _grpc.start_server(address, handler_tables(api))
+    except BaseException:
+        await state.stop()
+        raise
+    host = address.rpartition(":")[0] or "127.0.0.1"
+    return PubSubService(
+        name="pubsub", address=f"{host}:{server.bound_port}", state=state, api=api, push=push, server=server
+    )

@@ -1,0 +1,70 @@
+"""The ListExecutions ``filter`` language (an AIP-160 subset) on execution records."""
+
+from __future__ import annotations
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from localcloud.workflows.service import ExecutionRecord, State, parse_filter
+
+
+def record(
+    execution_id: str, state: int, labels: dict[str, str], started: float, ended: float | None = None
+) -> ExecutionRecord:
+    r = ExecutionRecord(
+        name=f"projects/p/locations/l/workflows/w/executions/{execution_id}",
+        execution_id=execution_id,
+        workflow="projects/p/locations/l/workflows/w",
+        revision_id="000001-abc",
+        argument="",
+        labels=labels,
+        call_log_level=0,
+        started_at=started,
+        seq=int(started),
+    )
+    r.state = state
+    r.ended_at = ended
+    return r
+
+
+RECORDS = [
+    record("a", State.SUCCEEDED, {"saga_id": "trip-1"}, 1_767_225_600, 1_767_225_610),
+    record("b", State.FAILED, {"saga_id": "trip-2", "team": "x"}, 1_767_225_700, 1_767_225_701),
+    record("c", State.ACTIVE, {"saga_id": "trip-1"}, 1_767_225_800),
+]
+
+
+def matching(text: str) -> list[str]:
+    predicate = parse_filter(text)
+    return [r.execution_id for r in RECORDS if predicate(r)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ["a", "b", "c"]),
+        ('state="SUCCEEDED"', ["a"]),
+        ("state=ACTIVE", ["c"]),
+        ('state!="ACTIVE"', ["a", "b"]),
+        ('labels.saga_id="trip-1"', ["a", "c"]),
+        ("labels:team", ["b"]),
+        ('labels.saga_id="trip-1" AND state="ACTIVE"', ["c"]),
+        ('state="FAILED" OR state="SUCCEEDED"', ["a", "b"]),
+        ('NOT state="FAILED"', ["a", "c"]),
+        ('(state="FAILED" OR state="ACTIVE") labels.saga_id="trip-2"', ["b"]),
+        ('startTime>"2026-01-01T00:02:00Z"', ["c"]),
+        ('endTime<="2026-01-01T00:01:41Z"', ["a", "b"]),
+        ('executionID="b"', ["b"]),
+        ('duration>"5s"', ["a"]),
+    ],
+)
+def test_filter_selects_the_matching_executions(text: str, expected: list[str]) -> None:
+    assert matching(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ['colour="red"', "state=", 'state="SLEEPING"', '(state="ACTIVE"', 'startTime>"yesterday"']
+)
+def test_bad_filter_is_invalid_argument(text: str) -> None:
+    with pytest.raises(gexc.InvalidArgument):
+        parse_filter(text)

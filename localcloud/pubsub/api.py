@@ -221,6 +221,12 @@ class PubSubApi:
         if candidate.HasField("message_retention_duration"):
             check_retention(candidate.message_retention_duration, MAX_TOPIC_RETENTION_SECONDS)
         topic.CopyFrom(candidate)
+        for sub in self.state.subscriptions.values():
+            if sub.pb.topic == topic.name:
+                if topic.HasField("message_retention_duration"):
+                    sub.pb.topic_message_retention_duration.CopyFrom(topic.message_retention_duration)
+                else:
+                    sub.pb.ClearField("topic_message_retention_duration")
         return topic
 
     async def Publish(self, request: Any, context: Any) -> Any:
@@ -315,12 +321,7 @@ class PubSubApi:
         sub = self.state.get_subscription(subscription)
         if not sub.pb.enable_exactly_once_delivery:
             return []
-        invalid = []
-        for ack_id in ack_ids:
-            lease = self.state.leases.get(ack_id)
-            if lease is None or lease.entry.lease is not lease:
-                invalid.append(ack_id)
-        return invalid
+        return [ack_id for ack_id in ack_ids if self.state.live_lease(sub, ack_id) is None]
 
     async def _reject_invalid_ack_ids(self, subscription: str, invalid: list[str], context: Any) -> None:
         """With exactly-once delivery, unknown or expired ack ids fail the call with an ``ErrorInfo``

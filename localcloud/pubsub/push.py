@@ -31,7 +31,8 @@ from localcloud.pubsub.state import Lease, PubSubState, SubscriptionState
 log = logging.getLogger("localcloud.pubsub.push")
 
 ACK_STATUSES = frozenset({102, 200, 201, 202, 204})
-MAX_IN_FLIGHT_PER_SUBSCRIPTION = 1000
+# Real push ramps concurrency up with success (slow start); a fixed cap keeps local endpoints alive.
+MAX_IN_FLIGHT_PER_SUBSCRIPTION = 100
 
 
 class PushConsumer:

@@ -107,6 +107,7 @@ class Lease:
     entry: Entry
     consumer: Consumer | None
     deadline: float
+    subscription: str = ""
 
 
 class Consumer(Protocol):
@@ -291,17 +292,16 @@ class PubSubState:
         for path in paths:
             if path not in UPDATABLE_SUBSCRIPTION_FIELDS:
                 raise gexc.InvalidArgument(f"Invalid [update_mask]: cannot update field {path!r}")
-            top = path.split(".")[0]
-            if patch.HasField(top) if top in _MESSAGE_FIELDS else True:
-                if top in _MESSAGE_FIELDS:
-                    getattr(candidate, top).CopyFrom(getattr(patch, top))
-                elif top == "labels":
-                    candidate.labels.clear()
-                    candidate.labels.update(patch.labels)
+            if path in _MESSAGE_FIELDS:
+                if patch.HasField(path):
+                    getattr(candidate, path).CopyFrom(getattr(patch, path))
                 else:
-                    setattr(candidate, top, getattr(patch, top))
+                    candidate.ClearField(path)
+            elif path == "labels":
+                candidate.labels.clear()
+                candidate.labels.update(patch.labels)
             else:
-                candidate.ClearField(top)
+                setattr(candidate, path, getattr(patch, path))
         if not candidate.ack_deadline_seconds:
             candidate.ack_deadline_seconds = DEFAULT_ACK_DEADLINE_SECONDS
         if (
@@ -336,8 +336,8 @@ class PubSubState:
     def acknowledge(self, subscription: str, ack_ids: list[str]) -> None:
         sub = self.get_subscription(subscription)
         for ack_id in ack_ids:
-            lease = self.leases.get(ack_id)
-            if lease is None or lease.entry.lease is not lease:
+            lease = self.live_lease(sub, ack_id)
+            if lease is None:
                 continue
             self._end_lease(lease)
             self._mark_acked(sub, lease.entry)
@@ -351,8 +351,8 @@ class PubSubState:
             )
         now = self.clock.now()
         for ack_id in ack_ids:
-            lease = self.leases.get(ack_id)
-            if lease is None or lease.entry.lease is not lease:
+            lease = self.live_lease(sub, ack_id)
+            if lease is None:
                 continue
             if seconds == 0:
                 self._fail(sub, lease.entry)
@@ -360,6 +360,13 @@ class PubSubState:
                 lease.deadline = now + seconds
                 self._schedule(sub, lease.deadline)
         self.dispatch(sub)
+
+    def live_lease(self, sub: SubscriptionState, ack_id: str) -> Lease | None:
+        """The lease ``ack_id`` names, if it is the current delivery of a message of ``sub``."""
+        lease = self.leases.get(ack_id)
+        if lease is None or lease.entry.lease is not lease or lease.subscription != sub.name:
+            return None
+        return lease
 
     def nack(self, sub: SubscriptionState, ack_id: str, *, retry: bool = True) -> None:
         """A push/Eventarc failure. ``retry=False`` acks instead (a trigger without ``--retry``)."""
@@ -394,6 +401,8 @@ class PubSubState:
             del sub.entries[index]
             if sub.pb.retain_acked_messages:
                 bisect.insort(sub.retained, entry, key=lambda e: e.seq)
+                horizon = self.clock.now() - seconds_of(sub.pb.message_retention_duration)
+                sub.retained = [kept for kept in sub.retained if kept.stored.published_at >= horizon]
 
     def backoff(self, sub: SubscriptionState, entry: Entry) -> float:
         if sub.pb.HasField("retry_policy"):
@@ -484,7 +493,7 @@ class PubSubState:
                 continue
             entry.attempts += 1
             ack_id = f"{self._ack_prefix}-{next(self._seq)}"
-            lease = Lease(ack_id, entry, consumer, now + deadline_seconds)
+            lease = Lease(ack_id, entry, consumer, now + deadline_seconds, sub.name)
             entry.lease = lease
             self.leases[ack_id] = lease
             leases.append(lease)

@@ -21,7 +21,15 @@ from localcloud.workflows.evaluator import Scope, call_function, evaluate, evalu
 from localcloud.workflows.host import Host
 from localcloud.workflows.metering import StepMeter
 from localcloud.workflows.stdlib import BUILTINS, EXTERNAL_FUNCTIONS, HTTP_FUNCTIONS
-from localcloud.workflows.values import MEMORY_LIMIT_BYTES, deep_copy, is_int, is_number, size_of, type_error, type_name
+from localcloud.workflows.values import (
+    MEMORY_LIMIT_BYTES,
+    deep_copy,
+    is_int,
+    is_number,
+    size_of,
+    type_error,
+    type_name,
+)
 
 MAX_CALL_DEPTH = 20
 MAX_CONCURRENT_BRANCHES = 20

@@ -524,7 +524,9 @@ class _Loader:
         limit = (
             self.template(entries["concurrency_limit"][1], ctx) if "concurrency_limit" in entries else None
         )
-        visible = ctx.parent_vars | self.routines[ctx.routine].assigned if ctx.shared is None else ctx.parent_vars
+        visible = (
+            ctx.parent_vars | self.routines[ctx.routine].assigned if ctx.shared is None else ctx.parent_vars
+        )
         allowed = frozenset(shared) | (ctx.shared or frozenset())
         inner = _Context(ctx.routine, name, False, ctx.parallel_depth + 1, ctx.depth, allowed, visible)
         if "branches" in entries:

@@ -4,6 +4,8 @@ Rules implemented:
 - every executed step counts once: assign, call, switch, for, parallel, raise, return, a step that only
   jumps, a ``steps`` block, and a ``try`` block with nested ``steps``; a ``try`` whose body is a single
   inline step counts that step only (it is one step in the source);
+- a ``switch`` counts once; a condition's inline body (assign, call, return, raise) is part of it and
+  not counted again, while a condition's nested ``steps`` count one by one;
 - each retry re-runs the whole ``try`` block, so every attempt counts its steps again;
 - loop iterations and parallel branches count the steps they run;
 - a subworkflow call costs the calling step plus the steps the subworkflow runs (expression calls too);

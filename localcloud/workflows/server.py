@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import grpc
@@ -22,6 +23,8 @@ from localcloud.workflows.service_host import HostServices, internal_prefixes_fr
 WORKFLOWS_SERVICE = "google.cloud.workflows.v1.Workflows"
 OPERATIONS_SERVICE = "google.longrunning.Operations"
 EXECUTIONS_SERVICE = "google.cloud.workflows.executions.v1.Executions"
+
+log = logging.getLogger("localcloud.workflows")
 
 
 @dataclass
@@ -112,6 +115,12 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
         await runner.cleanup()
         raise
     host = address.rpartition(":")[0] or "127.0.0.1"
+    log.info(
+        "workflows: gRPC on %s:%s, callbacks and /admin/executions on http://%s",
+        host,
+        server.bound_port,
+        bound_http,
+    )
     return WorkflowsService(
         name="workflows",
         address=f"{host}:{server.bound_port}",

@@ -7,7 +7,6 @@ with string keys). https://cloud.google.com/workflows/docs/reference/syntax/data
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -113,15 +112,3 @@ def size_of(value: Any) -> int:
     if isinstance(value, dict):
         return 2 + sum(len(k) + 3 + size_of(v) for k, v in value.items())
     return 8
-
-
-def to_json_text(value: Any) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise type_error(f"value is not JSON encodable: {error}") from None
-
-
-def from_json(value: Any) -> Any:
-    """A decoded JSON document as a Workflows value (JSON numbers without a fraction are ints)."""
-    return value

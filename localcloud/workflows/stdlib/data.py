@@ -17,7 +17,7 @@ from typing import Any
 
 from localcloud.workflows.errors import WorkflowError
 from localcloud.workflows.stdlib.registry import builtin
-from localcloud.workflows.values import deep_copy, is_int, is_number, type_error, type_name
+from localcloud.workflows.values import deep_copy, is_number, type_error, type_name
 
 
 def _value_error(message: str) -> WorkflowError:
@@ -341,6 +341,3 @@ def math_sqrt(host: Any, x: Any) -> float:
 @builtin("uuid.generate")
 def uuid_generate(host: Any) -> str:
     return str(uuidlib.uuid4())
-
-
-__all__ = ["decode_json_text", "is_int"]

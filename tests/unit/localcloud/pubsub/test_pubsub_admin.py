@@ -97,6 +97,14 @@ async def test_update_subscription_applies_only_the_masked_fields(live: Local) -
         },
     )
     assert (updated.ack_deadline_seconds, dict(updated.labels)) == (30, {"team": "saga"})
+    with pytest.raises(gexc.InvalidArgument, match="filter"):
+        await call(
+            live.subscriber.update_subscription,
+            request={
+                "subscription": {"name": sub, "filter": "hasPrefix(attributes.k)"},
+                "update_mask": field_mask_pb2.FieldMask(paths=["filter"]),
+            },
+        )
     with pytest.raises(gexc.InvalidArgument, match="update_mask"):
         await call(
             live.subscriber.update_subscription,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -180,7 +181,8 @@ def test_deleting_a_workflow_cancels_and_removes_its_executions(engine: Any) -> 
         engine.executions.get_execution(name=started.name)
 
 
-def test_admin_page_shows_state_and_billable_steps(engine: Any) -> None:
+def test_admin_page_shows_state_and_billable_steps(engine: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="localcloud.workflows.executions")
     workflow = engine.deploy(PARKED)
     started = engine.execute(workflow)
     callback = engine.wait_for_callback(started.name, waiters=1)
@@ -206,3 +208,5 @@ def test_admin_page_shows_state_and_billable_steps(engine: Any) -> None:
         f"{engine.http}/admin/executions", params={"state": "SUCCEEDED"}, timeout=10
     ).json()
     assert execution_id in [e["executionId"] for e in listing["executions"]]
+    ended = [json.loads(r.getMessage()) for r in caplog.records if execution_id in r.getMessage()]
+    assert [(line["state"], line["billable_steps"]) for line in ended] == [("SUCCEEDED", steps)]

@@ -1,0 +1,149 @@
+"""The project's saga workflow, deployed and run on the engine with the real Cloud Tasks emulator: each
+step's Cloud Task reaches a stand-in step executor, which answers through the callback URL with an
+OAuth2 access token; the workflow posts the saga result to a stand-in completion endpoint."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pathlib
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+from aiohttp import web
+from google.cloud import tasks_v2
+from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("localcloud.workflows.interpreter") is None
+    or importlib.util.find_spec("localcloud.tasks") is None,
+    reason="needs the Workflows interpreter and the Cloud Tasks emulator",
+)
+
+SAGA_YAML = pathlib.Path(__file__).resolve().parents[5] / "workflows" / "saga_orchestrator.yaml"
+QUEUE = "projects/local-project/locations/us-central1/queues/saga-tasks"
+
+
+class StandIns:
+    """A step executor that reports ``outcomes[step_name]`` for each task, and a completion endpoint."""
+
+    def __init__(self, engine: Any, outcomes: dict[str, dict[str, Any]]) -> None:
+        self.engine = engine
+        self.outcomes = outcomes
+        self.tasks: list[dict[str, Any]] = []
+        self.completions: list[dict[str, Any]] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/step", self.step)
+        app.router.add_post("/complete", self.complete)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def step(self, request: web.Request) -> web.Response:
+        assert request.headers["Authorization"].startswith("Bearer ")  # the task's OIDC token
+        body = await request.json()
+        self.tasks.append(body)
+        outcome = self.outcomes[f"{body['step_name']}.{body['action']}"]
+        headers = {"Authorization": f"Bearer {self.engine.token()}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(body["callback_url"], json=outcome, headers=headers) as answer,
+        ):
+            return web.Response(status=200 if answer.status == 200 else 500)
+
+    async def complete(self, request: web.Request) -> web.Response:
+        self.completions.append(await request.json())
+        return web.json_response({"published": True})
+
+
+def action(url: str) -> dict[str, Any]:
+    return {
+        "url": url,
+        "method": "POST",
+        "payload": {},
+        "headers": {},
+        "auth": "none",
+        "timeout_seconds": 10,
+        "max_attempts": 1,
+    }
+
+
+@pytest.mark.parametrize("fail_second", [False, True])
+def test_saga_runs_its_steps_through_tasks_and_callbacks(engine: Any, fail_second: bool) -> None:
+    tasks = tasks_v2.CloudTasksClient(
+        transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(engine.ctx.config.tasks))
+    )
+    tasks.create_queue(parent=QUEUE.rsplit("/queues/", 1)[0], queue=tasks_v2.Queue(name=QUEUE))
+    succeeded = {"status": "succeeded", "output": {"ref": "R-1"}, "error": None, "attempts": 1}
+    failed = {
+        "status": "failed",
+        "output": None,
+        "attempts": 1,
+        "error": {"kind": "business", "status_code": 409, "message": "no seats"},
+    }
+    outcomes = {
+        "book_flight.execute": succeeded,
+        "book_flight.compensate": {**succeeded, "output": None},
+        "charge.execute": failed if fail_second else succeeded,
+    }
+    stand_ins = StandIns(engine, outcomes)
+    engine.run(stand_ins.start())
+    try:
+        workflow = engine.deploy(
+            SAGA_YAML.read_text(),
+            env={
+                "SAGA_STEP_EXECUTOR_URL": stand_ins.url + "/step",
+                "SAGA_COMPLETION_URL": stand_ins.url + "/complete",
+                "SAGA_TASK_QUEUE_PATH": QUEUE,
+                "SAGA_TASKS_INVOKER_EMAIL": "tasks-invoker@local-project.iam.gserviceaccount.com",
+                "SAGA_DISPATCH_DEADLINE_SECONDS": "60",
+            },
+        )
+        argument = {
+            "saga_id": "trip-42",
+            "steps": [
+                {
+                    "name": "book_flight",
+                    "execute": action("http://p/book"),
+                    "compensate": action("http://p/cancel"),
+                    "execute_wait_seconds": 60,
+                    "compensate_wait_seconds": 60,
+                },
+                {
+                    "name": "charge",
+                    "execute": action("http://p/charge"),
+                    "compensate": None,
+                    "execute_wait_seconds": 60,
+                    "compensate_wait_seconds": 60,
+                },
+            ],
+            "deadline_seconds": 600,
+            "metadata": {"customer": "c-1"},
+            "requested_at": "2026-11-25T22:00:00Z",
+            "event_id": "ev-1",
+        }
+        started = engine.execute(workflow, argument, labels={"saga_id": "trip-42"})
+        done = engine.wait_until(started.name, timeout=30)
+        assert done.state.name == "SUCCEEDED", done.error
+        result = json.loads(done.result)
+        assert result["status"] == ("compensated" if fail_second else "succeeded")
+        assert result["execution"] == started.name
+        assert stand_ins.completions == [result]
+        ran = [(t["step_name"], t["action"]) for t in stand_ins.tasks]
+        expected = [("book_flight", "execute"), ("charge", "execute")]
+        assert ran == ([*expected, ("book_flight", "compensate")] if fail_second else expected)
+        assert stand_ins.tasks[0]["execution_id"] == started.name.rsplit("/", 1)[1]
+    finally:
+        engine.run(stand_ins.stop())
+        tasks.transport.close()

@@ -47,7 +47,7 @@ e2e: $(STAMP)
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
 conformance: $(STAMP)
-	bash tests/conformance/run_pubsub_system_tests.sh
+	PYTHON=$(abspath $(BIN))/python bash tests/conformance/run_pubsub_system_tests.sh
 
 test: lint typecheck $(STAMP)
 	$(BIN)/python -m pytest -q tests

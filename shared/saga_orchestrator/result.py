@@ -27,7 +27,8 @@ STEP_STATUSES: tuple[str, ...] = (
 @dataclass(frozen=True)
 class ActionResult:
     status: str
-    attempts: int = 0
+    # None when the outcome is unknown (the wait for it ended first): attempts may have happened.
+    attempts: int | None = 0
     output: Any = None
     error: dict[str, Any] | None = None
     started_at: str | None = None
@@ -135,8 +136,8 @@ def _action(raw: Any, path: str, errors: list[FieldError]) -> ActionResult | Non
         errors.append(FieldError(f"{path}.status", "is required and must be a string"))
         status = ""
     attempts = raw.get("attempts", 0)
-    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
-        errors.append(FieldError(f"{path}.attempts", "must be a non-negative integer"))
+    if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0):
+        errors.append(FieldError(f"{path}.attempts", "must be a non-negative integer or null (unknown)"))
         attempts = 0
     error = raw.get("error")
     if error is not None and not isinstance(error, dict):

@@ -100,7 +100,7 @@ def test_a_bad_completion_body_names_every_bad_field():
             "must be one of succeeded, failed, compensated, compensation_failed, unknown, not_run",
         ),
         FieldError("steps[0].execute.status", "is required and must be a string"),
-        FieldError("steps[0].execute.attempts", "must be a non-negative integer"),
+        FieldError("steps[0].execute.attempts", "must be a non-negative integer or null (unknown)"),
     ]
 
 
@@ -154,3 +154,26 @@ def test_the_completion_example_is_valid_for_the_result_schema():
             {"saga_id": "x", "status": "succeeded", "steps": [], "execution": "e"}
         )
     )
+
+
+def test_an_unknown_outcome_has_null_attempts_and_stays_valid():
+    result = parse_result(
+        {
+            "saga_id": "trip-7",
+            "status": "compensated",
+            "execution": "projects/p/locations/l/workflows/w/executions/e",
+            "failed_step": "book",
+            "reason": "no outcome from step book within 120 s",
+            "steps": [
+                {
+                    "name": "book",
+                    "status": "unknown",
+                    "execute": {"status": "unknown", "attempts": None, "error": {"kind": "timeout"}},
+                    "compensate": {"status": "succeeded", "attempts": 1},
+                }
+            ],
+        }
+    )
+    data = result.to_dict()
+    assert data["steps"][0]["execute"]["attempts"] is None
+    assert not list(schema("saga-result.schema.json").iter_errors(data))

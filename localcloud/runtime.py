@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,3 +34,34 @@ class RunningService(Protocol):
 
 
 ServiceStarter = Callable[[Context], Awaitable[RunningService]]
+
+
+async def wait_for_stop_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def serve_one(starter: ServiceStarter, config_field: str, argv: list[str]) -> int:
+    """``python -m localcloud.<service> [HOST:PORT]``: one emulator in the foreground until interrupted.
+    The address defaults to the service's variable (see ``LocalCloudConfig``); prints ``<name> ready:
+    <host:port>`` once it accepts connections."""
+
+    async def run() -> None:
+        config = LocalCloudConfig.from_env()
+        if argv:
+            config = dataclasses.replace(config, **{config_field: argv[0]})
+        service = await starter(Context(config=config))
+        print(f"{service.name} ready: {service.address}", flush=True)
+        try:
+            await wait_for_stop_signal()
+        finally:
+            await service.stop()
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    asyncio.run(run())
+    return 0

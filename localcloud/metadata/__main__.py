@@ -1,37 +1,16 @@
-"""``python -m localcloud.metadata [HOST:PORT]``: serve only the metadata emulator (default: $GCE_METADATA_HOST)."""
+"""``python -m localcloud.metadata [HOST:PORT]``: serve only the metadata emulator (default: $GCE_METADATA_HOST).
+Prints ``metadata ready: HOST:PORT`` once it accepts connections."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
-import signal
 import sys
 
-from localcloud.config import LocalCloudConfig
 from localcloud.metadata.server import start
-from localcloud.runtime import Context
-
-
-async def _serve(address: str | None) -> None:
-    config = LocalCloudConfig.from_env()
-    if address:
-        config = dataclasses.replace(config, metadata=address)
-    service = await start(Context(config=config))
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    print(f"metadata ready: {service.address}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await service.stop()
+from localcloud.runtime import serve_one
 
 
 def main(argv: list[str]) -> int:
-    asyncio.run(_serve(argv[0] if argv else None))
-    return 0
+    return serve_one(start, "metadata", argv)
 
 
 if __name__ == "__main__":

@@ -1,37 +1,16 @@
-"""``python -m localcloud.tasks [HOST:PORT]``: serve only the Cloud Tasks emulator (default: $CLOUD_TASKS_EMULATOR_HOST)."""
+"""``python -m localcloud.tasks [HOST:PORT]``: serve only the Cloud Tasks emulator (default: $CLOUD_TASKS_EMULATOR_HOST).
+Prints ``tasks ready: HOST:PORT`` once it accepts connections."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
-import signal
 import sys
 
-from localcloud.config import LocalCloudConfig
-from localcloud.runtime import Context
+from localcloud.runtime import serve_one
 from localcloud.tasks.server import start
 
 
-async def _serve(address: str | None) -> None:
-    config = LocalCloudConfig.from_env()
-    if address:
-        config = dataclasses.replace(config, tasks=address)
-    service = await start(Context(config=config))
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    print(f"tasks ready: {service.address}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await service.stop()
-
-
 def main(argv: list[str]) -> int:
-    asyncio.run(_serve(argv[0] if argv else None))
-    return 0
+    return serve_one(start, "tasks", argv)
 
 
 if __name__ == "__main__":

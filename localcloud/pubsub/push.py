@@ -94,7 +94,8 @@ class PushWorker:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            # A fresh connection per push: an endpoint may have closed an idle keep-alive connection.
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
         return self._session
 
     def request_for(self, sub: SubscriptionState, lease: Lease) -> tuple[dict[str, str], bytes]:

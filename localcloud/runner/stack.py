@@ -319,9 +319,12 @@ class LocalStack:
         assert self.provisioned is not None and self.provisioned.results_subscription is not None
         subscriber = self.factory.subscriber()
         try:
+            # The emulator answers an empty pull within a second; a client deadline shorter than that
+            # could abandon a pull whose messages were already handed out (leased until the ack
+            # deadline), so the RPC deadline never goes below 10 s.
             response = subscriber.pull(
                 request={"subscription": self.provisioned.results_subscription, "max_messages": 100},
-                timeout=timeout,
+                timeout=max(timeout, 10.0),
             )
         except (gexc.DeadlineExceeded, gexc.RetryError):
             return []

@@ -84,8 +84,11 @@ class Dispatcher:
         self.sleeping_until: float | None = None
 
     async def start(self) -> None:
+        # A fresh connection per attempt: targets such as gunicorn close idle keep-alive connections
+        # after 2 s, and a request written to one of those would be a lost attempt.
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None), connector=aiohttp.TCPConnector(limit=0)
+            timeout=aiohttp.ClientTimeout(total=None),
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
         )
         self._loop_task = asyncio.create_task(self._run(), name="cloud-tasks-dispatcher")
 

@@ -255,8 +255,16 @@ class StepExecutor:
             return CallOutcome("transient" if error.retryable else "business", None, None, str(error))
         ctx = CallContext(task.saga_id, task.step_name, task.action, attempt)  # type: ignore[arg-type]
         try:
+            # A compensation of a step without an output is the compensation of an unknown outcome
+            # (the workflow only compensates steps that succeeded or whose outcome it never learned).
+            unknown = (task.step_name,) if task.action == "compensate" else ()
             prepared = prepare(
-                task.call, ctx, outputs=task.outputs, secret_values=secret_values, tokens=self._tokens
+                task.call,
+                ctx,
+                outputs=task.outputs,
+                secret_values=secret_values,
+                tokens=self._tokens,
+                unknown=unknown,
             )
         except ReferenceResolutionError as error:
             return CallOutcome("business", None, None, str(error))

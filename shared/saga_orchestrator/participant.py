@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets as _random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -109,10 +109,13 @@ def prepare(
     outputs: Mapping[str, Any],
     secret_values: Mapping[str, str],
     tokens: TokenSource | None,
+    unknown: Collection[str] = (),
 ) -> PreparedCall:
-    """Resolve ``$ref``s and build the request. Raises ``ReferenceResolutionError``; a failing token
-    fetch propagates (the caller treats it as transient)."""
-    headers: dict[str, str] = {name: resolve_header(value, outputs) for name, value in spec.headers.items()}
+    """Resolve ``$ref``s and build the request (``unknown``: see ``refs``). Raises
+    ``ReferenceResolutionError``; a failing token fetch propagates (the caller treats it as transient)."""
+    headers: dict[str, str] = {
+        name: resolve_header(value, outputs, unknown) for name, value in spec.headers.items()
+    }
     headers.update(secret_values)
     headers.update(
         {
@@ -129,7 +132,7 @@ def prepare(
             raise RuntimeError("auth 'oidc' needs a token source")
         headers["Authorization"] = "Bearer " + tokens.id_token(origin(spec.url))
         sensitive.add("Authorization")
-    payload = resolve(spec.payload, outputs)
+    payload = resolve(spec.payload, outputs, unknown)
     body = None
     if payload is not None:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

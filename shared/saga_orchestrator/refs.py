@@ -3,12 +3,16 @@
 A reference object is replaced by the value it names, wherever it appears in a payload (any depth) or as
 a header value (where the value must be a string, number or boolean; numbers and booleans are written
 as JSON). ``outputs`` maps step names to the outputs of the steps that succeeded before this call.
+
+``unknown`` names steps whose outcome is unknown (their wait ended before an answer): a reference into
+such a step's output resolves to null, so its compensation still reaches the participant, which undoes
+whatever the saga step did (found by ``X-Saga-Id`` / ``X-Saga-Step``) or nothing at all.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from saga_orchestrator.errors import ReferenceResolutionError
@@ -19,11 +23,13 @@ def is_ref(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"$ref"} and isinstance(value["$ref"], str)
 
 
-def lookup(ref: str, outputs: Mapping[str, Any]) -> Any:
+def lookup(ref: str, outputs: Mapping[str, Any], unknown: Collection[str] = ()) -> Any:
     match = REF_RE.match(ref)
     if not match:
         raise ReferenceResolutionError(ref, "must look like steps.<name>.output[.<key>...]")
     step, rest = match.group(1), match.group(2)
+    if step not in outputs and step in unknown:
+        return None
     if step not in outputs:
         raise ReferenceResolutionError(
             ref, f"step {step!r} has no output here (it has not succeeded before this call)"
@@ -47,19 +53,21 @@ def lookup(ref: str, outputs: Mapping[str, Any]) -> Any:
     return value
 
 
-def resolve(value: Any, outputs: Mapping[str, Any]) -> Any:
+def resolve(value: Any, outputs: Mapping[str, Any], unknown: Collection[str] = ()) -> Any:
     """A copy of ``value`` with every reference object replaced; raises ``ReferenceResolutionError``."""
     if is_ref(value):
-        return lookup(value["$ref"], outputs)
+        return lookup(value["$ref"], outputs, unknown)
     if isinstance(value, dict):
-        return {key: resolve(item, outputs) for key, item in value.items()}
+        return {key: resolve(item, outputs, unknown) for key, item in value.items()}
     if isinstance(value, list):
-        return [resolve(item, outputs) for item in value]
+        return [resolve(item, outputs, unknown) for item in value]
     return value
 
 
-def resolve_header(value: Any, outputs: Mapping[str, Any]) -> str:
-    resolved = resolve(value, outputs)
+def resolve_header(value: Any, outputs: Mapping[str, Any], unknown: Collection[str] = ()) -> str:
+    resolved = resolve(value, outputs, unknown)
+    if resolved is None and unknown:
+        return ""
     if isinstance(resolved, str):
         return resolved
     if isinstance(resolved, bool | int | float):

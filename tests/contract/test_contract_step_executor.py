@@ -200,3 +200,21 @@ def test_a_compensation_runs_whatever_the_deadline(step_executor, task, particip
     assert deliver(step_executor, task, body=body).status_code == 200
     assert len(participant.requests_to("/payments/execute")) == 1
     assert reported(callback)["status"] == "succeeded"
+
+
+def test_compensating_a_step_of_unknown_outcome_still_calls_the_participant(
+    step_executor, task, participant, callback
+):
+    participant.script("/payments/compensate", ScriptedResponse(200, b"{}"))
+    body = task["body"]
+    body["action"] = "compensate"
+    body["call"] = {
+        **body["call"],
+        "url": body["call"]["url"].replace("/execute", "/compensate"),
+        "payload": {"transaction_id": {"$ref": f"steps.{body['step_name']}.output.transaction_id"}},
+    }
+    body["outputs"] = {}
+    assert deliver(step_executor, task, body=body).status_code == 200
+    [call] = participant.requests_to("/payments/compensate")
+    assert json.loads(call.body) == {"transaction_id": None}
+    assert reported(callback)["status"] == "succeeded"

@@ -53,3 +53,10 @@ def test_header_refs_become_strings():
     assert resolve_header({"$ref": "steps.create_booking.output.total"}, OUTPUTS) == "12.5"
     with pytest.raises(ReferenceResolutionError, match="a header value must be a string"):
         resolve_header({"$ref": "steps.create_booking.output.items"}, OUTPUTS)
+
+
+def test_a_ref_into_a_step_of_unknown_outcome_is_null_but_others_still_fail():
+    payload = {"booking": {"$ref": "steps.book.output.booking_id"}}
+    assert resolve(payload, {}, unknown=("book",)) == {"booking": None}
+    with pytest.raises(ReferenceResolutionError):
+        resolve({"x": {"$ref": "steps.other.output.id"}}, {}, unknown=("book",))

@@ -49,9 +49,8 @@ e2e: $(STAMP)
 conformance: $(STAMP)
 	PYTHON=$(abspath $(BIN))/python bash tests/conformance/run_pubsub_system_tests.sh
 
-test: lint typecheck $(STAMP)
+test: lint typecheck conformance $(STAMP)
 	$(BIN)/python -m pytest -q tests
-	$(MAKE) --no-print-directory conformance
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -174,79 +175,28 @@ async def _send(
 builtin("http.request", blocking=True)(request)
 
 
-@builtin("http.get", blocking=True)
-async def get(
-    host: Host,
-    url: Any,
-    timeout: Any = DEFAULT_TIMEOUT_SECONDS,
-    body: Any = None,
-    headers: Any = None,
-    query: Any = None,
-    auth: Any = None,
-    private_service_name: Any = None,
-    ca_certificate: Any = None,
-) -> dict[str, Any]:
-    return await request(host, "GET", url, timeout, body, headers, query, auth)
+def _shorthand(method: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """``http.get`` and its siblings: ``http.request`` with the method fixed (same arguments, no ``method``)."""
+
+    async def call(
+        host: Host,
+        url: Any,
+        timeout: Any = DEFAULT_TIMEOUT_SECONDS,
+        body: Any = None,
+        headers: Any = None,
+        query: Any = None,
+        auth: Any = None,
+        private_service_name: Any = None,
+        ca_certificate: Any = None,
+    ) -> dict[str, Any]:
+        return await request(host, method, url, timeout, body, headers, query, auth)
+
+    call.__name__ = method.lower()
+    return call
 
 
-@builtin("http.post", blocking=True)
-async def post(
-    host: Host,
-    url: Any,
-    timeout: Any = DEFAULT_TIMEOUT_SECONDS,
-    body: Any = None,
-    headers: Any = None,
-    query: Any = None,
-    auth: Any = None,
-    private_service_name: Any = None,
-    ca_certificate: Any = None,
-) -> dict[str, Any]:
-    return await request(host, "POST", url, timeout, body, headers, query, auth)
-
-
-@builtin("http.put", blocking=True)
-async def put(
-    host: Host,
-    url: Any,
-    timeout: Any = DEFAULT_TIMEOUT_SECONDS,
-    body: Any = None,
-    headers: Any = None,
-    query: Any = None,
-    auth: Any = None,
-    private_service_name: Any = None,
-    ca_certificate: Any = None,
-) -> dict[str, Any]:
-    return await request(host, "PUT", url, timeout, body, headers, query, auth)
-
-
-@builtin("http.patch", blocking=True)
-async def patch(
-    host: Host,
-    url: Any,
-    timeout: Any = DEFAULT_TIMEOUT_SECONDS,
-    body: Any = None,
-    headers: Any = None,
-    query: Any = None,
-    auth: Any = None,
-    private_service_name: Any = None,
-    ca_certificate: Any = None,
-) -> dict[str, Any]:
-    return await request(host, "PATCH", url, timeout, body, headers, query, auth)
-
-
-@builtin("http.delete", blocking=True)
-async def delete(
-    host: Host,
-    url: Any,
-    timeout: Any = DEFAULT_TIMEOUT_SECONDS,
-    body: Any = None,
-    headers: Any = None,
-    query: Any = None,
-    auth: Any = None,
-    private_service_name: Any = None,
-    ca_certificate: Any = None,
-) -> dict[str, Any]:
-    return await request(host, "DELETE", url, timeout, body, headers, query, auth)
+for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+    builtin(f"http.{_method.lower()}", blocking=True)(_shorthand(_method))
 
 
 def _retryable(e: Any, codes: frozenset[int], tags: frozenset[str]) -> bool:

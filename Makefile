@@ -14,6 +14,7 @@ help:
 	@echo "make up           run the whole stack (emulators, functions, demo participants) until Ctrl-C"
 	@echo "make serve        run just the emulators until Ctrl-C"
 	@echo "make conformance  google-cloud-pubsub's own system tests against the Pub/Sub emulator"
+	@echo "make bench        speed, scale and cost per saga (writes bench/results.json)"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,13 +39,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy shared/saga_orchestrator localcloud functions examples tests
+	$(BIN)/mypy shared/saga_orchestrator localcloud functions examples tests bench
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e" tests
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 conformance: $(STAMP)
 	PYTHON=$(abspath $(BIN))/python bash tests/conformance/run_pubsub_system_tests.sh

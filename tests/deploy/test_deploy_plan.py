@@ -295,7 +295,7 @@ def test_queue_gets_the_retry_settings_and_rate_limits_of_the_settings_file(
         "maxBackoff": "30s",
         "maxDoublings": 5,
     }
-    assert queue["rateLimits"] == {"maxDispatchesPerSecond": 100.0, "maxConcurrentDispatches": 200}
+    assert queue["rateLimits"] == {"maxDispatchesPerSecond": 500.0, "maxConcurrentDispatches": 200}
     create = next(argv for argv in first_deploy.calls if argv[:3] == ["tasks", "queues", "create"])
     assert "--max-retry-duration=0s" in create
 

@@ -50,7 +50,7 @@ def test_the_queue_gets_the_retry_settings_and_rate_limits_of_the_file(factory: 
     assert retry.min_backoff.total_seconds() == 0.5
     assert retry.max_backoff.total_seconds() == 30
     assert retry.max_doublings == 5
-    assert queue.rate_limits.max_dispatches_per_second == 100
+    assert queue.rate_limits.max_dispatches_per_second == 500
     assert queue.rate_limits.max_concurrent_dispatches == 200
 
 

@@ -1,0 +1,361 @@
+"""``python -m bench [--quick]``: every figure of the benchmark with its target beside it; writes
+``bench/results.json``. The full run holds the throughput window for 60 s and takes 3–6 minutes
+on two cores; ``--quick`` holds it for 10 s and runs smaller samples (a smoke run, not the figures)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import Figure, git_commit, machine, utc_now
+
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _guard(name: str, errors: dict[str, str], body: Callable[[], Any]) -> Any:
+    print(f"[bench] {name} …", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    try:
+        value = body()
+    except Exception as error:  # a failed section is reported, the others still run
+        errors[name] = f"{type(error).__name__}: {error}"
+        traceback.print_exc()
+        return None
+    print(f"[bench] {name} done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return value
+
+
+def _top(mapping: dict[str, float], count: int = 3) -> str:
+    ordered = sorted(mapping.items(), key=lambda item: -item[1])[:count]
+    return ", ".join(f"{k} {v:.1f}" for k, v in ordered)
+
+
+def _hot(profile: dict[str, Any] | None, count: int = 3) -> str:
+    if not profile or not profile.get("self"):
+        return ""
+    frames = [f"{row['frame']} {row['share']:.0%}" for row in profile["self"][:count]]
+    return "; hottest (py-spy self): " + ", ".join(frames)
+
+
+def figures(data: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    lat = data.get("latency")
+    if lat:
+        three = lat["steps_3"]
+        phases = lat.get("steps_3_phases_median_ms", {})
+        where = ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items())
+        out.append(
+            Figure(
+                "1 latency",
+                "3-step saga, median",
+                three["median"],
+                "ms",
+                "≤ 30 ms",
+                three["median"] <= 30,
+                f"median phases: {where}",
+            )
+        )
+        out.append(Figure("1 latency", "3-step saga, p99", three["p99"], "ms"))
+        out.append(Figure("1 latency", "1-step saga, median", lat["steps_1"]["median"], "ms"))
+        out.append(Figure("1 latency", "10-step saga, median", lat["steps_10"]["median"], "ms"))
+        per = lat["per_extra_step_ms"]
+        out.append(
+            Figure(
+                "1 latency",
+                "per extra step ((10-step − 1-step)/9)",
+                per,
+                "ms",
+                "≤ 5 ms",
+                per <= 5,
+                "per action, median ms: "
+                + ", ".join(
+                    f"{k} {v}" for k, v in (lat.get("action_split_median_ms") or {}).items() if k != "actions"
+                ),
+            )
+        )
+    tp = data.get("throughput")
+    if tp:
+        rate = tp["sagas_per_second"]
+        out.append(
+            Figure(
+                "2 throughput",
+                f"3-step sagas/s ({tp['window_seconds']:.0f} s, {tp['in_flight']} in flight, "
+                "1 in 5 compensating)",
+                rate,
+                "sagas/s",
+                "≥ 100",
+                rate >= 100,
+                "CPU ms per saga by process: "
+                + _top(tp["cpu_ms_per_saga_by_process"], 4)
+                + _hot((tp.get("profile") or {}).get("localcloud")),
+            )
+        )
+        out.append(
+            Figure(
+                "2 throughput",
+                "lost sagas",
+                tp["lost"],
+                "",
+                "0",
+                tp["lost"] == 0,
+                f"wrong outcome: {tp['wrong_outcome']}",
+            )
+        )
+        out.append(Figure("2 throughput", "latency under load, median", tp["latency_ms"].get("median"), "ms"))
+        out.append(Figure("2 throughput", "latency under load, p99", tp["latency_ms"].get("p99"), "ms"))
+    sc = data.get("scale")
+    if sc:
+        out.append(
+            Figure(
+                "3 scale",
+                f"peak RSS, {sc['executions']:,} parked executions",
+                sc["peak_rss_mb"],
+                "MB",
+                "≤ 500 MB",
+                sc["peak_rss_mb"] <= 500,
+                f"{sc['per_parked_execution_kb']} KB per parked execution",
+            )
+        )
+        out.append(
+            Figure(
+                "3 scale",
+                "time to park them all",
+                sc["park_seconds"],
+                "s",
+                "",
+                None,
+                f"{sc['parked_confirmed']:,} confirmed waiting",
+            )
+        )
+        out.append(
+            Figure(
+                "3 scale",
+                "drain when callbacks arrive",
+                sc["drain_per_second"],
+                "exec/s",
+                "≥ 1,000/s",
+                (sc["drain_per_second"] or 0) >= 1000,
+                f"{sc['succeeded']:,} succeeded in {sc['drain_seconds']} s",
+            )
+        )
+    pe = data.get("peer")
+    if pe:
+        out.append(
+            Figure("4 engine vs peer", f"ours, {pe['steps']:,} steps", pe["ours_steps_per_second"], "steps/s")
+        )
+        out.append(Figure("4 engine vs peer", f"{pe['peer']}", pe["peer_steps_per_second"], "steps/s"))
+        out.append(Figure("4 engine vs peer", "ratio", pe["ratio"], "×", "≥ 10×", pe["ratio"] >= 10))
+    ps = data.get("pubsub")
+    if ps:
+        out.append(Figure("5 Pub/Sub", "publish, 1 KB", ps["publish_per_second"], "msg/s"))
+        out.append(
+            Figure(
+                "5 Pub/Sub",
+                f"end to end, ≤ {ps['max_ahead']:,} in flight (publish → streaming pull → ack)",
+                ps["end_to_end_per_second"],
+                "msg/s",
+                "≥ 10,000",
+                ps["end_to_end_per_second"] >= 10000,
+                f"CPU ms/message: emulator {ps['emulator_cpu_ms_per_message']}, "
+                f"client {ps['client_cpu_ms_per_message']}" + _hot(ps.get("emulator_profile")),
+            )
+        )
+    burst = (ps or {}).get("burst")
+    if burst:
+        out.append(
+            Figure(
+                "5 Pub/Sub",
+                f"end to end, {burst['messages']:,} published at once (backlog)",
+                burst["end_to_end_per_second"],
+                "msg/s",
+                "",
+                None,
+                f"emulator CPU ms/message {burst['emulator_cpu_ms_per_message']}",
+            )
+        )
+    co = data.get("cost")
+    if co:
+        for name, shape in co["shapes"].items():
+            usd = shape["usd_per_million"]
+            per_step = shape["billable_steps_per_saga_step"]
+            out.append(
+                Figure(
+                    "6 cost",
+                    f"{name}: billable steps per saga step",
+                    per_step,
+                    "steps",
+                    "≤ 5",
+                    per_step <= 5,
+                    f"{shape['billable_steps']}",
+                )
+            )
+            out.append(
+                Figure(
+                    "6 cost",
+                    f"{name}: $ per million sagas (GCP vs Step Functions)",
+                    usd["gcp_total"],
+                    "USD",
+                    f"< {usd['step_functions_standard']:,.2f}",
+                    usd["gcp_total"] < usd["step_functions_standard"],
+                    f"workflows {usd['workflows']}, tasks {usd['cloud_tasks']}, pubsub {usd['pubsub']}, "
+                    f"functions {usd['functions']}",
+                )
+            )
+        if "marginal_steps_per_saga_step" in co:
+            m = co["marginal_steps_per_saga_step"]
+            out.append(
+                Figure(
+                    "6 cost",
+                    "marginal billable steps per extra saga step (10 vs 1)",
+                    m,
+                    "steps",
+                    "≤ 5",
+                    m <= 5,
+                )
+            )
+    cs = data.get("coldstart")
+    if cs:
+        for name, entry in cs.items():
+            imp = entry["import_ms_median_of_3"]
+            heavy = ", ".join(f"{r['module']} {r['cumulative_ms']:.0f}" for r in entry["top_imports"][:4])
+            out.append(
+                Figure(
+                    "7 cold start",
+                    f"{name}: import",
+                    imp,
+                    "ms",
+                    "≤ 300 ms",
+                    imp <= 300,
+                    f"cumulative ms: {heavy}",
+                )
+            )
+            out.append(
+                Figure(
+                    "7 cold start", f"{name}: process start → first answer", entry["first_answer_ms"], "ms"
+                )
+            )
+    return out
+
+
+def render(rows: list[Figure]) -> str:
+    lines = [f"{'':<18} {'figure':<62} {'value':>10} {'unit':<8} {'target':<14} ok"]
+    for row in rows:
+        mark = "" if row.met is None else ("✔" if row.met else "✘")
+        lines.append(
+            f"{row.section:<18} {row.name[:62]:<62} {_fmt(row.value):>10} {row.unit:<8} {row.target[:14]:<14} {mark}"
+        )
+        if row.note and row.met is False:
+            lines.append(f"{'':<18}   ↳ {row.note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="10 s throughput window and small samples")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--only",
+        default="saga,scale,peer,pubsub",
+        help="comma-separated groups: saga (1, 2, 6, 7), scale (3), peer (4), pubsub (5)",
+    )
+    args = parser.parse_args(argv)
+    groups = set(args.only.split(","))
+    started = time.monotonic()
+    data: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    if "saga" in groups:
+        _run_stack(data, errors, quick=args.quick)
+    if "scale" in groups:
+        from bench import scale
+
+        data["scale"] = _guard("scale: 10,000 parked executions", errors, lambda: scale.run(10_000))
+    if "peer" in groups:
+        from bench import peer
+
+        data["peer"] = _guard("engine vs workflows-emulator", errors, lambda: peer.run(quick=args.quick))
+    if "pubsub" in groups:
+        from bench import pubsub
+
+        data["pubsub"] = _guard("Pub/Sub emulator throughput", errors, lambda: pubsub.run(quick=args.quick))
+    rows = figures({k: v for k, v in data.items() if v})
+    machine_info = machine()
+    report: dict[str, Any] = {
+        "machine": machine_info,
+        "date": utc_now(),
+        "commit": git_commit(),
+        "mode": "quick" if args.quick else "full",
+        "seconds": round(time.monotonic() - started, 1),
+        "figures": [row.to_dict() for row in rows],
+        "details": data,
+        "errors": errors,
+    }
+    args.output.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    m = machine_info
+    print(
+        f"\nBenchmark ({report['mode']}) — {report['date']} — commit {report['commit'][:12]} — "
+        f"{m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_mb']:,} MB, {m['platform']}"
+    )
+    print(render(rows))
+    if data.get("cost"):
+        print(f"\nPrices (list, USD, read {data['cost']['prices_read_on']}):")
+        for key, price in data["cost"]["prices"].items():
+            print(f"  {key:<36} {price['unit']:<70} {price['source']}")
+    for name, error in errors.items():
+        print(f"\n✘ {name} failed: {error}")
+    print(f"\n{len(rows)} figures in {report['seconds']:.0f} s; written to {args.output}")
+    return 1 if errors else 0
+
+
+def _run_stack(data: dict[str, Any], errors: dict[str, str], *, quick: bool) -> None:
+    from bench import coldstart, cost, saga
+    from localcloud.runner.stack import LocalStack
+
+    with LocalStack.start() as stack:
+        results = saga.Results(stack)
+        publisher = saga.Publisher(stack)
+        try:
+            data["latency"] = _guard(
+                "saga latency", errors, lambda: saga.latency(stack, results, publisher, quick=quick)
+            )
+            shapes = _guard(
+                "billable steps per saga shape", errors, lambda: saga.cost_shapes(stack, results, publisher)
+            )
+            data["throughput"] = _guard(
+                "saga throughput",
+                errors,
+                lambda: saga.throughput(stack, results, publisher, seconds=10.0 if quick else 60.0),
+            )
+            if shapes and data.get("throughput"):
+                tp = data["throughput"]
+                cost_table = cost.table(
+                    shapes, tp["cpu_ms_per_saga_by_process"], actions_per_saga=0.8 * 3 + 0.2 * 5
+                )
+                one = shapes["1_happy"]["billable"]["total"]
+                ten = shapes["10_happy"]["billable"]["total"]
+                cost_table["marginal_steps_per_saga_step"] = round((ten - one) / 9, 2)
+                data["cost"] = cost_table
+            data["coldstart"] = _guard(
+                "function cold start", errors, lambda: coldstart.run(stack.function_environment())
+            )
+        finally:
+            results.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,390 @@
+"""Sagas on the full local cloud: latency one at a time, throughput with many in flight, billable steps.
+
+Requests go to ``saga-requests`` with the real publisher; outcomes come back from ``saga-results`` through a
+streaming-pull subscriber on a fresh subscription. Latency is publish call to outcome received, in this
+process. Billable steps come from the Workflows engine's admin page of each saga's execution.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import secrets
+import statistics
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from saga_orchestrator.events import decode_result
+
+from bench.common import distribution_ms, group_cpu_seconds
+from bench.profile import Sampler
+from localcloud.runner.stack import LocalStack
+
+_FLIGHT = {"from": "AMS", "to": "LIS", "date": "2026-12-18", "passenger": "Ada Lovelace"}
+_HOTEL = {"city": "Lisbon", "nights": 3, "guest": "Ada Lovelace"}
+
+
+def saga_request(
+    urls: Mapping[str, str], saga_id: str, steps: int, *, decline: bool = False
+) -> dict[str, Any]:
+    """A trip saga of ``steps`` steps: flight and hotel bookings alternate, the last step charges the payment
+    (declined, so the saga compensates, when ``decline``). Every step has a compensation."""
+    built: list[dict[str, Any]] = []
+    for index in range(steps):
+        if index == steps - 1:
+            name = f"charge_payment_{index}"
+            payload: dict[str, Any] = {"amount": 420, "currency": "EUR"}
+            if decline:
+                payload["simulate"] = "decline"
+            built.append(
+                {
+                    "name": name,
+                    "execute": {
+                        "url": f"{urls['payment']}/payment/charge",
+                        "payload": payload,
+                        "secret_headers": {"X-Api-Key": "payment-api-key"},
+                        "retry": {"max_attempts": 3},
+                    },
+                    "compensate": {
+                        "url": f"{urls['payment']}/payment/refund",
+                        "payload": {"charge_id": {"$ref": f"steps.{name}.output.charge_id"}},
+                        "secret_headers": {"X-Api-Key": "payment-api-key"},
+                    },
+                }
+            )
+        elif index % 2 == 0:
+            name = f"book_flight_{index}"
+            built.append(
+                {
+                    "name": name,
+                    "execute": {"url": f"{urls['flight']}/flight/book", "payload": dict(_FLIGHT)},
+                    "compensate": {
+                        "url": f"{urls['flight']}/flight/cancel",
+                        "payload": {"booking_id": {"$ref": f"steps.{name}.output.booking_id"}},
+                    },
+                }
+            )
+        else:
+            name = f"reserve_hotel_{index}"
+            built.append(
+                {
+                    "name": name,
+                    "execute": {"url": f"{urls['hotel']}/hotel/reserve", "payload": dict(_HOTEL)},
+                    "compensate": {
+                        "url": f"{urls['hotel']}/hotel/release",
+                        "payload": {"reservation_id": {"$ref": f"steps.{name}.output.reservation_id"}},
+                    },
+                }
+            )
+    return {"saga_id": saga_id, "deadline_seconds": 3600, "metadata": {"bench": True}, "steps": built}
+
+
+@dataclass
+class Outcome:
+    result: dict[str, Any]
+    received: float  # time.monotonic()
+
+
+class Results:
+    """Streaming-pull subscriber on a fresh subscription of the result topic; keeps the first outcome of
+    each saga with the monotonic time it arrived (Pub/Sub may deliver twice)."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        subscriber = stack.factory.subscriber()
+        project = stack.settings.project_id
+        topic = f"projects/{project}/topics/{stack.settings.require('SAGA_RESULT_TOPIC')}"
+        self.subscription = f"projects/{project}/subscriptions/bench-results-{secrets.token_hex(4)}"
+        subscriber.create_subscription(request={"name": self.subscription, "topic": topic})
+        self.outcomes: dict[str, Outcome] = {}
+        self.duplicates = 0
+        self.changed = threading.Condition()
+        self.listeners: list[Any] = []
+        self._future = subscriber.subscribe(self.subscription, self._on_message)
+
+    def _on_message(self, message: Any) -> None:
+        now = time.monotonic()
+        event = decode_result(bytes(message.data), dict(message.attributes))
+        message.ack()
+        with self.changed:
+            if event.subject in self.outcomes:
+                self.duplicates += 1
+                return
+            self.outcomes[event.subject] = Outcome(event.result.to_dict(), now)
+            self.changed.notify_all()
+        for listener in list(self.listeners):
+            listener(event.subject)
+
+    def wait_for(self, saga_id: str, timeout: float) -> Outcome | None:
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while saga_id not in self.outcomes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self.changed.wait(remaining)
+            return self.outcomes[saga_id]
+
+    def close(self) -> None:
+        self._future.cancel()
+
+
+class Publisher:
+    def __init__(self, stack: LocalStack) -> None:
+        self._publisher = stack.factory.publisher()
+        project = stack.settings.project_id
+        self._topic = f"projects/{project}/topics/{stack.settings.require('SAGA_REQUEST_TOPIC')}"
+
+    def publish(self, request: Mapping[str, Any]) -> Any:
+        return self._publisher.publish(self._topic, json.dumps(request).encode("utf-8"))
+
+
+def _epoch(stamp: Any) -> float | None:
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def phases(result: Mapping[str, Any], published_wall: float, received_wall: float) -> dict[str, float]:
+    """Where one saga's time went, from the timestamps in its result (all processes share this clock):
+    ``to_start`` publish → execution started (Pub/Sub push, start_saga, Executions API), ``actions`` the
+    sum of its actions (Cloud Task create → step_executor → participant → callback received), ``between``
+    the rest of the execution (the workflow's own steps), ``to_outcome`` execution finished → outcome
+    received (saga_completion, publish, streaming pull)."""
+    started = _epoch(result.get("started_at"))
+    finished = _epoch(result.get("finished_at"))
+    if started is None or finished is None:
+        return {}
+    actions = 0.0
+    for step in result.get("steps") or []:
+        for key in ("execute", "compensate"):
+            action = step.get(key) or {}
+            begin, end = _epoch(action.get("started_at")), _epoch(action.get("finished_at"))
+            if begin is not None and end is not None:
+                actions += end - begin
+    return {
+        "to_start": started - published_wall,
+        "actions": actions,
+        "between": (finished - started) - actions,
+        "to_outcome": received_wall - finished,
+    }
+
+
+def run_one(
+    stack: LocalStack, results: Results, publisher: Publisher, steps: int, *, decline: bool, tag: str
+) -> tuple[float, dict[str, Any], dict[str, float]]:
+    saga_id = f"bench-{tag}-{secrets.token_hex(4)}"
+    request = saga_request(stack.participant_urls, saga_id, steps, decline=decline)
+    published_wall = time.time()
+    started = time.monotonic()
+    publisher.publish(request).result(timeout=30)
+    outcome = results.wait_for(saga_id, timeout=60)
+    if outcome is None:
+        raise TimeoutError(f"saga {saga_id} had no outcome within 60 s (logs: {stack.log_dir})")
+    elapsed = outcome.received - started
+    return elapsed, outcome.result, phases(outcome.result, published_wall, published_wall + elapsed)
+
+
+def latency(stack: LocalStack, results: Results, publisher: Publisher, *, quick: bool) -> dict[str, Any]:
+    """One saga at a time: 3 steps (median, p99), and 1 and 10 steps for the cost of one more step."""
+    counts = {1: 10 if quick else 30, 3: 30 if quick else 100, 10: 10 if quick else 30}
+    for _ in range(3):  # warm the functions, the participants and the engine
+        run_one(stack, results, publisher, 3, decline=False, tag="warm")
+    out: dict[str, Any] = {}
+    three: list[dict[str, Any]] = []
+    for steps, count in counts.items():
+        samples = []
+        parts: dict[str, list[float]] = {}
+        for _ in range(count):
+            seconds, result, split = run_one(
+                stack, results, publisher, steps, decline=False, tag=f"lat{steps}"
+            )
+            if result.get("status") != "succeeded":
+                raise RuntimeError(f"latency saga came out {result.get('status')}: {result}")
+            samples.append(seconds)
+            if steps == 3:
+                three.append(result)
+            for key, value in split.items():
+                parts.setdefault(key, []).append(value)
+        out[f"steps_{steps}"] = distribution_ms(samples)
+        out[f"steps_{steps}_phases_median_ms"] = {
+            key: round(statistics.median(values) * 1000, 2) for key, values in parts.items()
+        }
+    out["action_split_median_ms"] = action_split(stack, three)
+    per_step = (out["steps_10"]["median"] - out["steps_1"]["median"]) / 9.0
+    out["per_extra_step_ms"] = round(per_step, 2)
+    return out
+
+
+def action_split(stack: LocalStack, sagas: list[dict[str, Any]]) -> dict[str, float]:
+    """Each action of these sagas split at the moment the participant recorded the call: ``dispatch``
+    (workflow creates the callback and the Cloud Task → Tasks dispatches → step_executor verifies, reads
+    secrets, calls the participant → participant answers) and ``report`` (step_executor posts the callback →
+    the workflow records it)."""
+    answered: dict[tuple[str, str, str], float] = {}
+    for service in ("flight", "hotel", "payment"):
+        for call in stack.participant_calls(service):
+            key = (str(call.get("saga_id")), str(call.get("step")), str(call.get("action")))
+            answered.setdefault(key, float(call.get("at") or 0.0))
+    dispatch: list[float] = []
+    report: list[float] = []
+    for result in sagas:
+        for step in result.get("steps") or []:
+            action = step.get("execute") or {}
+            begin, end = _epoch(action.get("started_at")), _epoch(action.get("finished_at"))
+            at = answered.get((str(result.get("saga_id")), str(step.get("name")), "execute"))
+            if begin is None or end is None or at is None:
+                continue
+            dispatch.append(at - begin)
+            report.append(end - at)
+    if not dispatch:
+        return {}
+    return {
+        "actions": len(dispatch),
+        "dispatch": round(statistics.median(dispatch) * 1000, 2),
+        "report": round(statistics.median(report) * 1000, 2),
+    }
+
+
+def cost_shapes(stack: LocalStack, results: Results, publisher: Publisher) -> dict[str, Any]:
+    """Billable Workflows steps of one saga per shape: 1, 3, 10 steps, happy and compensating."""
+    shapes: dict[str, Any] = {}
+    for steps in (1, 3, 10):
+        for decline in (False, True):
+            _, result, _ = run_one(stack, results, publisher, steps, decline=decline, tag="cost")
+            expected = "compensated" if decline else "succeeded"
+            if result.get("status") != expected:
+                raise RuntimeError(f"cost saga came out {result.get('status')}, expected {expected}")
+            shapes[f"{steps}_{'compensating' if decline else 'happy'}"] = {
+                "steps": steps,
+                "compensating": decline,
+                "status": result.get("status"),
+                "billable": _admin_after_end(stack, str(result.get("execution"))),
+                "result_bytes": len(json.dumps(result).encode("utf-8")),
+                "request_bytes": len(
+                    json.dumps(saga_request(stack.participant_urls, "x" * 20, steps, decline=decline))
+                ),
+            }
+    return shapes
+
+
+def _admin_after_end(stack: LocalStack, execution: str) -> dict[str, int]:
+    # The result is published by saga_completion before the execution's last step (return) has run.
+    deadline = time.monotonic() + 10
+    last: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        execution_id = execution.rsplit("/", 1)[-1]
+        url = f"http://{stack.config.workflows_http}/admin/executions/{execution_id}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            view = json.loads(response.read())
+        steps = view.get("billableSteps") or {}
+        last = {k: int(steps.get(k, 0)) for k in ("internal", "external", "total")}
+        if view.get("state") != "ACTIVE":
+            return last
+        time.sleep(0.02)
+    return last
+
+
+@dataclass
+class _Flight:
+    published: dict[str, float] = field(default_factory=dict)
+    declined: set[str] = field(default_factory=set)
+
+
+def throughput(
+    stack: LocalStack, results: Results, publisher: Publisher, *, seconds: float, in_flight: int = 64
+) -> dict[str, Any]:
+    """Closed loop: keep ``in_flight`` 3-step sagas running (1 in 5 declined at step 3) for ``seconds``;
+    then stop publishing and wait for every outstanding one. Counts completions inside the window."""
+    state = _Flight()
+    lock = threading.Lock()
+    slots = threading.Semaphore(in_flight)
+    sequence = 0
+    run_id = secrets.token_hex(3)
+
+    def on_outcome(saga_id: str) -> None:
+        with lock:
+            mine = saga_id in state.published
+        if mine:
+            slots.release()
+
+    results.listeners.append(on_outcome)
+    pgids = [p.pgid for p in stack.processes]
+    names = {p.pgid: p.name for p in stack.processes}
+    cpu_before = group_cpu_seconds(pgids)
+    profile_seconds = int(min(20.0, max(5.0, seconds / 3)))
+    samplers = {
+        p.name: Sampler(p.pid, profile_seconds)
+        for p in stack.processes
+        if p.name in ("localcloud", "step_executor")
+    }
+    started = time.monotonic()
+    window_end = started + seconds
+    try:
+        while time.monotonic() < window_end:
+            if not slots.acquire(timeout=0.5):
+                continue
+            sequence += 1
+            saga_id = f"bench-tp-{run_id}-{sequence}"
+            decline = sequence % 5 == 0
+            request = saga_request(stack.participant_urls, saga_id, 3, decline=decline)
+            with lock:
+                state.published[saga_id] = time.monotonic()
+                if decline:
+                    state.declined.add(saga_id)
+            publisher.publish(request)
+        published_in_window = sequence
+        cpu_after = group_cpu_seconds(pgids)
+        wall = time.monotonic() - started
+        drain_deadline = time.monotonic() + 120
+        with results.changed:
+            while not all(s in results.outcomes for s in state.published):
+                remaining = drain_deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                results.changed.wait(min(remaining, 1.0))
+    finally:
+        results.listeners.remove(on_outcome)
+    outcomes = {s: results.outcomes[s] for s in state.published if s in results.outcomes}
+    in_window = [s for s, o in outcomes.items() if o.received <= window_end]
+    lost = sorted(set(state.published) - set(outcomes))
+    wrong = [
+        s
+        for s, o in outcomes.items()
+        if o.result.get("status") != ("compensated" if s in state.declined else "succeeded")
+    ]
+    latencies = [outcomes[s].received - state.published[s] for s in outcomes]
+    retried = [
+        s
+        for s, o in outcomes.items()
+        if any(
+            ((step.get(key) or {}).get("attempts") or 1) > 1
+            for step in o.result.get("steps") or []
+            for key in ("execute", "compensate")
+        )
+    ]
+    cpu = {names[g]: round(cpu_after[g] - cpu_before.get(g, 0.0), 2) for g in pgids if g in cpu_after}
+    completed_in_window = len(in_window)
+    return {
+        "window_seconds": round(seconds, 1),
+        "in_flight": in_flight,
+        "published": published_in_window,
+        "completed_in_window": completed_in_window,
+        "sagas_per_second": round(completed_in_window / seconds, 2),
+        "compensating_share": round(len(state.declined) / max(1, published_in_window), 3),
+        "lost": len(lost),
+        "lost_examples": lost[:5],
+        "wrong_outcome": len(wrong),
+        "duplicates_received": results.duplicates,
+        "sagas_with_a_retried_action": len(retried),
+        "latency_ms": distribution_ms(latencies),
+        "cpu_seconds_by_process": cpu,
+        "cpu_ms_per_saga_by_process": {
+            name: round(1000.0 * value / max(1, completed_in_window), 2) for name, value in cpu.items()
+        },
+        "wall_seconds": round(wall, 2),
+        "profile": {name: sampler.join() for name, sampler in samplers.items()},
+    }

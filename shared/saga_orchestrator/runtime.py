@@ -10,6 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+import requests
+import requests.adapters
+
 from saga_orchestrator.clients import ClientFactory
 from saga_orchestrator.executor import StepExecutor
 from saga_orchestrator.secrets import SecretReader
@@ -51,8 +54,21 @@ class FunctionRuntime:
                 secrets = SecretReader(
                     self.clients.secrets(), s.project_id, ttl_seconds=s.secret_cache_seconds
                 )
-                self._executor = StepExecutor(s, secrets=secrets, tokens=self.clients.tokens())
+                self._executor = StepExecutor(
+                    s, secrets=secrets, tokens=self.clients.tokens(), session=_pooled_session()
+                )
             return self._executor
+
+
+def _pooled_session() -> requests.Session:
+    """One connection pool per instance for participant calls and callbacks (the instance's request
+    threads share it). A pooled connection the peer has just closed fails like any transient error, and
+    Cloud Tasks retries the attempt."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=32)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 _current: FunctionRuntime | None = None

@@ -14,7 +14,7 @@ import logging
 import sys
 
 from localcloud.config import LocalCloudConfig
-from localcloud.runtime import Context, wait_for_stop_signal
+from localcloud.runtime import Context, stop_on_signals
 from localcloud.workflows.server import start
 
 
@@ -33,6 +33,7 @@ async def _serve() -> None:
     config = dataclasses.replace(
         LocalCloudConfig.from_env({}), workflows="127.0.0.1:0", workflows_http="127.0.0.1:0"
     )
+    stop = stop_on_signals()
     ctx = Context(config=config)
     service = await start(ctx, internal_url_prefixes=())
     token = ctx.authority.mint_access_token().token
@@ -40,7 +41,7 @@ async def _serve() -> None:
     print(json.dumps({"grpc": f"127.0.0.1:{grpc_port}", "http": service.http_address, "token": token}))
     sys.stdout.flush()
     try:
-        await wait_for_stop_signal()
+        await stop.wait()
     finally:
         await service.stop()
 

@@ -14,11 +14,10 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import signal
 import sys
 
 from localcloud.config import LocalCloudConfig
-from localcloud.runtime import Context, RunningService
+from localcloud.runtime import Context, RunningService, stop_on_signals
 
 # Start order matters: tokens and secrets first, then the services that call them.
 SERVICES = (
@@ -33,11 +32,7 @@ SERVICES = (
 async def serve(config: LocalCloudConfig, *, ready_line: bool = True) -> None:
     ctx = Context(config=config)
     running: list[RunningService] = []
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     try:
         for module_name in SERVICES:
             module = importlib.import_module(module_name)

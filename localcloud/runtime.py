@@ -36,14 +36,15 @@ class RunningService(Protocol):
 ServiceStarter = Callable[[Context], Awaitable[RunningService]]
 
 
-async def wait_for_stop_signal() -> None:
-    """Return on SIGINT or SIGTERM."""
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM; install it before starting anything, so a signal during
+    start-up is not lost."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 def serve_one(starter: ServiceStarter, config_field: str, argv: list[str]) -> int:
@@ -52,13 +53,14 @@ def serve_one(starter: ServiceStarter, config_field: str, argv: list[str]) -> in
     <host:port>`` once it accepts connections."""
 
     async def run() -> None:
+        stop = stop_on_signals()
         config = LocalCloudConfig.from_env()
         if argv:
             config = dataclasses.replace(config, **{config_field: argv[0]})
         service = await starter(Context(config=config))
         print(f"{service.name} ready: {service.address}", flush=True)
         try:
-            await wait_for_stop_signal()
+            await stop.wait()
         finally:
             await service.stop()
 

@@ -1,7 +1,8 @@
 """saga_completion: the workflow's final saga result → a CloudEvent on ``saga-results``.
 
-200 ``{"message_id", "event_id"}`` once published; 400 naming every bad field; a publishing failure
-raises (500) so the workflow's retried call publishes again (same ``ce-id``)."""
+200 ``{"message_id", "event_id", "result"}`` once published (``result``: the saga result as published);
+400 naming every bad field; a publishing failure raises (500) so the workflow's retried call publishes
+again (same ``ce-id``)."""
 
 from __future__ import annotations
 
@@ -27,4 +28,6 @@ def saga_completion(request: flask.Request) -> Any:
         published = complete(body, rt.settings, rt.publisher())
     except InvalidRequestError as error:
         return flask.jsonify({"error": str(error), "errors": [e.to_dict() for e in error.errors]}), 400
-    return flask.jsonify({"message_id": published.message_id, "event_id": published.event_id}), 200
+    answer = {"message_id": published.message_id, "event_id": published.event_id}
+    # The workflow returns the published result as its own, so the execution and the event agree.
+    return flask.jsonify({**answer, "result": published.result.to_dict()}), 200

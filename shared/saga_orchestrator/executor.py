@@ -276,7 +276,9 @@ class StepExecutor:
         if task.callback_url is None:
             return Reply(200, {"outcome": "final", "result": final["status"], "attempts": final["attempts"]})
         try:
-            report(task.callback_url, final, self._tokens, self._session)
+            # The saga's one callback endpoint receives every action's outcome: name the action answered.
+            answered = {**final, "step_index": task.step_index, "action": task.action}
+            report(task.callback_url, answered, self._tokens, self._session)
         except CallbackDeliveryError as error:
             log.error(str(error), action=task.action)
             return Reply(500, {"outcome": "callback_failed", "message": str(error)})
@@ -292,6 +294,7 @@ class StepExecutor:
             log.warning("refusing an invalid task", errors=errors)
             if isinstance(callback_url, str) and callback_url_error(callback_url, self.settings) is None:
                 final = failed_body("invalid", str(error), attempt)
+                final.update({key: body[key] for key in ("step_index", "action") if key in body})
                 try:
                     report(callback_url, final, self._tokens, self._session)
                 except CallbackDeliveryError as delivery:

@@ -24,7 +24,11 @@ def test_a_result_is_published_as_a_binary_cloudevent(saga_completion, google_ap
     response = saga_completion.post("/", json=completion_body(), headers={"Authorization": "Bearer oidc"})
     assert response.status_code == 200
     [message] = google_apis.published(RESULTS)
-    assert response.get_json() == {"message_id": message.message_id, "event_id": message.attributes["ce-id"]}
+    assert response.get_json() == {
+        "message_id": message.message_id,
+        "event_id": message.attributes["ce-id"],
+        "result": json.loads(message.data),
+    }
     assert message.attributes["ce-type"] == "dev.sagaorchestrator.saga.v1.compensated"
     assert message.attributes["ce-subject"] == "trip-42"
     assert message.attributes["content-type"] == "application/json"

@@ -56,6 +56,8 @@ def test_a_successful_call_is_reported_and_answered_200(step_executor, task, par
         "output": {"transaction_id": "tx-9"},
         "error": None,
         "attempts": 1,
+        "step_index": 1,
+        "action": "execute",
     }
     logs = capsys.readouterr().out
     assert SECRET_VALUE not in logs and "participant-id-token" not in logs
@@ -72,6 +74,8 @@ def test_a_business_failure_is_reported_without_retry(step_executor, task, parti
         "output": None,
         "attempts": 1,
         "error": {"kind": "business", "status_code": 409, "message": 'HTTP 409: {"error": "card declined"}'},
+        "step_index": 1,
+        "action": "execute",
     }
 
 

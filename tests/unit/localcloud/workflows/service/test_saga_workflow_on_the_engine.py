@@ -29,9 +29,13 @@ QUEUE = "projects/local-project/locations/us-central1/queues/saga-tasks"
 class StandIns:
     """A step executor that reports ``outcomes[step_name]`` for each task, and a completion endpoint."""
 
-    def __init__(self, engine: Any, outcomes: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, engine: Any, outcomes: dict[str, dict[str, Any]], *, duplicates: bool = False) -> None:
         self.engine = engine
         self.outcomes = outcomes
+        # Like Cloud Tasks delivering twice: every answer is sent again after the next action's answer
+        # would be awaited, and the previous action's answer once more before the current one.
+        self.duplicates = duplicates
+        self.previous: dict[str, Any] | None = None
         self.tasks: list[dict[str, Any]] = []
         self.completions: list[dict[str, Any]] = []
         self.runner: web.AppRunner | None = None
@@ -54,17 +58,31 @@ class StandIns:
         assert request.headers["Authorization"].startswith("Bearer ")  # the task's OIDC token
         body = await request.json()
         self.tasks.append(body)
-        outcome = self.outcomes[f"{body['step_name']}.{body['action']}"]
+        # The step executor names the action it answers: the saga has one callback endpoint.
+        outcome = {
+            **self.outcomes[f"{body['step_name']}.{body['action']}"],
+            "step_index": body["step_index"],
+            "action": body["action"],
+        }
         headers = {"Authorization": f"Bearer {self.engine.token()}"}
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(body["callback_url"], json=outcome, headers=headers) as answer,
-        ):
-            return web.Response(status=200 if answer.status == 200 else 500)
+        async with aiohttp.ClientSession() as session:
+
+            async def send(answer: dict[str, Any]) -> int:
+                async with session.post(body["callback_url"], json=answer, headers=headers) as sent:
+                    return sent.status
+
+            if self.duplicates and self.previous is not None:
+                await send(self.previous)  # the execution may have ended: any status will do
+            status = await send(outcome)
+            if self.duplicates:
+                await send(outcome)
+                self.previous = outcome
+        return web.Response(status=200 if status == 200 else 500)
 
     async def complete(self, request: web.Request) -> web.Response:
-        self.completions.append(await request.json())
-        return web.json_response({"published": True})
+        result = await request.json()
+        self.completions.append(result)
+        return web.json_response({"message_id": "1", "event_id": "e-1", "result": result})
 
 
 def action(url: str) -> dict[str, Any]:
@@ -79,8 +97,14 @@ def action(url: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("fail_second", [False, True])
-def test_saga_runs_its_steps_through_tasks_and_callbacks(engine: Any, fail_second: bool) -> None:
+@pytest.mark.parametrize(
+    ("fail_second", "duplicates"), [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_saga_runs_its_steps_through_tasks_and_callbacks(
+    engine: Any, fail_second: bool, duplicates: bool
+) -> None:
+    """With ``duplicates``, stale and repeated answers reach the saga's callback endpoint: the workflow
+    records each action's first answer once and ignores the others."""
     tasks = tasks_v2.CloudTasksClient(
         transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(engine.ctx.config.tasks))
     )
@@ -97,7 +121,7 @@ def test_saga_runs_its_steps_through_tasks_and_callbacks(engine: Any, fail_secon
         "book_flight.compensate": {**succeeded, "output": None},
         "charge.execute": failed if fail_second else succeeded,
     }
-    stand_ins = StandIns(engine, outcomes)
+    stand_ins = StandIns(engine, outcomes, duplicates=duplicates)
     engine.run(stand_ins.start())
     try:
         workflow = engine.deploy(
@@ -140,6 +164,14 @@ def test_saga_runs_its_steps_through_tasks_and_callbacks(engine: Any, fail_secon
         assert result["status"] == ("compensated" if fail_second else "succeeded")
         assert result["execution"] == started.name
         assert stand_ins.completions == [result]
+        recorded = [(step["name"], step["status"]) for step in result["steps"]]
+        assert recorded == (
+            [("book_flight", "compensated"), ("charge", "failed")]
+            if fail_second
+            else [("book_flight", "succeeded"), ("charge", "succeeded")]
+        )
+        assert result["steps"][0]["execute"]["output"] == {"ref": "R-1"}
+        assert not {"step_index", "action"} & set(result["steps"][0]["execute"])
         ran = [(t["step_name"], t["action"]) for t in stand_ins.tasks]
         expected = [("book_flight", "execute"), ("charge", "execute")]
         assert ran == ([*expected, ("book_flight", "compensate")] if fail_second else expected)

@@ -214,7 +214,8 @@ def figures(data: dict[str, Any]) -> list[Figure]:
                     f"< {usd['step_functions_standard']:,.2f}",
                     usd["gcp_total"] < usd["step_functions_standard"],
                     f"workflows {usd['workflows']}, tasks {usd['cloud_tasks']}, pubsub {usd['pubsub']}, "
-                    f"functions {usd['functions']}",
+                    f"functions {usd['functions']}; floor of a task + a callback wait per call "
+                    f"{usd['design_floor']}",
                 )
             )
         if "marginal_steps_per_saga_step" in co:

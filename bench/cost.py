@@ -16,6 +16,11 @@ Free tiers are ignored (at a million sagas a month they are a rounding error).
 Step Functions Standard, same shape with the participants called from Task states: one transition per
 state entered: happy N steps = N tasks + Succeed; failing at the last step = N tasks + (N-1) compensation
 tasks + Fail.
+
+The design floor: every call goes through a Cloud Task whose outcome the workflow awaits on a callback
+(DESIGN: durable, deterministic retries), so no workflow can spend less than one ``tasks.create`` (internal)
+and one ``events.await_callback`` (external) per action, plus the two Cloud Tasks operations; the floor is
+that alone, with no fixed steps at all.
 """
 
 from __future__ import annotations
@@ -103,6 +108,7 @@ def per_saga(shape: Mapping[str, Any], cpu: Mapping[str, float]) -> dict[str, An
         + cpu_seconds * FUNCTION_MEMORY_GIB * _usd("cloud_run_gib_second")
     )
     gcp = workflows + tasks + pubsub + functions
+    floor = count * (_usd("workflows_internal_step") + _usd("workflows_external_step")) + tasks
     transitions = step_functions_transitions(steps, compensating)
     aws = transitions * _usd("step_functions_standard_transition")
     return {
@@ -120,6 +126,7 @@ def per_saga(shape: Mapping[str, Any], cpu: Mapping[str, float]) -> dict[str, An
             "functions": round(functions * 1e6, 2),
             "gcp_total": round(gcp * 1e6, 2),
             "step_functions_standard": round(aws * 1e6, 2),
+            "design_floor": round(floor * 1e6, 2),
         },
         "step_functions_transitions": transitions,
     }

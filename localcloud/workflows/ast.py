@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +87,14 @@ def dotted_name(expr: Expr) -> str | None:
 
 @dataclass(frozen=True)
 class Template:
-    """A YAML value evaluated at run time: constants stay as they are, ``${...}`` strings are evaluated."""
+    """A YAML value evaluated at run time: constants stay as they are, ``${...}`` strings are evaluated.
+
+    The loader sets ``fn``, the template compiled to a plain function of the frame (None when it calls a
+    subworkflow, which needs the async evaluator), and ``aliases``: whether its value may share lists or
+    maps with a variable, so that assigning it must copy."""
+
+    fn: Callable[[Any], Any] | None = field(default=None, kw_only=True, compare=False, repr=False)
+    aliases: bool | None = field(default=None, kw_only=True, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,8 @@ class Assignment:
     target: str  # the root variable
     path: tuple[Expr, ...]  # each element evaluates to a key (string) or an index (int)
     value: Template
+    # the path compiled by the loader: the list of keys (None: evaluate ``path`` one by one)
+    path_fn: Callable[[Any], list[Any]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

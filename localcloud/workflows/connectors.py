@@ -6,12 +6,11 @@ REST response resource as JSON (camelCase), as real connectors do
 (https://cloud.google.com/workflows/docs/connectors). API errors become ``HttpError`` maps with the HTTP
 code the REST API would answer and Google's JSON error body.
 
-One channel and client per emulator is shared by every execution, opened on first use.
+One channel per emulator is shared by every execution, opened on first use.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -20,7 +19,9 @@ from google.api_core import exceptions as gexc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from localcloud import _grpc
 from localcloud.config import LocalCloudConfig
+from localcloud.workflows import protojson
 from localcloud.workflows.errors import WorkflowError
 
 # connector_params.timeout: default 1800 s, max 31536000 s (the Workflows JSON schema); we also cap a
@@ -34,13 +35,23 @@ PUBSUB_PUBLISH = "googleapis.pubsub.v1.projects.topics.publish"
 SECRET_ACCESS_STRING = "googleapis.secretmanager.v1.projects.secrets.versions.accessString"
 
 
+_TASKS = "/google.cloud.tasks.v2.CloudTasks/"
+_PUBLISHER = "/google.pubsub.v1.Publisher/"
+_SECRETS = "/google.cloud.secretmanager.v1.SecretManagerService/"
+
+
 class Connectors:
-    """Use from one event loop; ``close`` releases the channels."""
+    """Use from one event loop; ``close`` releases the channels.
+
+    Each RPC is a bare unary call on raw protobuf messages (the wire format the generated clients send;
+    the emulators read no request metadata): a connector step costs one call, without the generated
+    clients' wrappers, interceptors and message conversions; and no network at all when the emulator
+    runs on the same event loop."""
 
     def __init__(self, config: LocalCloudConfig) -> None:
         self._config = config
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._clients: dict[str, Any] = {}
+        self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable] = {}
         self._routes: dict[str, Callable[[Mapping[str, Any], str, float], Awaitable[Any]]] = {
             TASKS_CREATE: self._tasks_create,
             TASKS_DELETE: self._tasks_delete,
@@ -67,93 +78,61 @@ class Connectors:
             raise WorkflowError.tagged("TypeError", f"{name}: args must be a map")
         timeout = _timeout_of(connector_params)
         try:
-            return await asyncio.wait_for(route(args, project_id, timeout), timeout)
-        except gexc.GoogleAPICallError as error:
-            raise http_error(error) from None
-        except TimeoutError:
-            raise WorkflowError.tagged(
-                "TimeoutError", f"{name} did not finish within {timeout:g} seconds"
-            ) from None
+            return await route(args, project_id, timeout)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise WorkflowError.tagged(
+                    "TimeoutError", f"{name} did not finish within {timeout:g} seconds"
+                ) from None
+            raise http_error(gexc.from_grpc_error(error)) from None
 
     async def close(self) -> None:
-        channels, self._channels, self._clients = self._channels, {}, {}
+        channels, self._channels, self._calls = self._channels, {}, {}
         for channel in channels.values():
             await channel.close()
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = grpc.aio.insecure_channel(address)
-            self._channels[address] = channel
-        return channel
-
-    def _tasks(self) -> Any:
-        client = self._clients.get("tasks")
-        if client is None:
-            from google.cloud.tasks_v2.services.cloud_tasks import CloudTasksAsyncClient
-            from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcAsyncIOTransport
-
-            transport = CloudTasksGrpcAsyncIOTransport(channel=self._channel(self._config.tasks))
-            client = self._clients["tasks"] = CloudTasksAsyncClient(transport=transport)
-        return client
-
-    def _publisher(self) -> Any:
-        client = self._clients.get("pubsub")
-        if client is None:
-            from google.pubsub_v1.services.publisher import PublisherAsyncClient
-            from google.pubsub_v1.services.publisher.transports import PublisherGrpcAsyncIOTransport
-
-            transport = PublisherGrpcAsyncIOTransport(channel=self._channel(self._config.pubsub))
-            client = self._clients["pubsub"] = PublisherAsyncClient(transport=transport)
-        return client
-
-    def _secrets(self) -> Any:
-        client = self._clients.get("secretmanager")
-        if client is None:
-            from google.cloud.secretmanager_v1.services.secret_manager_service import (
-                SecretManagerServiceAsyncClient,
+    def _unary(
+        self, address: str, method: str, response_type: type[Message]
+    ) -> grpc.aio.UnaryUnaryMultiCallable:
+        key = address + method
+        call = self._calls.get(key)
+        if call is None:
+            channel = self._channels.get(address)
+            if channel is None:
+                channel = self._channels[address] = _channel(address)
+            call = self._calls[key] = channel.unary_unary(
+                method,
+                request_serializer=_serialize,
+                response_deserializer=response_type.FromString,
             )
-            from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
-                SecretManagerServiceGrpcAsyncIOTransport,
-            )
-
-            transport = SecretManagerServiceGrpcAsyncIOTransport(
-                channel=self._channel(self._config.secretmanager)
-            )
-            client = self._clients["secretmanager"] = SecretManagerServiceAsyncClient(transport=transport)
-        return client
+        return call
 
     async def _tasks_create(self, args: Mapping[str, Any], project_id: str, timeout: float) -> Any:
-        from google.cloud.tasks_v2.types import cloudtasks
-
         parent = _required_string(args, "parent", TASKS_CREATE)
         body = args.get("body") or {}
         if not isinstance(body, Mapping):
             raise _invalid_argument("Invalid JSON payload received. body must be an object.")
-        request = _parse({**body, "parent": parent}, cloudtasks.CreateTaskRequest.pb())
-        task = await self._tasks().create_task(
-            request=cloudtasks.CreateTaskRequest.wrap(request),
-            retry=None,
-            timeout=min(timeout, MAX_RPC_SECONDS),
-        )
-        return _to_json(type(task).pb(task))
+        request = _parse({**body, "parent": parent}, _messages().CreateTaskRequest)
+        call = self._unary(self._config.tasks, _TASKS + "CreateTask", _messages().Task)
+        task = await call(request, timeout=min(timeout, MAX_RPC_SECONDS))
+        return _to_json(task)
 
     async def _tasks_delete(self, args: Mapping[str, Any], project_id: str, timeout: float) -> Any:
         name = _required_string(args, "name", TASKS_DELETE)
-        await self._tasks().delete_task(name=name, retry=None, timeout=min(timeout, MAX_RPC_SECONDS))
+        messages = _messages()
+        call = self._unary(self._config.tasks, _TASKS + "DeleteTask", messages.Empty)
+        await call(messages.DeleteTaskRequest(name=name), timeout=min(timeout, MAX_RPC_SECONDS))
         return {}
 
     async def _pubsub_publish(self, args: Mapping[str, Any], project_id: str, timeout: float) -> Any:
-        from google.pubsub_v1.types import pubsub
-
         topic = _required_string(args, "topic", PUBSUB_PUBLISH)
         body = args.get("body") or {}
         if not isinstance(body, Mapping):
             raise _invalid_argument("Invalid JSON payload received. body must be an object.")
-        request = _parse({**body, "topic": topic}, pubsub.PublishRequest.pb())
-        response = await self._publisher().publish(
-            request=pubsub.PublishRequest.wrap(request), retry=None, timeout=min(timeout, MAX_RPC_SECONDS)
-        )
+        messages = _messages()
+        request = _parse({**body, "topic": topic}, messages.PublishRequest)
+        call = self._unary(self._config.pubsub, _PUBLISHER + "Publish", messages.PublishResponse)
+        response = await call(request, timeout=min(timeout, MAX_RPC_SECONDS))
         return {"messageIds": list(response.message_ids)}
 
     async def _secret_access_string(self, args: Mapping[str, Any], project_id: str, timeout: float) -> Any:
@@ -165,13 +144,55 @@ class Connectors:
                 "TypeError", f"{SECRET_ACCESS_STRING}: project_id and version must be strings"
             )
         name = f"projects/{project}/secrets/{secret_id}/versions/{version}"
-        response = await self._secrets().access_secret_version(
-            name=name, retry=None, timeout=min(timeout, MAX_RPC_SECONDS)
+        messages = _messages()
+        call = self._unary(
+            self._config.secretmanager, _SECRETS + "AccessSecretVersion", messages.AccessSecretVersionResponse
+        )
+        response = await call(
+            messages.AccessSecretVersionRequest(name=name), timeout=min(timeout, MAX_RPC_SECONDS)
         )
         try:
             return bytes(response.payload.data).decode("utf-8")
         except UnicodeDecodeError:
             raise WorkflowError.tagged("ValueError", f"secret version {name} is not valid UTF-8") from None
+
+
+def _channel(address: str) -> grpc.aio.Channel:
+    """In process when the emulator serves on this event loop (``localcloud serve``), else a real one."""
+    local = getattr(_grpc, "channel", None)
+    return local(address) if local is not None else grpc.aio.insecure_channel(address)
+
+
+class _Messages:
+    """The raw protobuf classes of the connectors' requests and responses (imported on first use)."""
+
+    def __init__(self) -> None:
+        from google.cloud.secretmanager_v1.types import service as secrets
+        from google.cloud.tasks_v2.types import cloudtasks, task
+        from google.protobuf import empty_pb2
+        from google.pubsub_v1.types import pubsub
+
+        self.CreateTaskRequest = cloudtasks.CreateTaskRequest.pb()
+        self.DeleteTaskRequest = cloudtasks.DeleteTaskRequest.pb()
+        self.Task = task.Task.pb()
+        self.Empty = empty_pb2.Empty
+        self.PublishRequest = pubsub.PublishRequest.pb()
+        self.PublishResponse = pubsub.PublishResponse.pb()
+        self.AccessSecretVersionRequest = secrets.AccessSecretVersionRequest.pb()
+        self.AccessSecretVersionResponse = secrets.AccessSecretVersionResponse.pb()
+
+
+_loaded: list[_Messages] = []
+
+
+def _messages() -> _Messages:
+    if not _loaded:
+        _loaded.append(_Messages())
+    return _loaded[0]
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
 
 
 def http_error(error: gexc.GoogleAPICallError) -> WorkflowError:
@@ -210,13 +231,11 @@ def _required_string(args: Mapping[str, Any], key: str, connector: str) -> str:
 
 
 def _parse(document: Mapping[str, Any], message_type: type[Message]) -> Message:
-    message = message_type()
     try:
-        json_format.ParseDict(dict(document), message)
+        return protojson.parse(document, message_type)
     except json_format.ParseError as error:
         raise _invalid_argument(f"Invalid JSON payload received. {error}") from None
-    return message
 
 
 def _to_json(message: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(message)
+    return protojson.to_json(message)

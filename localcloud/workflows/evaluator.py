@@ -8,23 +8,40 @@ https://cloud.google.com/workflows/docs/reference/syntax/expressions
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from localcloud.workflows import ast
 from localcloud.workflows.errors import WorkflowError
 from localcloud.workflows.host import Host
 from localcloud.workflows.stdlib import BUILTINS, CONSTANTS
-from localcloud.workflows.values import check_int, equal, is_int, is_number, to_string, type_error, type_name
+from localcloud.workflows.values import (
+    check_int,
+    equal,
+    is_int,
+    is_number,
+    size_of,
+    to_string,
+    type_error,
+    type_name,
+)
 
 
 class Scope:
-    """Variables of one routine invocation, loop body or parallel branch; lookups walk up to the parent."""
+    """Variables of one routine invocation, loop body or parallel branch; lookups walk up to the parent.
 
-    __slots__ = ("parent", "vars")
+    ``sizes`` caches ``size_of`` of each variable for the memory limit, so a check measures only the
+    variables written since the last one: every write goes through ``set``/``define`` (which forget the
+    cached size) or, for a write inside a variable, through ``resize``/``forget_size``. This relies on no
+    two variables sharing a list or map, which Workflows' value semantics give (the interpreter copies
+    wherever a value could be shared)."""
+
+    __slots__ = ("parent", "sizes", "vars")
 
     def __init__(self, parent: Scope | None = None, values: dict[str, Any] | None = None) -> None:
         self.parent = parent
         self.vars: dict[str, Any] = values if values is not None else {}
+        self.sizes: dict[str, int] = {}
 
     def owner(self, name: str) -> Scope | None:
         scope: Scope | None = self
@@ -41,7 +58,14 @@ class Scope:
         return owner.vars[name]
 
     def set(self, name: str, value: Any) -> None:
-        (self.owner(name) or self).vars[name] = value
+        scope = self.owner(name) or self
+        scope.vars[name] = value
+        scope.sizes.pop(name, None)
+
+    def define(self, name: str, value: Any) -> None:
+        """Create or replace ``name`` in this scope itself (a loop variable)."""
+        self.vars[name] = value
+        self.sizes.pop(name, None)
 
     def all_values(self) -> list[Any]:
         values: list[Any] = []
@@ -50,6 +74,21 @@ class Scope:
             values.extend(scope.vars.values())
             scope = scope.parent
         return values
+
+    def memory(self) -> int:
+        """``size_of`` summed over every variable visible from here."""
+        total = 0
+        scope: Scope | None = self
+        while scope is not None:
+            sizes = scope.sizes
+            if len(sizes) != len(scope.vars):
+                for name, value in scope.vars.items():
+                    if name not in sizes:
+                        sizes[name] = size_of(value)
+            for size in sizes.values():
+                total += size
+            scope = scope.parent
+        return total
 
 
 class Frame(Protocol):
@@ -62,9 +101,12 @@ class Frame(Protocol):
 
 
 async def evaluate_template(template: ast.Template, frame: Frame) -> Any:
+    fn = template.fn
+    if fn is not None:
+        return fn(frame)
     if isinstance(template, ast.Const):
         value = template.value
-        return value if not isinstance(value, list | dict) else _copy(value)
+        return value if not isinstance(value, list | dict) else copy_value(value)
     if isinstance(template, ast.ExprTemplate):
         return await evaluate(template.expr, frame)
     if isinstance(template, ast.ListTemplate):
@@ -74,11 +116,11 @@ async def evaluate_template(template: ast.Template, frame: Frame) -> Any:
     raise TypeError(f"unknown template {template!r}")
 
 
-def _copy(value: Any) -> Any:
+def copy_value(value: Any) -> Any:
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [copy_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: copy_value(v) for k, v in value.items()}
     return value
 
 
@@ -96,7 +138,7 @@ async def evaluate(expr: ast.Expr, frame: Frame) -> Any:
         dotted = ast.dotted_name(expr)
         if dotted is not None and frame.scope.owner(dotted.split(".", 1)[0]) is None:
             if dotted in CONSTANTS:
-                return _copy(CONSTANTS[dotted])
+                return copy_value(CONSTANTS[dotted])
             if dotted in BUILTINS:
                 return ast.FunctionRef(dotted)
         target = await evaluate(expr.target, frame)
@@ -113,11 +155,7 @@ async def evaluate(expr: ast.Expr, frame: Frame) -> Any:
             if not isinstance(operand, bool):
                 raise type_error(f"'not' needs a boolean, got {type_name(operand)}")
             return not operand
-        if is_int(operand):
-            return check_int(-operand)
-        if isinstance(operand, float):
-            return -operand
-        raise type_error(f"unary '-' needs a number, got {type_name(operand)}")
+        return negate(operand)
     if isinstance(expr, ast.ListLit):
         return [await evaluate(item, frame) for item in expr.items]
     if isinstance(expr, ast.MapLit):
@@ -185,26 +223,34 @@ async def _binary(expr: ast.Binary, frame: Frame) -> Any:
     return apply_binary(op, left, right)
 
 
+def negate(operand: Any) -> Any:
+    """Unary ``-``."""
+    if is_int(operand):
+        return check_int(-operand)
+    if isinstance(operand, float):
+        return -operand
+    raise type_error(f"unary '-' needs a number, got {type_name(operand)}")
+
+
 def apply_binary(op: str, left: Any, right: Any) -> Any:
-    if op == "+":
-        return _add(left, right)
-    if op in ("-", "*", "/", "//", "%"):
-        return _arithmetic(op, left, right)
-    if op == "==":
-        return equal(left, right)
-    if op == "!=":
-        return not equal(left, right)
-    if op in ("<", "<=", ">", ">="):
-        return _compare(op, left, right)
-    if op == "in":
-        if isinstance(right, list):
-            return any(equal(left, item) for item in right)
-        if isinstance(right, dict):
-            if not isinstance(left, str):
-                raise type_error(f"'in' on a map needs a string key, got {type_name(left)}")
-            return left in right
-        raise type_error(f"'in' needs a list or a map on the right, got {type_name(right)}")
-    raise TypeError(f"unknown operator {op}")
+    operator = BINARY_OPERATORS.get(op)
+    if operator is None:
+        raise TypeError(f"unknown operator {op}")
+    return operator(left, right)
+
+
+def _in(left: Any, right: Any) -> bool:
+    if isinstance(right, list):
+        return any(equal(left, item) for item in right)
+    if isinstance(right, dict):
+        if not isinstance(left, str):
+            raise type_error(f"'in' on a map needs a string key, got {type_name(left)}")
+        return left in right
+    raise type_error(f"'in' needs a list or a map on the right, got {type_name(right)}")
+
+
+def _not_equal(left: Any, right: Any) -> bool:
+    return not equal(left, right)
 
 
 def _add(left: Any, right: Any) -> Any:
@@ -261,3 +307,22 @@ def _compare(op: str, left: Any, right: Any) -> bool:
     if op == ">":
         return bool(left > right)
     return bool(left >= right)
+
+
+def _arithmetic_with(op: str) -> Callable[[Any, Any], Any]:
+    return lambda left, right: _arithmetic(op, left, right)
+
+
+def _compare_with(op: str) -> Callable[[Any, Any], bool]:
+    return lambda left, right: _compare(op, left, right)
+
+
+# Every binary operator but the short-circuit ``and``/``or``: ``op -> fn(left, right)``.
+BINARY_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": _add,
+    **{op: _arithmetic_with(op) for op in ("-", "*", "/", "//", "%")},
+    "==": equal,
+    "!=": _not_equal,
+    **{op: _compare_with(op) for op in ("<", "<=", ">", ">=")},
+    "in": _in,
+}

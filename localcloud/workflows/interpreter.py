@@ -16,6 +16,8 @@ from typing import Any
 
 from localcloud.workflows import ast
 from localcloud.workflows.ast import Program
+from localcloud.workflows.compiler import RETURNS_ARGUMENT
+from localcloud.workflows.compiler import may_alias as _may_alias
 from localcloud.workflows.errors import WorkflowError
 from localcloud.workflows.evaluator import Scope, call_function, evaluate, evaluate_template, get_index
 from localcloud.workflows.host import Host
@@ -86,7 +88,7 @@ class _Execution:
             if param.name in args:
                 values[param.name] = deep_copy(args[param.name])  # values, not references
             elif param.has_default:
-                values[param.name] = param.default
+                values[param.name] = deep_copy(param.default)
             else:
                 raise type_error(f"missing argument '{param.name}' for subworkflow '{name}'")
         frame = _Frame(self, Scope(values=values), name, depth, caller)
@@ -137,14 +139,26 @@ class _Execution:
             self.count(frame, step)
         if isinstance(step, ast.AssignStep):
             for assignment in step.assignments:
-                value = await evaluate_template(assignment.value, frame)
-                if _may_alias(assignment.value):
+                template = assignment.value
+                fn = template.fn
+                value = fn(frame) if fn is not None else await evaluate_template(template, frame)
+                aliases = template.aliases
+                if aliases or (aliases is None and _may_alias(template)):
                     value = deep_copy(value)
-                await self.assign(frame, assignment, value)
+                if not assignment.path:
+                    frame.scope.set(assignment.target, value)
+                    continue
+                path_fn = assignment.path_fn
+                if path_fn is not None:
+                    keys = path_fn(frame)
+                else:
+                    keys = [await evaluate(part, frame) for part in assignment.path]
+                self.store(frame, assignment.target, keys, value)
             self.check_memory(frame)
             return step.next
         if isinstance(step, ast.ReturnStep):
-            raise _Return(await evaluate_template(step.value, frame))
+            fn = step.value.fn
+            raise _Return(fn(frame) if fn is not None else await evaluate_template(step.value, frame))
         if isinstance(step, ast.RaiseStep):
             raise WorkflowError(await evaluate_template(step.value, frame))
         if isinstance(step, ast.NextStep):
@@ -166,42 +180,56 @@ class _Execution:
 
     # -- assign
 
-    async def assign(self, frame: _Frame, assignment: ast.Assignment, value: Any) -> None:
-        if not assignment.path:
-            frame.scope.set(assignment.target, value)
-            return
-        keys = [await evaluate(part, frame) for part in assignment.path]
-        owner = frame.scope.owner(assignment.target)
+    def store(self, frame: _Frame, target: str, keys: list[Any], value: Any) -> None:
+        """``target[keys[0]][keys[1]]... = value``, creating the missing maps on the way."""
+        owner = frame.scope.owner(target)
         if owner is None:
+            owner = frame.scope
             container: Any = {}
-            frame.scope.set(assignment.target, container)
+            owner.define(target, container)
         else:
-            container = owner.vars[assignment.target]
+            container = owner.vars[target]
+        # Keep the variable's measured size current by the difference this write makes; if the write
+        # fails half-way the size stays forgotten and is measured again at the next check.
+        known = owner.sizes.pop(target, None)
+        delta = 0
+        last_position = len(keys) - 1
         for position, key in enumerate(keys):
-            last = position == len(keys) - 1
+            last = position == last_position
             if isinstance(container, dict):
                 if not isinstance(key, str):
                     raise type_error(f"map keys must be strings, got {type_name(key)}")
                 if last:
+                    if known is not None:
+                        if key in container:
+                            delta += size_of(value) - size_of(container[key])
+                        else:
+                            delta += len(key) + 3 + size_of(value)
                     container[key] = value
                 else:
-                    if not isinstance(container.get(key), dict | list):
-                        container[key] = {}
-                    container = container[key]
+                    current = container.get(key)
+                    if not isinstance(current, dict | list):
+                        if known is not None:
+                            delta += 2 - size_of(current) if key in container else len(key) + 5
+                        current = container[key] = {}
+                    container = current
             elif isinstance(container, list):
                 if not is_int(key):
                     raise type_error(f"list index must be an integer, got {type_name(key)}")
                 get_index(container, key)  # IndexError when out of range
                 if last:
+                    if known is not None:
+                        delta += size_of(value) - size_of(container[key])
                     container[key] = value
                 else:
                     container = container[key]
             else:
                 raise type_error(f"cannot assign into a {type_name(container)}")
+        if known is not None:
+            owner.sizes[target] = known + delta
 
     def check_memory(self, frame: _Frame) -> None:
-        total = sum(size_of(v) for v in frame.scope.all_values())
-        if total > MEMORY_LIMIT_BYTES:
+        if frame.scope.memory() > MEMORY_LIMIT_BYTES:
             raise WorkflowError.tagged(
                 "ResourceLimitError",
                 f"the variables of the execution exceed the memory limit of {MEMORY_LIMIT_BYTES // 1024} KB",
@@ -213,7 +241,8 @@ class _Execution:
         args: dict[str, Any] = {}
         try:
             for name, template in step.args:
-                args[name] = await evaluate_template(template, frame)
+                fn = template.fn
+                args[name] = fn(frame) if fn is not None else await evaluate_template(template, frame)
         except WorkflowError:
             if counted:
                 self.count(frame, step)
@@ -233,6 +262,8 @@ class _Execution:
             builtin = BUILTINS[step.function]
             bound = builtin.bind_named(args)
             value = await builtin.fn(self.host, *bound) if builtin.is_async else builtin.fn(self.host, *bound)
+            if step.function in RETURNS_ARGUMENT:  # may be (part of) an argument: store a copy
+                value = deep_copy(value)
         if step.result is not None:
             frame.scope.set(step.result, value)
             self.check_memory(frame)
@@ -242,7 +273,8 @@ class _Execution:
 
     async def switch_step(self, step: ast.SwitchStep, frame: _Frame) -> str | None:
         for case in step.cases:
-            condition = await evaluate_template(case.condition, frame)
+            fn = case.condition.fn
+            condition = fn(frame) if fn is not None else await evaluate_template(case.condition, frame)
             if condition is None:
                 condition = False
             if not isinstance(condition, bool):
@@ -287,9 +319,9 @@ class _Execution:
         loop_frame = frame.child(Scope(frame.scope))
         for index, value in enumerate(values):
             if step.value:
-                loop_frame.scope.vars[step.value] = deep_copy(value)
+                loop_frame.scope.define(step.value, deep_copy(value))
             if step.index:
-                loop_frame.scope.vars[step.index] = index
+                loop_frame.scope.define(step.index, index)
             try:
                 await self.run_steps(step.steps, loop_frame)
             except _Break:
@@ -381,7 +413,8 @@ class _Execution:
                 if step.except_steps is None:
                     raise
                 if step.except_as:
-                    frame.scope.set(step.except_as, error.payload)
+                    # a copy: the payload may be a variable's value (``raise: ${x}``)
+                    frame.scope.set(step.except_as, deep_copy(error.payload))
                 await self.run_steps(step.except_steps, frame)
                 return step.next
 
@@ -508,14 +541,6 @@ async def run_execution(
         failure.context = error_context(failure)
         raise failure
     return result
-
-
-def _may_alias(template: ast.Template) -> bool:
-    """Whether a value may share lists or maps with a variable (so assigning it must copy: Workflows values
-    are values, ``b: ${a}`` then ``b.x: 1`` leaves ``a`` alone)."""
-    return isinstance(template, ast.ExprTemplate) and isinstance(
-        template.expr, ast.Name | ast.Member | ast.Index | ast.Call
-    )
 
 
 def _contains_bytes(value: Any) -> bool:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
 from localcloud.workflows import ast
 from localcloud.workflows.ast import Program
+from localcloud.workflows.compiler import compile_path, compile_template, may_alias
 from localcloud.workflows.errors import DeployError
 from localcloud.workflows.host import SUPPORTED_CONNECTORS
 from localcloud.workflows.lexer import ExpressionSyntaxError
@@ -69,10 +70,17 @@ _YamlLoader.add_implicit_resolver(
 
 
 def load_workflow(
-    source: str, *, filename: str = "workflow.yaml", connectors: frozenset[str] = SUPPORTED_CONNECTORS
+    source: str,
+    *,
+    filename: str = "workflow.yaml",
+    connectors: frozenset[str] = SUPPORTED_CONNECTORS,
+    compiled: bool = True,
 ) -> Program:
-    """Parse and check a workflow definition. Raises ``DeployError`` for the first mistake found."""
-    return _Loader(source, filename, connectors).load()
+    """Parse and check a workflow definition. Raises ``DeployError`` for the first mistake found.
+
+    ``compiled=False`` leaves every expression to the evaluator instead of compiling it to a closure (the
+    slow reference path, for checking that both agree)."""
+    return _Loader(source, filename, connectors, compiled).load()
 
 
 @dataclass
@@ -94,8 +102,9 @@ class _RoutineInfo:
 
 
 class _Loader:
-    def __init__(self, source: str, filename: str, connectors: frozenset[str]) -> None:
+    def __init__(self, source: str, filename: str, connectors: frozenset[str], compiled: bool) -> None:
         self.source = source
+        self.compiled = compiled
         self.lines = source.splitlines()
         self.filename = filename
         self.connectors = connectors
@@ -200,6 +209,16 @@ class _Loader:
             )
 
     def template(self, node: yaml.Node, ctx: _Context) -> ast.Template:
+        template = self._template(node, ctx)
+        if not self.compiled:
+            return template
+        return replace(
+            template,
+            fn=compile_template(template, self.routines),
+            aliases=may_alias(template),
+        )
+
+    def _template(self, node: yaml.Node, ctx: _Context) -> ast.Template:
         if isinstance(node, yaml.ScalarNode):
             value = self.plain(node)
             if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
@@ -358,7 +377,8 @@ class _Loader:
             target, path = self.target(key, key_node, ctx)
             template = self.template(value, ctx)
             self.note_write(target, key_node, ctx)
-            result.append(ast.Assignment(target, path, template))
+            path_fn = compile_path(path, self.routines) if self.compiled else None
+            result.append(ast.Assignment(target, path, template, path_fn))
         return tuple(result)
 
     def target(self, text: str, node: yaml.Node, ctx: _Context) -> tuple[str, tuple[ast.Expr, ...]]:

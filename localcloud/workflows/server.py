@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import aiohttp
 import grpc
 from aiohttp import web
 from google.cloud.workflows.executions_v1.types import executions as ex
@@ -19,6 +20,7 @@ from localcloud.workflows.callbacks import CallbackRegistry, http_app
 from localcloud.workflows.connectors import Connectors
 from localcloud.workflows.service import ExecutionsApi, OperationsApi, WorkflowsApi, WorkflowsState
 from localcloud.workflows.service_host import HostServices, internal_prefixes_from_env
+from localcloud.workflows.stdlib.http import new_session
 
 WORKFLOWS_SERVICE = "google.cloud.workflows.v1.Workflows"
 OPERATIONS_SERVICE = "google.longrunning.Operations"
@@ -36,6 +38,7 @@ class WorkflowsService:
     server: grpc.aio.Server
     runner: web.AppRunner
     connectors: Connectors
+    session: aiohttp.ClientSession
 
     @property
     def http_url(self) -> str:
@@ -46,6 +49,7 @@ class WorkflowsService:
         await self.server.stop(grace=0.5)
         await self.runner.cleanup()
         await self.connectors.close()
+        await self.session.close()
 
 
 def handlers(state: WorkflowsState) -> list[grpc.GenericRpcHandler]:
@@ -82,11 +86,11 @@ def handlers(state: WorkflowsState) -> list[grpc.GenericRpcHandler]:
         table(
             EXECUTIONS_SERVICE,
             executions,
-            {
-                "CreateExecution": ex.CreateExecutionRequest,
-                "GetExecution": ex.GetExecutionRequest,
-                "ListExecutions": ex.ListExecutionsRequest,
-                "CancelExecution": ex.CancelExecutionRequest,
+            {  # raw protobuf classes: these run once or more per saga
+                "CreateExecution": ex.CreateExecutionRequest.pb(),
+                "GetExecution": ex.GetExecutionRequest.pb(),
+                "ListExecutions": ex.ListExecutionsRequest.pb(),
+                "CancelExecution": ex.CancelExecutionRequest.pb(),
             },
         ),
     ]
@@ -99,12 +103,13 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
     callbacks = CallbackRegistry(clock=ctx.clock)
     connectors = Connectors(ctx.config)
     prefixes = internal_prefixes_from_env() if internal_url_prefixes is None else internal_url_prefixes
-    services = HostServices(callbacks, connectors, ctx.authority, ctx.clock, prefixes)
+    session = new_session()
+    services = HostServices(callbacks, connectors, ctx.authority, ctx.clock, prefixes, session)
     state = WorkflowsState(services)
 
     runner = web.AppRunner(http_app(callbacks, ctx.authority, state), access_log=None, handle_signals=False)
-    await runner.setup()
     try:
+        await runner.setup()
         site = web.TCPSite(runner, http_host, int(http_port or 0))
         await site.start()
         bound_http = f"{http_host}:{runner.addresses[0][1]}"
@@ -113,6 +118,7 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
         server = await _grpc.start_server(address, handlers(state))
     except BaseException:
         await runner.cleanup()
+        await session.close()
         raise
     host = address.rpartition(":")[0] or "127.0.0.1"
     log.info(
@@ -129,4 +135,5 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
         server=server,
         runner=runner,
         connectors=connectors,
+        session=session,
     )

@@ -87,6 +87,22 @@ class WorkflowRecord:
     updated_at: float
     revisions: list[Revision] = field(default_factory=list)  # oldest first
     executions: dict[str, ExecutionRecord] = field(default_factory=dict)  # id -> record, oldest first
+    # (label key, value) -> {id: record}, oldest first: ListExecutions with labels.KEY="VALUE" reads this
+    by_label: dict[tuple[str, str], dict[str, ExecutionRecord]] = field(default_factory=dict)
+
+    def add_execution(self, record: ExecutionRecord) -> None:
+        self.executions[record.execution_id] = record
+        for pair in record.labels.items():
+            self.by_label.setdefault(pair, {})[record.execution_id] = record
+
+    def remove_execution(self, record: ExecutionRecord) -> None:
+        self.executions.pop(record.execution_id, None)
+        for pair in record.labels.items():
+            same = self.by_label.get(pair)
+            if same is not None:
+                same.pop(record.execution_id, None)
+                if not same:
+                    del self.by_label[pair]
 
     @property
     def latest(self) -> Revision:
@@ -156,37 +172,40 @@ class ExecutionRecord:
             return (str(current[0]), str(current[1]))
         return None
 
-    def to_proto(self, view: int = ex.ExecutionView.FULL) -> ex.Execution:
-        message = ex.Execution(
+    def to_proto(self, view: int = ex.ExecutionView.FULL) -> Any:
+        """The ``Execution`` as a raw protobuf message (what the gRPC shell sends as is)."""
+        message = _EXECUTION_PB(
             name=self.name,
             start_time=_timestamp(self.started_at),
             state=self.state,
             workflow_revision_id=self.revision_id,
         )
         if self.ended_at is not None:
-            message.end_time = _timestamp(self.ended_at)
-            message.duration = _duration(self.ended_at - self.started_at)
+            message.end_time.CopyFrom(_timestamp(self.ended_at))
+            message.duration.CopyFrom(_duration(self.ended_at - self.started_at))
         if view == ex.ExecutionView.BASIC:
             return message
         message.argument = self.argument
-        message.labels = dict(self.labels)
-        message.call_log_level = ex.Execution.CallLogLevel(self.call_log_level)
+        message.labels.update(self.labels)
+        message.call_log_level = self.call_log_level
         if self.result is not None:
             message.result = self.result
         if self.error is not None:
-            message.error = self.error
+            message.error.CopyFrom(ex.Execution.Error.pb(self.error))
         current = self.current_step()
         if current is not None:
-            message.status = ex.Execution.Status(
-                current_steps=[ex.Execution.Status.Step(routine=current[0], step=current[1])]
-            )
+            message.status.current_steps.add(routine=current[0], step=current[1])
         return message
+
+
+_EXECUTION_PB: Any = ex.Execution.pb()
 
 
 # ------------------------------------------------------------------------------------------------ state
 
 Loader = Callable[[str], Any]
 Runner = Callable[..., Any]
+_UNDECODED: Any = object()
 
 
 def _default_loader(source: str) -> Any:
@@ -292,8 +311,14 @@ class WorkflowsState:
     # -- executions
 
     def start_execution(
-        self, workflow: WorkflowRecord, argument: str, labels: dict[str, str], call_log_level: int
+        self,
+        workflow: WorkflowRecord,
+        argument: str,
+        labels: dict[str, str],
+        call_log_level: int,
+        decoded: Any = _UNDECODED,
     ) -> ExecutionRecord:
+        """``decoded`` is ``argument`` already parsed, if the caller has it."""
         run_execution, step_meter = _default_runner()
         revision = workflow.latest
         execution_id = str(uuid.uuid4())
@@ -323,10 +348,11 @@ class WorkflowsState:
         )
         host = ServiceHost(info, name, self.services)
         self.callbacks.open_execution(name)
-        workflow.executions[execution_id] = record
+        workflow.add_execution(record)
         self.executions[name] = record
         self._by_id[execution_id] = record
-        decoded = json.loads(argument) if argument else None
+        if decoded is _UNDECODED:
+            decoded = json.loads(argument) if argument else None
         record.task = asyncio.get_running_loop().create_task(
             self._run(record, run_execution, revision.program, decoded, host),
             name=f"execution {execution_id}",
@@ -379,6 +405,14 @@ class WorkflowsState:
         record.result = result
         record.error = error
         self.callbacks.close_execution(record.name)
+        if execution_log.isEnabledFor(logging.INFO):
+            self._log_outcome(record, state)
+        self._finished.append(record.name)
+        while len(self._finished) > self.retained_finished:
+            self._forget(self._finished.popleft())
+
+    def _log_outcome(self, record: ExecutionRecord, state: int) -> None:
+        assert record.ended_at is not None
         steps = record.billable_steps()
         execution_log.info(
             json.dumps(
@@ -397,9 +431,6 @@ class WorkflowsState:
                 }
             )
         )
-        self._finished.append(record.name)
-        while len(self._finished) > self.retained_finished:
-            self._forget(self._finished.popleft())
 
     def _forget(self, name: str) -> None:
         record = self.executions.pop(name, None)
@@ -408,7 +439,7 @@ class WorkflowsState:
         self._by_id.pop(record.execution_id, None)
         workflow = self.workflows.get(record.workflow)
         if workflow is not None:
-            workflow.executions.pop(record.execution_id, None)
+            workflow.remove_execution(record)
 
     def execution(self, name: str) -> ExecutionRecord:
         record = self.executions.get(name)
@@ -690,16 +721,19 @@ class ExecutionsApi:
     def __init__(self, state: WorkflowsState) -> None:
         self.state = state
 
-    async def CreateExecution(self, request: ex.CreateExecutionRequest, context: Any) -> ex.Execution:
+    # The hot RPCs take and answer raw protobuf messages (see ``server.handlers``): no proto-plus wrapping.
+
+    async def CreateExecution(self, request: Any, context: Any) -> Any:
         workflow = self.state.workflow(request.parent)
         execution = request.execution
         argument = execution.argument
         problems: list[str] = []
+        decoded = None
         if len(argument.encode()) > MAX_ARGUMENT_BYTES:
             problems.append(f"argument exceeds the {MAX_ARGUMENT_BYTES // 1024} KB limit")
         elif argument:
             try:
-                json.loads(argument)
+                decoded = json.loads(argument)
             except ValueError as error:
                 problems.append(f"argument is not valid JSON: {error}")
         problems += _label_problems(execution.labels)
@@ -707,23 +741,26 @@ class ExecutionsApi:
             raise gexc.InvalidArgument("; ".join(problems))
         labels = {**workflow.labels, **dict(execution.labels)}
         call_log_level = int(execution.call_log_level) or workflow.call_log_level
-        record = self.state.start_execution(workflow, argument, labels, call_log_level)
+        record = self.state.start_execution(workflow, argument, labels, call_log_level, decoded)
         return record.to_proto()
 
-    async def GetExecution(self, request: ex.GetExecutionRequest, context: Any) -> ex.Execution:
+    async def GetExecution(self, request: Any, context: Any) -> Any:
         record = self.state.execution(request.name)
         return record.to_proto(request.view or ex.ExecutionView.FULL)
 
-    async def ListExecutions(
-        self, request: ex.ListExecutionsRequest, context: Any
-    ) -> ex.ListExecutionsResponse:
+    async def ListExecutions(self, request: Any, context: Any) -> Any:
         workflow = self.state.workflow(request.parent)
         view = request.view or ex.ExecutionView.BASIC
         size = _page_size(
             request.page_size, default=100, maximum=100 if view == ex.ExecutionView.FULL else 1000
         )
-        predicate = parse_filter(request.filter)
-        records = [r for r in workflow.executions.values() if predicate(r)]
+        predicate, required_labels = plan_filter(request.filter)
+        candidates = workflow.executions
+        for pair in required_labels:  # an index lookup instead of a scan of every execution
+            indexed = workflow.by_label.get(pair, {})
+            if len(indexed) < len(candidates):
+                candidates = indexed
+        records = [r for r in candidates.values() if predicate(r)]
         order = _order_key(request.order_by)
         if order is None:
             records.sort(key=lambda r: -r.seq)
@@ -738,15 +775,17 @@ class ExecutionsApi:
             start = int(_decode_token(request.page_token) or 0) if request.page_token else 0
             page = records[start : start + size]
             next_token = _encode_token(str(start + size)) if start + size < len(records) else ""
-        return ex.ListExecutionsResponse(
+        return _LIST_EXECUTIONS_RESPONSE_PB(
             executions=[r.to_proto(view) for r in page], next_page_token=next_token
         )
 
-    async def CancelExecution(self, request: ex.CancelExecutionRequest, context: Any) -> ex.Execution:
+    async def CancelExecution(self, request: Any, context: Any) -> Any:
         record = self.state.execution(request.name)
         self.state.cancel(record)
         return record.to_proto()
 
+
+_LIST_EXECUTIONS_RESPONSE_PB: Any = ex.ListExecutionsResponse.pb()
 
 # ---------------------------------------------------------------------------------- ListExecutions filter
 
@@ -770,14 +809,20 @@ def parse_filter(text: str) -> Predicate:
     """An AIP-160 subset: comparisons (``= != < > <= >= :``) on state, executionID, workflowRevisionID,
     startTime, endTime, duration and ``labels.KEY``, combined with AND, OR (binds tighter), NOT and
     parentheses. Unknown fields are INVALID_ARGUMENT, as in the real API."""
+    return plan_filter(text)[0]
+
+
+def plan_filter(text: str) -> tuple[Predicate, list[tuple[str, str]]]:
+    """``parse_filter``, plus the ``labels.KEY="VALUE"`` comparisons every match must satisfy (those ANDed
+    at the top level), which let a listing start from the label index."""
     tokens = _tokenize(text)
     if not tokens:
-        return lambda _: True
+        return (lambda _: True), []
     parser = _FilterParser(tokens)
-    predicate = parser.expression()
+    predicate = parser.expression(top=True)
     if parser.position != len(tokens):
         raise gexc.InvalidArgument(f"invalid filter {text!r}: unexpected {tokens[parser.position][1]!r}")
-    return predicate
+    return predicate, parser.required_labels
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
@@ -803,6 +848,8 @@ class _FilterParser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.position = 0
+        self._label_equalities: dict[int, tuple[str, str]] = {}  # id(predicate) -> (key, value)
+        self.required_labels: list[tuple[str, str]] = []
 
     def _peek(self) -> tuple[str, str] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -814,7 +861,7 @@ class _FilterParser:
         self.position += 1
         return token
 
-    def expression(self) -> Predicate:
+    def expression(self, *, top: bool = False) -> Predicate:
         terms = [self.disjunction()]
         while True:
             token = self._peek()
@@ -823,6 +870,12 @@ class _FilterParser:
             if token == ("word", "AND"):
                 self.position += 1
             terms.append(self.disjunction())
+        if top:
+            self.required_labels = [
+                self._label_equalities[id(t)] for t in terms if id(t) in self._label_equalities
+            ]
+        if len(terms) == 1:
+            return terms[0]
         return lambda r: all(t(r) for t in terms)
 
     def disjunction(self) -> Predicate:
@@ -851,7 +904,11 @@ class _FilterParser:
         value = self._next()
         if value[0] == "op":
             raise gexc.InvalidArgument(f"invalid filter: expected a value after {field_name} {op[1]}")
-        return _comparison(field_name, op[1], value[1])
+        predicate = _comparison(field_name, op[1], value[1])
+        head, _, key = field_name.partition(".")
+        if op[1] == "=" and key and head.lower() in ("labels", "label"):
+            self._label_equalities[id(predicate)] = (key, value[1])
+        return predicate
 
 
 def _comparison(field_name: str, op: str, value: str) -> Predicate:

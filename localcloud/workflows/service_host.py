@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
+
 from localcloud.auth import TokenAuthority
 from localcloud.clock import Clock
 from localcloud.workflows.callbacks import CALLBACK_METHODS, CallbackRegistry, callback_for
@@ -54,6 +56,7 @@ class HostServices:
     authority: TokenAuthority
     clock: Clock
     internal_prefixes: tuple[str, ...] = ()
+    http_session: aiohttp.ClientSession | None = None  # shared by every execution's ``http.*`` calls
 
 
 class ServiceHost:
@@ -64,6 +67,10 @@ class ServiceHost:
         self.clock = services.clock
         self.execution_name = execution_name
         self.services = services
+
+    @property
+    def http_session(self) -> aiohttp.ClientSession | None:
+        return self.services.http_session
 
     def id_token(self, audience: str) -> str:
         return self.services.authority.mint_id_token(audience, self.info.service_account)

@@ -89,7 +89,17 @@ def equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
+
 def deep_copy(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else deep_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _SCALARS else deep_copy(v) for v in value]
     if isinstance(value, list):
         return [deep_copy(v) for v in value]
     if isinstance(value, dict):
@@ -99,7 +109,31 @@ def deep_copy(value: Any) -> Any:
 
 def size_of(value: Any) -> int:
     """An estimate of the bytes a value takes against the 512 KB variable memory limit (its JSON size)."""
-    if value is None or isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        return len(value) + 2
+    if kind is dict:
+        total = 2
+        for key, item in value.items():
+            total += len(key) + 3 + (len(item) + 2 if type(item) is str else size_of(item))
+        return total
+    if kind is list:
+        total = 2
+        for item in value:
+            total += (len(item) + 2 if type(item) is str else size_of(item)) + 1
+        return total
+    if value is None or kind is bool:
+        return 4
+    if kind is int or kind is float:
+        return 8
+    if kind is bytes:
+        return len(value)
+    return _size_of_other(value)
+
+
+def _size_of_other(value: Any) -> int:
+    """``size_of`` for subclasses of the value types (the fast path above tests exact types)."""
+    if isinstance(value, bool):
         return 4
     if isinstance(value, int | float):
         return 8

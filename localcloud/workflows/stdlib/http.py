@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from localcloud.clock import SystemClock
 from localcloud.workflows.errors import WorkflowError
 from localcloud.workflows.host import Host
 from localcloud.workflows.stdlib.registry import builtin
@@ -132,44 +133,77 @@ async def request(
     if auth is not None:
         sent["Authorization"] = _auth_header(host, auth, url.split("?")[0])
     data = _encode_body(body, sent)
-    call = asyncio.ensure_future(_send(method.upper(), url, sent, data))
-    timer = asyncio.ensure_future(host.clock.sleep(float(timeout)))
-    try:
-        done, _ = await asyncio.wait({call, timer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        timer.cancel()
-        if not call.done():
-            call.cancel()
-    if call not in done:
-        raise WorkflowError.tagged("TimeoutError", f"http request to {url} timed out after {timeout} s")
-    code, response_headers, content_type, raw = call.result()
+    session: aiohttp.ClientSession | None = getattr(host, "http_session", None)
+    sending = _send(session, method.upper(), url, sent, data)
+    if isinstance(host.clock, SystemClock):  # a timer handle, not a second task
+        try:
+            async with asyncio.timeout(float(timeout)):
+                code, response_headers, content_type, raw = await sending
+        except TimeoutError:
+            raise _timed_out(url, timeout) from None
+    else:
+        call = asyncio.ensure_future(sending)
+        timer = asyncio.ensure_future(host.clock.sleep(float(timeout)))
+        try:
+            done, _ = await asyncio.wait({call, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not call.done():
+                call.cancel()
+        if call not in done:
+            raise _timed_out(url, timeout)
+        code, response_headers, content_type, raw = call.result()
     result = {"body": _decode_body(content_type, raw), "code": code, "headers": response_headers}
     if code >= 400:
         raise WorkflowError.tagged("HttpError", f"HTTP server responded with error code {code}", **result)
     return result
 
 
+def _timed_out(url: str, timeout: Any) -> WorkflowError:
+    return WorkflowError.tagged("TimeoutError", f"http request to {url} timed out after {timeout} s")
+
+
+def new_session() -> aiohttp.ClientSession:
+    """A session ``http.*`` calls can share (a host offers it as ``http_session``): pooled keep-alive
+    connections, no cookie jar (no call may see another's cookies), no connection limit and no timeout
+    of its own (each call's ``timeout`` bounds it). Create it on the loop that will use it."""
+    return aiohttp.ClientSession(
+        # idle connections go after 1 s, before common servers drop them (gunicorn: 2 s), so a call
+        # rarely meets a connection the server is just closing
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=1.0),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=True,
+    )
+
+
 async def _send(
-    method: str, url: str, headers: dict[str, str], data: bytes | None
+    shared: aiohttp.ClientSession | None, method: str, url: str, headers: dict[str, str], data: bytes | None
 ) -> tuple[int, dict[str, str], str, bytes]:
     try:
-        async with (
-            aiohttp.ClientSession(auto_decompress=True) as session,
-            session.request(method, url, headers=headers, data=data, allow_redirects=False) as response,
-        ):
-            raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
-            if len(raw) > MAX_RESPONSE_BYTES:
-                raise WorkflowError.tagged("ResourceLimitError", "HTTP response exceeds the 2 MB limit")
-            response_headers: dict[str, str] = {}
-            for key, value in response.headers.items():
-                response_headers[key] = (
-                    value if key not in response_headers else response_headers[key] + ", " + value
-                )
-            return response.status, response_headers, response.headers.get("Content-Type", ""), raw
+        if shared is not None and not shared.closed:
+            return await _exchange(shared, method, url, headers, data)
+        async with aiohttp.ClientSession(auto_decompress=True) as session:
+            return await _exchange(session, method, url, headers, data)
     except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as error:
         raise WorkflowError.tagged("ConnectionFailedError", f"connection to {url} failed: {error}") from None
     except (aiohttp.ClientError, ConnectionError) as error:
         raise WorkflowError.tagged("ConnectionError", f"connection to {url} broke: {error}") from None
+
+
+async def _exchange(
+    session: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str], data: bytes | None
+) -> tuple[int, dict[str, str], str, bytes]:
+    async with session.request(method, url, headers=headers, data=data, allow_redirects=False) as response:
+        raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise WorkflowError.tagged("ResourceLimitError", "HTTP response exceeds the 2 MB limit")
+        response_headers: dict[str, str] = {}
+        for key, value in response.headers.items():
+            response_headers[key] = (
+                value if key not in response_headers else response_headers[key] + ", " + value
+            )
+        return response.status, response_headers, response.headers.get("Content-Type", ""), raw
 
 
 builtin("http.request", blocking=True)(request)

@@ -6,6 +6,9 @@ source. A case has ``args`` and one of ``result`` (compared with types: 1 is not
 ``error`` (``{tags: [...], message: substring}`` or any other payload expected exactly under
 ``payload``), or ``deploy_error`` (substring of the load error). ``steps`` optionally checks the billed
 ``{internal, external}`` counts; ``env`` sets user env vars. Time runs on a ManualClock.
+
+Every case runs twice: with the expressions compiled to closures at load (what the engine runs) and left
+to the reference evaluator (``load_workflow(compiled=False)``), so the two can never drift apart.
 """
 
 from __future__ import annotations
@@ -60,15 +63,16 @@ def assert_same(actual: Any, expected: Any, path: str = "result") -> None:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "evaluated"])
 @pytest.mark.parametrize(("given", "case"), _cases())
-async def test_corpus_case(given: str, case: dict[str, Any]) -> None:
+async def test_corpus_case(given: str, case: dict[str, Any], compiled: bool) -> None:
     source = _source(given)
     if "deploy_error" in case:
         with pytest.raises(DeployError) as raised:
-            load_workflow(source)
+            load_workflow(source, compiled=compiled)
         assert case["deploy_error"] in str(raised.value)
         return
-    program = load_workflow(source)
+    program = load_workflow(source, compiled=compiled)
     clock = ManualClock()
     host = StandaloneHost(clock=clock, info=ExecutionInfo(user_env=case.get("env", {})))
     meter = StepMeter()

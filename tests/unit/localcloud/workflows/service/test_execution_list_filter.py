@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.api_core import exceptions as gexc
 
-from localcloud.workflows.service import ExecutionRecord, State, parse_filter
+from localcloud.workflows.service import ExecutionRecord, State, parse_filter, plan_filter
 
 
 def record(
@@ -68,3 +68,26 @@ def test_filter_selects_the_matching_executions(text: str, expected: list[str]) 
 def test_bad_filter_is_invalid_argument(text: str) -> None:
     with pytest.raises(gexc.InvalidArgument):
         parse_filter(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "required"),
+    [
+        ('labels.saga_id="trip-1"', [("saga_id", "trip-1")]),
+        ('labels.saga_id="trip-1" AND state="ACTIVE"', [("saga_id", "trip-1")]),
+        ('state="ACTIVE" labels.team=x labels.saga_id="trip-2"', [("team", "x"), ("saga_id", "trip-2")]),
+        ('labels.saga_id="trip-1" OR state="ACTIVE"', []),
+        ('NOT labels.saga_id="trip-1"', []),
+        ('labels.saga_id!="trip-1"', []),
+        ("labels:saga_id", []),
+        ('state="ACTIVE"', []),
+    ],
+)
+def test_plan_names_the_label_equalities_every_match_must_have(
+    text: str, required: list[tuple[str, str]]
+) -> None:
+    predicate, labels = plan_filter(text)
+    assert labels == required
+    matches = [r.execution_id for r in RECORDS if predicate(r)]
+    assert matches == matching(text)
+    assert all(all(r.labels.get(k) == v for k, v in labels) for r in RECORDS if predicate(r))

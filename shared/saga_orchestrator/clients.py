@@ -109,21 +109,28 @@ class ClientFactory:
 
         return self._get("tasks", build)
 
-    def publisher(self) -> Any:
-        """``google.cloud.pubsub_v1.PublisherClient``."""
+    def publisher(self, *, immediate: bool = False) -> Any:
+        """``google.cloud.pubsub_v1.PublisherClient``. By default it batches as the library does (a
+        message waits up to 10 ms for others); ``immediate=True`` gives a client of its own that sends
+        every message at once, for callers that publish one message and wait for its id."""
 
         def build() -> Any:
             from google.cloud import pubsub_v1  # type: ignore[attr-defined]
             from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
+            # A batch of one message is full, so it is sent the moment it is published; nothing is ever
+            # left for the latency timer, whose thread would otherwise start with every message.
+            batching = (
+                pubsub_v1.types.BatchSettings(max_messages=1, max_latency=float("inf")) if immediate else ()
+            )
             host = self.emulator_host("pubsub")
             if host:
                 return pubsub_v1.PublisherClient(
-                    transport=PublisherGrpcTransport(channel=self._channel(host))
+                    batching, transport=PublisherGrpcTransport(channel=self._channel(host))
                 )
-            return pubsub_v1.PublisherClient()
+            return pubsub_v1.PublisherClient(batching)
 
-        return self._get("publisher", build)
+        return self._get("publisher-immediate" if immediate else "publisher", build)
 
     def subscriber(self) -> Any:
         """``google.cloud.pubsub_v1.SubscriberClient``."""
@@ -166,9 +173,10 @@ class ClientFactory:
     def close(self) -> None:
         """Close the gRPC channels this factory opened (emulator clients only)."""
         with self._lock:
-            publisher = self._clients.get("publisher")
-            if publisher is not None:
-                publisher.stop()
+            for key in ("publisher", "publisher-immediate"):
+                publisher = self._clients.get(key)
+                if publisher is not None:
+                    publisher.stop()
             for channel in self._channels:
                 channel.close()
             self._channels.clear()

@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets as _random
+import os
+import random
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+import requests.utils
 
 from saga_orchestrator.auth import TokenSource
 from saga_orchestrator.model import Action, ActionSpec
@@ -86,7 +89,9 @@ def idempotency_key(saga_id: str, step_name: str, action: str) -> str:
 
 def traceparent(saga_id: str) -> str:
     """W3C trace context: one trace id per saga (derived from its id), a fresh span per call."""
-    return f"00-{trace_id(saga_id)}-{_random.token_hex(8)}-01"
+    # A span id only has to be unique, not secret: the process's PRNG (seeded from the OS, and again
+    # in each forked worker) saves a system call per call. All zeros is not a valid span id.
+    return f"00-{trace_id(saga_id)}-{random.getrandbits(64) or 1:016x}-01"
 
 
 def trace_id(saga_id: str) -> str:
@@ -202,3 +207,65 @@ def _text(body: bytes) -> str:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
+
+
+class _PoolAdapter(requests.adapters.HTTPAdapter):
+    """An ``HTTPAdapter`` that looks at a CA bundle's path on the file system once, not on every request
+    (requests checks whether it exists and is a directory each time it picks a connection). What it
+    decides is what requests would: a file is ``ca_certs``, a directory ``ca_cert_dir``; a path that is
+    missing is left to requests, which refuses it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ca_kinds: dict[str, str] = {}
+
+    def _ca(self, verify: Any) -> tuple[str, str] | None:
+        path = requests.utils.DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+        if not isinstance(path, str) or not path:
+            return None
+        kind = self._ca_kinds.get(path)
+        if kind is None:
+            if not os.path.exists(path):
+                return None
+            kind = self._ca_kinds[path] = "ca_cert_dir" if os.path.isdir(path) else "ca_certs"
+        return kind, path
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> Any:
+        ca = self._ca(verify) if isinstance(verify, str) else None
+        if ca is None:
+            return super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, True, cert)
+        if ca[0] == "ca_cert_dir":
+            pool_kwargs["ca_cert_dir"] = ca[1]
+        else:
+            pool_kwargs["ca_certs"] = ca[1]
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        ca = self._ca(verify) if cert is None and verify and url.lower().startswith("https") else None
+        if ca is None:
+            super().cert_verify(conn, url, verify, cert)
+            return
+        conn.cert_reqs = "CERT_REQUIRED"
+        setattr(conn, ca[0], ca[1])
+
+
+def pooled_session() -> requests.Session:
+    """One connection pool per instance for participant calls and callbacks (the instance's request
+    threads share it). A pooled connection the peer has just closed fails like any transient error, and
+    Cloud Tasks retries the attempt.
+
+    Calls go straight to the allowlisted host: no proxy and no ``.netrc`` credentials from the
+    environment (``trust_env`` off, which also spares reading both on every call). A CA bundle named by
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` is still used, as requests would use it."""
+    session = requests.Session()
+    session.trust_env = False
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    adapter = _PoolAdapter(pool_connections=16, pool_maxsize=32)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

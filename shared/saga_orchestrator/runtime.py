@@ -3,22 +3,26 @@
 Each function's ``main.py`` calls ``current(os.environ)``; the first call builds the runtime, later calls
 reuse it (one per process, like the clients inside). ``set_runtime_for_testing`` is the documented seam
 for contract tests: it installs a runtime built on a ``ClientFactory`` of the test's choosing.
+
+Cold start: importing this module loads no Google client, gRPC or HTTP library. Each function builds only
+the objects it uses, on its first request, and a client whose use depends on the request (the publisher
+of start_saga's rejections, step_executor's Secret Manager client) on the first call that needs it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-
-import requests
-import requests.adapters
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from saga_orchestrator.clients import ClientFactory
-from saga_orchestrator.executor import StepExecutor
-from saga_orchestrator.secrets import SecretReader
 from saga_orchestrator.settings import Settings
-from saga_orchestrator.starter import PubsubPublisher, SagaStarter
-from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
+
+if TYPE_CHECKING:
+    from saga_orchestrator.executor import StepExecutor
+    from saga_orchestrator.model import SagaRequest
+    from saga_orchestrator.starter import PubsubPublisher, SagaStarter
+    from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator, StartOutcome
 
 
 class FunctionRuntime:
@@ -31,12 +35,19 @@ class FunctionRuntime:
         self._publisher: PubsubPublisher | None = None
 
     def publisher(self) -> PubsubPublisher:
+        from saga_orchestrator.starter import PubsubPublisher
+
         with self._lock:
             if self._publisher is None:
-                self._publisher = PubsubPublisher(self.clients.publisher(), self.settings.result_topic_path)
+                # One result per call, and the caller waits for its id: no batching delay.
+                client = _Deferred(lambda: self.clients.publisher(immediate=True))
+                self._publisher = PubsubPublisher(client, self.settings.result_topic_path)
             return self._publisher
 
     def starter(self) -> SagaStarter:
+        from saga_orchestrator.starter import SagaStarter
+        from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
+
         publisher = self.publisher()
         with self._lock:
             if self._starter is None:
@@ -44,31 +55,56 @@ class FunctionRuntime:
                 orchestrator = SagaOrchestrator(
                     s.project_id, s.location, s.workflow, clients=self.clients, settings=s
                 )
-                self._starter = SagaStarter(s, starter=orchestrator, publisher=publisher)
+                self._starter = SagaStarter(s, starter=_StartAfterLookup(orchestrator), publisher=publisher)
             return self._starter
 
     def executor(self) -> StepExecutor:
+        from saga_orchestrator.executor import StepExecutor
+        from saga_orchestrator.participant import pooled_session
+        from saga_orchestrator.secrets import SecretReader
+
         with self._lock:
             if self._executor is None:
                 s = self.settings
                 secrets = SecretReader(
-                    self.clients.secrets(), s.project_id, ttl_seconds=s.secret_cache_seconds
+                    _Deferred(self.clients.secrets), s.project_id, ttl_seconds=s.secret_cache_seconds
                 )
                 self._executor = StepExecutor(
-                    s, secrets=secrets, tokens=self.clients.tokens(), session=_pooled_session()
+                    s, secrets=secrets, tokens=self.clients.tokens(), session=pooled_session()
                 )
             return self._executor
 
 
-def _pooled_session() -> requests.Session:
-    """One connection pool per instance for participant calls and callbacks (the instance's request
-    threads share it). A pooled connection the peer has just closed fails like any transient error, and
-    Cloud Tasks retries the attempt."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=32)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+class _Deferred:
+    """Stands for the object ``build()`` returns, built on the first attribute access (thread-safe)."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._target: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        target = self._target
+        if target is None:
+            with self._lock:
+                if self._target is None:
+                    self._target = self._build()
+                target = self._target
+        return getattr(target, name)
+
+
+class _StartAfterLookup:
+    """``SagaStarter`` looks the saga id up before it starts: the start then only creates the execution
+    (``SagaOrchestrator.start`` alone would list the executions a second time)."""
+
+    def __init__(self, orchestrator: SagaOrchestrator) -> None:
+        self._orchestrator = orchestrator
+
+    def find_execution(self, saga_id: str) -> str | None:
+        return self._orchestrator.find_execution(saga_id)
+
+    def start(self, request: SagaRequest) -> StartOutcome:
+        return self._orchestrator.create(request)
 
 
 _current: FunctionRuntime | None = None

@@ -13,20 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import google_crc32c
-from google.api_core import exceptions as gexc
-
 from saga_orchestrator.errors import SecretAccessError
 from saga_orchestrator.model import SecretRef
-
-# Errors that another try will not fix.
-_PERMANENT = (
-    gexc.NotFound,
-    gexc.PermissionDenied,
-    gexc.InvalidArgument,
-    gexc.FailedPrecondition,
-    gexc.Unauthenticated,
-)
 
 
 class SecretReader:
@@ -62,9 +50,21 @@ class SecretReader:
         return value
 
     def _access(self, name: str) -> str:
+        # Imported here: a process that reads no secret never loads the Google client libraries.
+        import google_crc32c
+        from google.api_core import exceptions as gexc
+
+        # Errors that another try will not fix.
+        permanent = (
+            gexc.NotFound,
+            gexc.PermissionDenied,
+            gexc.InvalidArgument,
+            gexc.FailedPrecondition,
+            gexc.Unauthenticated,
+        )
         try:
             response = self._client.access_secret_version(request={"name": name})
-        except _PERMANENT as error:
+        except permanent as error:
             raise SecretAccessError(
                 name, f"{type(error).__name__}: {error.message}", retryable=False
             ) from None

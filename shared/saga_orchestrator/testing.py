@@ -43,6 +43,8 @@ class FakeState:
     secret_accesses: int = 0
     corrupt_secrets: bool = False
     failures: dict[str, list[Exception]] = field(default_factory=dict)
+    # Calls received per method name (``ListExecutions``, ``Publish``, ...), failed ones included.
+    calls: dict[str, int] = field(default_factory=dict)
 
 
 class FakeGoogleApis:
@@ -94,6 +96,7 @@ class FakeGoogleApis:
 
     def _maybe_fail(self, method: str) -> None:
         with self._lock:
+            self.state.calls[method] = self.state.calls.get(method, 0) + 1
             queue = self.state.failures.get(method)
             error = queue.pop(0) if queue else None
         if error is not None:

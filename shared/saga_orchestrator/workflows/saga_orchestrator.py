@@ -96,11 +96,15 @@ class SagaOrchestrator:
         return None
 
     def start(self, request: SagaRequest) -> StartOutcome:
-        from google.cloud.workflows import executions_v1
-
         existing = self.find_execution(request.saga_id)
         if existing:
             return StartOutcome(existing, created=False)
+        return self.create(request)
+
+    def create(self, request: SagaRequest) -> StartOutcome:
+        """Start a new execution without looking for one first (for a caller that just did)."""
+        from google.cloud.workflows import executions_v1
+
         execution = self._clients.executions().create_execution(
             parent=self.workflow_path,
             execution=executions_v1.Execution(

@@ -32,3 +32,16 @@ def test_the_default_factory_is_built_once_and_can_be_replaced(monkeypatch):
         assert clients.default_factory() is replacement
     finally:
         clients.set_default_factory(None)
+
+
+def test_an_immediate_publisher_sends_a_lone_message_without_waiting_for_a_batch(google_apis):
+    factory = ClientFactory(google_apis.env())
+    try:
+        immediate = factory.publisher(immediate=True)
+        assert immediate is factory.publisher(immediate=True)
+        assert immediate is not factory.publisher()
+        # Its batches never time out: only a batch that is full at one message is ever sent.
+        assert immediate.publish("projects/p/topics/results", b"one").result(timeout=10) == "1"
+        assert [m.data for m in google_apis.published("projects/p/topics/results")] == [b"one"]
+    finally:
+        factory.close()

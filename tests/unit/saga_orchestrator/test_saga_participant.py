@@ -1,14 +1,25 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from typing import Any
 
 import pytest
+import requests
+import requests.adapters
 from saga_orchestrator.auth import StaticTokenSource
 from saga_orchestrator.model import ActionSpec
-from saga_orchestrator.participant import MAX_OUTPUT_BYTES, CallContext, CallOutcome, origin, prepare, send
+from saga_orchestrator.participant import (
+    MAX_OUTPUT_BYTES,
+    CallContext,
+    CallOutcome,
+    origin,
+    pooled_session,
+    prepare,
+    send,
+)
 from saga_orchestrator.testing import RecordingHttpServer, ScriptedResponse
 
 CTX = CallContext("trip-42", "book_flight", "execute", attempt=2)
@@ -146,3 +157,72 @@ def test_a_refused_connection_is_transient():
 def test_origin_is_scheme_host_and_explicit_port():
     assert origin("https://pay.example.com/v1/charge?x=1") == "https://pay.example.com"
     assert origin("http://127.0.0.1:8081/a") == "http://127.0.0.1:8081"
+
+
+def test_the_pooled_session_ignores_proxies_named_in_the_environment(http_server, monkeypatch):
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"
+    dead.close()
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    spec = ActionSpec(url=http_server.url("/direct"), payload={}, timeout_seconds=5)
+    prepared = prepare(spec, CTX, outputs={}, secret_values={}, tokens=StaticTokenSource())
+    assert send(prepared, pooled_session()).kind == "success"
+    assert len(http_server.requests_to("/direct")) == 1
+
+
+class _Conn:
+    def __init__(self) -> None:
+        self.cert_reqs: str | None = None
+        self.ca_certs: str | None = None
+        self.ca_cert_dir: str | None = None
+
+
+def test_the_pooled_session_chooses_ca_certificates_as_requests_does_looking_at_the_disk_once(
+    tmp_path, monkeypatch
+):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not read here")
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    adapter = pooled_session().get_adapter("https://example.com/")
+    assert isinstance(adapter, requests.adapters.HTTPAdapter)
+    reference = requests.adapters.HTTPAdapter()
+
+    def compare() -> None:
+        for verify in (str(bundle), str(directory), True, False):
+            for url in ("http://127.0.0.1:1/x", "https://example.com/x"):
+                request = requests.Request("POST", url).prepare()
+                assert adapter.build_connection_pool_key_attributes(
+                    request, verify
+                ) == reference.build_connection_pool_key_attributes(request, verify)
+                ours, theirs = _Conn(), _Conn()
+                adapter.cert_verify(ours, url, verify, None)
+                reference.cert_verify(theirs, url, verify, None)
+                assert vars(ours) == vars(theirs)
+
+    compare()
+    looked: list[str] = []
+    isdir, exists = os.path.isdir, os.path.exists
+
+    def counted_isdir(path: str) -> bool:
+        looked.append(path)
+        return isdir(path)
+
+    def counted_exists(path: str) -> bool:
+        looked.append(path)
+        return exists(path)
+
+    monkeypatch.setattr(os.path, "isdir", counted_isdir)
+    monkeypatch.setattr(os.path, "exists", counted_exists)
+    request = requests.Request("POST", "https://example.com/x").prepare()
+    for verify in (str(bundle), str(directory), True):
+        adapter.build_connection_pool_key_attributes(request, verify)
+        adapter.cert_verify(_Conn(), "https://example.com/x", verify, None)
+    assert looked == []
+    missing = str(tmp_path / "missing.pem")
+    with pytest.raises(OSError, match="invalid path"):
+        adapter.cert_verify(_Conn(), "https://example.com/x", missing, None)

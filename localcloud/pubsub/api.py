@@ -7,7 +7,6 @@ Handlers take and return the raw protobuf classes of the ``google-cloud-pubsub``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -31,6 +30,7 @@ from localcloud.pubsub.state import (
     TopicPb,
     check_retention,
     epoch_of,
+    varint,
 )
 
 PB = {name: getattr(pubsub, name).pb() for name in dir(pubsub) if hasattr(getattr(pubsub, name), "pb")}
@@ -42,6 +42,8 @@ MAX_ATTRIBUTE_KEY_BYTES = 256
 MAX_ATTRIBUTE_VALUE_BYTES = 1024
 MAX_ORDERING_KEY_BYTES = 1024
 PULL_WAIT_SECONDS = 0.5
+# StreamingPullResponse size cap: a channel made without options accepts at most 4 MiB per message.
+MAX_RESPONSE_BYTES = 3 * 1024 * 1024
 UPDATABLE_TOPIC_FIELDS = frozenset(
     {
         "labels",
@@ -97,33 +99,41 @@ def _page(items: list[str], page_size: int, page_token: str) -> tuple[list[str],
 
 def validate_publish(request: Any) -> None:
     problems: list[str] = []
-    if not request.messages:
+    messages = request.messages
+    if not messages:
         problems.append("[messages]: at least one message is required")
-    if len(request.messages) > MAX_MESSAGES_PER_REQUEST:
+    if len(messages) > MAX_MESSAGES_PER_REQUEST:
         problems.append(f"[messages]: at most {MAX_MESSAGES_PER_REQUEST} messages per request")
     if request.ByteSize() > MAX_REQUEST_BYTES:
         problems.append(f"[messages]: the request is larger than {MAX_REQUEST_BYTES} bytes")
-    for index, message in enumerate(request.messages):
-        where = f"messages[{index}]"
-        if not message.data and not message.attributes:
-            problems.append(f"[{where}]: a message needs non-empty data or at least one attribute")
-        if len(message.attributes) > MAX_ATTRIBUTES:
-            problems.append(f"[{where}.attributes]: more than {MAX_ATTRIBUTES} attributes")
-        for key, value in message.attributes.items():
-            if not key:
-                problems.append(f"[{where}.attributes]: an attribute key is empty")
-            if len(key.encode()) > MAX_ATTRIBUTE_KEY_BYTES:
-                problems.append(
-                    f"[{where}.attributes]: key {key[:40]!r}... exceeds {MAX_ATTRIBUTE_KEY_BYTES} bytes"
-                )
-            if len(value.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
-                problems.append(
-                    f"[{where}.attributes]: value of {key!r} exceeds {MAX_ATTRIBUTE_VALUE_BYTES} bytes"
-                )
-        if len(message.ordering_key.encode()) > MAX_ORDERING_KEY_BYTES:
-            problems.append(f"[{where}.ordering_key]: exceeds {MAX_ORDERING_KEY_BYTES} bytes")
+    for index, message in enumerate(messages):
+        attributes = message.attributes
+        if not message.data and not attributes:
+            problems.append(f"[messages[{index}]]: a message needs non-empty data or at least one attribute")
+        if attributes:
+            problems.extend(_attribute_problems(f"messages[{index}]", attributes))
+        if message.ordering_key and len(message.ordering_key.encode()) > MAX_ORDERING_KEY_BYTES:
+            problems.append(f"[messages[{index}].ordering_key]: exceeds {MAX_ORDERING_KEY_BYTES} bytes")
     if problems:
         raise gexc.InvalidArgument("Invalid " + "; ".join(problems))
+
+
+def _attribute_problems(where: str, attributes: Any) -> list[str]:
+    problems: list[str] = []
+    if len(attributes) > MAX_ATTRIBUTES:
+        problems.append(f"[{where}.attributes]: more than {MAX_ATTRIBUTES} attributes")
+    for key, value in attributes.items():
+        if not key:
+            problems.append(f"[{where}.attributes]: an attribute key is empty")
+        if len(key.encode()) > MAX_ATTRIBUTE_KEY_BYTES:
+            problems.append(
+                f"[{where}.attributes]: key {key[:40]!r}... exceeds {MAX_ATTRIBUTE_KEY_BYTES} bytes"
+            )
+        if len(value.encode()) > MAX_ATTRIBUTE_VALUE_BYTES:
+            problems.append(
+                f"[{where}.attributes]: value of {key!r} exceeds {MAX_ATTRIBUTE_VALUE_BYTES} bytes"
+            )
+    return problems
 
 
 def received(sub: SubscriptionState, lease: Lease) -> Any:
@@ -161,7 +171,8 @@ class StreamConsumer:
         self.deadline_seconds = deadline_seconds
         self.outstanding: dict[str, int] = {}
         self.outstanding_bytes = 0
-        self.batches: asyncio.Queue[list[Lease]] = asyncio.Queue()
+        self.pending: list[Lease] = []  # delivered, not yet written to the stream
+        self.wake = asyncio.Event()
 
     def capacity(self) -> int:
         if self.max_bytes > 0 and self.outstanding_bytes >= self.max_bytes:
@@ -171,15 +182,61 @@ class StreamConsumer:
         return 1000
 
     def deliver(self, subscription: SubscriptionState, leases: list[Lease]) -> None:
+        outstanding = self.outstanding
+        total = 0
         for lease in leases:
-            self.outstanding[lease.ack_id] = lease.entry.stored.size
-            self.outstanding_bytes += lease.entry.stored.size
-        self.batches.put_nowait(leases)
+            size = lease.entry.stored.size
+            outstanding[lease.ack_id] = size
+            total += size
+        self.outstanding_bytes += total
+        self.pending.extend(leases)
+        self.wake.set()
 
     def released(self, lease: Lease) -> None:
         size = self.outstanding.pop(lease.ack_id, None)
         if size is not None:
             self.outstanding_bytes -= size
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: ``tag`` is the encoded key (field number << 3 | 2)."""
+    return tag + varint(len(payload)) + payload
+
+
+def streaming_responses(
+    sub: SubscriptionState, leases: list[Lease], properties: bytes, limit: int = MAX_RESPONSE_BYTES
+) -> list[bytes]:
+    """Encoded ``StreamingPullResponse``s carrying the still-live ``leases``, each under ``limit`` bytes
+    unless one message alone is larger. Built from each message's stored encoding, so a delivery costs no
+    message copy (field numbers: google/pubsub/v1/pubsub.proto)."""
+    attempts = sub.has_dead_letter
+    out: list[bytes] = []
+    parts: list[bytes] = []
+    size = 0
+    for lease in leases:
+        entry = lease.entry
+        if entry.lease is not lease:
+            continue  # acked, nacked or expired before it was written
+        ack = lease.ack_id.encode()
+        message = entry.stored.field
+        # ReceivedMessage: ack_id = 1, message = 2, delivery_attempt = 3
+        head = b"\x0a" + varint(len(ack)) + ack
+        tail = b"\x18" + varint(entry.attempts) if attempts else b""
+        head = b"\x0a" + varint(len(head) + len(message) + len(tail)) + head
+        length = len(head) + len(message) + len(tail)
+        if parts and size + length > limit:
+            parts.append(properties)
+            out.append(b"".join(parts))
+            parts, size = [], 0
+        parts.append(head)
+        parts.append(message)
+        if tail:
+            parts.append(tail)
+        size += length
+    if parts:
+        parts.append(properties)
+        out.append(b"".join(parts))
+    return out
 
 
 class PubSubApi:
@@ -261,12 +318,7 @@ class PubSubApi:
         return empty_pb2.Empty()
 
     async def DetachSubscription(self, request: Any, context: Any) -> Any:
-        sub = self.state.get_subscription(request.subscription)
-        sub.pb.detached = True
-        for entry in list(sub.entries):
-            if entry.lease is not None:
-                self.state.leases.pop(entry.lease.ack_id, None)
-        sub.entries.clear()
+        self.state.detach_subscription(self.state.get_subscription(request.subscription))
         return PB["DetachSubscriptionResponse"]()
 
     # ---- Subscriber --------------------------------------------------------------------------
@@ -362,6 +414,7 @@ class PubSubApi:
         return PB["PullResponse"](received_messages=[received(sub, lease) for lease in leases])
 
     async def StreamingPull(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        """Responses are yielded already encoded (``bytes``), by ``streaming_responses``."""
         try:
             first = await anext(requests)
         except StopAsyncIteration:
@@ -378,26 +431,23 @@ class PubSubApi:
         reader = asyncio.ensure_future(self._read_stream(sub, consumer, requests))
         closing = asyncio.ensure_future(self.closing.wait())
         deleted = asyncio.ensure_future(sub.closed.wait())
+        for task in (reader, closing, deleted):
+            task.add_done_callback(lambda _: consumer.wake.set())
         self.state.attach(sub, consumer)
-        properties = PB["StreamingPullResponse"].SubscriptionProperties(
-            exactly_once_delivery_enabled=sub.pb.enable_exactly_once_delivery,
-            message_ordering_enabled=sub.pb.enable_message_ordering,
+        properties = _field(
+            b"\x22",
+            PB["StreamingPullResponse"]
+            .SubscriptionProperties(
+                exactly_once_delivery_enabled=sub.pb.enable_exactly_once_delivery,
+                message_ordering_enabled=sub.pb.enable_message_ordering,
+            )
+            .SerializeToString(),
         )
         try:
             while True:
-                getter = asyncio.ensure_future(consumer.batches.get())
-                await asyncio.wait({getter, reader, closing, deleted}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await getter
-                if getter.done() and not getter.cancelled():
-                    live = [lease for lease in getter.result() if lease.entry.lease is lease]
-                    if live:
-                        response = PB["StreamingPullResponse"](
-                            received_messages=[received(sub, lease) for lease in live]
-                        )
-                        response.subscription_properties.CopyFrom(properties)
+                if consumer.pending:
+                    leases, consumer.pending = consumer.pending, []
+                    for response in streaming_responses(sub, leases, properties):
                         yield response
                     continue
                 if deleted.done():
@@ -407,6 +457,8 @@ class PubSubApi:
                 if reader.done():
                     reader.result()
                     return
+                consumer.wake.clear()
+                await consumer.wake.wait()
         finally:
             self.state.detach(sub, consumer)
             for task in (reader, closing, deleted):
@@ -487,6 +539,10 @@ class PubSubApi:
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=list(request.permissions))
 
 
+def _encoded(message: Any) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
 def handler_tables(api: PubSubApi) -> list[grpc.GenericRpcHandler]:
     from localcloud import _grpc
 
@@ -497,9 +553,10 @@ def handler_tables(api: PubSubApi) -> list[grpc.GenericRpcHandler]:
         }
 
     subscriber = table("google.pubsub.v1.Subscriber", SUBSCRIBER_REQUESTS)
-    subscriber["StreamingPull"] = _grpc.stream_stream(
+    streaming = _grpc.stream_stream(
         api.StreamingPull, PB["StreamingPullRequest"], method="google.pubsub.v1.Subscriber/StreamingPull"
     )
+    subscriber["StreamingPull"] = streaming._replace(response_serializer=_encoded)
     return [
         _grpc.service("google.pubsub.v1.Publisher", table("google.pubsub.v1.Publisher", PUBLISHER_REQUESTS)),
         _grpc.service("google.pubsub.v1.Subscriber", subscriber),

@@ -15,17 +15,23 @@ Delivery model (https://cloud.google.com/pubsub/docs/subscriber):
   flow-control capacity;
 - with message ordering, a key's messages are delivered in publish order, never overtaking an earlier
   message of that key that is still waiting; a nack or expiry sends the key back to the failed message.
+
+Cost: every operation touches only the messages it hands out, acks or fails, never the whole backlog.
+Deliverable messages wait in queues (never delivered, in publish order; back from a nack or backoff; one
+entry per ordering key whose next message may go out), backoffs in a heap by time, and leases in a heap by
+deadline whose stale items (acked, extended) are skipped when popped and compacted when they pile up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import heapq
 import itertools
 import logging
+import math
 import secrets
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -76,16 +82,36 @@ def epoch_of(stamp: timestamp_pb2.Timestamp) -> float:
     return stamp.seconds + stamp.nanos / 1e9
 
 
-@dataclass(eq=False)
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_VARINTS = tuple(_encode_varint(n) for n in range(1 << 14))
+
+
+def varint(value: int) -> bytes:
+    """``value`` as a protobuf base-128 varint."""
+    return _VARINTS[value] if value < 16384 else _encode_varint(value)
+
+
+@dataclass(eq=False, slots=True)
 class StoredMessage:
     """A published message as stored once per topic; subscriptions refer to it."""
 
     message: pubsub.PubsubMessage  # raw pb, with message_id and publish_time set
     published_at: float
-    size: int
+    # ``message`` encoded as field 2 of a ``ReceivedMessage``, written as is into streaming pull responses
+    field: bytes
+    size: int  # of ``message`` encoded
+    ordering_key: str = ""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Entry:
     """One message in one subscription."""
 
@@ -95,19 +121,30 @@ class Entry:
     available_at: float = 0.0
     acked: bool = False
     lease: Lease | None = None
+    key: str = ""  # the ordering key, on an ordered subscription only
 
     @property
     def ordering_key(self) -> str:
-        return str(self.stored.message.ordering_key)
+        return self.stored.ordering_key
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Lease:
     ack_id: str
     entry: Entry
     consumer: Consumer | None
     deadline: float
-    subscription: str = ""
+    owner: SubscriptionState | None = None
+
+
+@dataclass(eq=False, slots=True)
+class KeyQueue:
+    """The unacked messages of one ordering key, in publish order; ``entries[:leased]`` are out on lease
+    and ``entries[leased]`` is the only one that may go out next."""
+
+    key: str
+    entries: deque[Entry] = field(default_factory=deque)
+    leased: int = 0
 
 
 class Consumer(Protocol):
@@ -122,20 +159,38 @@ class Consumer(Protocol):
     def released(self, lease: Lease) -> None: ...
 
 
-@dataclass
+@dataclass(eq=False)
 class SubscriptionState:
     pb: pubsub.Subscription  # raw pb
     predicate: Predicate
     created_at: float
-    entries: list[Entry] = field(default_factory=list)  # not yet acked, by seq
-    retained: list[Entry] = field(default_factory=list)  # acked, kept for seek when retain_acked_messages
+    unacked: dict[int, Entry] = field(default_factory=dict)  # by seq, in seq order
+    retained: dict[int, Entry] = field(default_factory=dict)  # acked, kept for seek (retain_acked_messages)
     consumers: list[Consumer] = field(default_factory=list)
     next_consumer: int = 0
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # What may go out now, without an ordering key: never delivered (publish order) and back from a nack,
+    # expiry or backoff (a heap by seq). Keyed messages wait in ``keys``; a key whose next message may go
+    # out is in ``ready_keys`` (by that message's seq). Stale heap items are skipped when popped.
+    fresh: deque[Entry] = field(default_factory=deque)
+    returned: list[tuple[int, int, Entry]] = field(default_factory=list)
+    keys: dict[str, KeyQueue] = field(default_factory=dict)
+    ready_keys: list[tuple[int, str]] = field(default_factory=list)
+    delayed: list[tuple[float, int, Entry]] = field(default_factory=list)  # backoff, by available_at
+    expiries: list[tuple[float, int, list[Lease]]] = field(default_factory=list)  # leases by deadline
+    expiry_items: int = 0
+    lease_count: int = 0
+    wake_at: float = math.inf  # the earliest timer pending for this subscription
+    retained_check_at: int = 1024
 
     @property
     def name(self) -> str:
         return str(self.pb.name)
+
+    @property
+    def entries(self) -> list[Entry]:
+        """The unacked messages, in publish order."""
+        return list(self.unacked.values())
 
     @property
     def ack_deadline(self) -> int:
@@ -154,11 +209,12 @@ class PubSubState:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.topics: dict[str, pubsub.Topic] = {}
-        self.topic_log: dict[str, list[StoredMessage]] = {}  # retained messages, when retention is set
+        self.topic_log: dict[str, deque[StoredMessage]] = {}  # retained messages, when retention is set
         self.subscriptions: dict[str, SubscriptionState] = {}
         self.leases: dict[str, Lease] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
+        self._tick = itertools.count()  # tie-breaker for heap items
         self._ack_prefix = secrets.token_hex(4)
         self._timers: list[tuple[float, int, str]] = []
         self._timer_wake = asyncio.Event()
@@ -182,11 +238,11 @@ class PubSubState:
     # ---- topics ------------------------------------------------------------------------------
 
     def get_topic(self, name: str) -> pubsub.Topic:
+        found = self.topics.get(name)
+        if found is not None:
+            return found
         names.topic(name, "topic")
-        try:
-            return self.topics[name]
-        except KeyError:
-            raise gexc.NotFound(f"Topic not found: {name}") from None
+        raise gexc.NotFound(f"Topic not found: {name}")
 
     def create_topic(self, topic: pubsub.Topic) -> pubsub.Topic:
         names.topic(topic.name, "name")
@@ -198,7 +254,7 @@ class PubSubState:
         stored.CopyFrom(topic)
         stored.state = pubsub.Topic.State.ACTIVE
         self.topics[topic.name] = stored
-        self.topic_log[topic.name] = []
+        self.topic_log[topic.name] = deque()
         return stored
 
     def delete_topic(self, name: str) -> None:
@@ -214,45 +270,73 @@ class PubSubState:
         return sorted(s.name for s in self.subscriptions.values() if s.pb.topic == name)
 
     def publish(self, topic_name: str, messages: list[pubsub.PubsubMessage]) -> list[str]:
-        self.get_topic(topic_name)
+        """Store ``messages`` (raw pbs, taken over: message id and publish time are set on them)."""
+        topic = self.get_topic(topic_name)
         now = self.clock.now()
-        ids: list[str] = []
+        whole = int(now)
+        nanos = round((now - whole) * 1e9) // 1000 * 1000
+        stamp = timestamp_pb2.Timestamp(seconds=whole, nanos=nanos)
+        ids = [str(n) for n in itertools.islice(self._ids, len(messages))]
         stored_all: list[StoredMessage] = []
-        for message in messages:
-            stored_pb = PubsubMessagePb()
-            stored_pb.CopyFrom(message)
-            stored_pb.message_id = str(next(self._ids))
-            stored_pb.publish_time.CopyFrom(timestamp_of(now))
-            stored = StoredMessage(stored_pb, now, stored_pb.ByteSize())
-            ids.append(stored_pb.message_id)
-            stored_all.append(stored)
-        topic = self.topics[topic_name]
+        for message, message_id in zip(messages, ids, strict=True):
+            message.message_id = message_id
+            message.publish_time.CopyFrom(stamp)
+            wire = message.SerializeToString()
+            size = len(wire)
+            stored_all.append(
+                StoredMessage(message, now, b"\x12" + varint(size) + wire, size, message.ordering_key)
+            )
         if topic.HasField("message_retention_duration"):
             log_ = self.topic_log[topic_name]
             log_.extend(stored_all)
             horizon = now - seconds_of(topic.message_retention_duration)
             while log_ and log_[0].published_at < horizon:
-                log_.pop(0)
+                log_.popleft()
+        seqs = self._seq
         for sub in list(self.subscriptions.values()):
             if sub.pb.topic != topic_name or sub.pb.detached:
                 continue
+            if not sub.pb.filter and not sub.ordered:
+                unacked, fresh = sub.unacked, sub.fresh
+                for stored in stored_all:
+                    entry = Entry(next(seqs), stored, 0, now)
+                    unacked[entry.seq] = entry
+                    fresh.append(entry)
+                self.dispatch(sub)
+                continue
+            predicate = sub.predicate
             added = False
             for stored in stored_all:
-                if sub.predicate(stored.message.attributes):
-                    sub.entries.append(Entry(next(self._seq), stored, available_at=now))
+                if predicate(stored.message.attributes):
+                    self._add(sub, Entry(next(seqs), stored, 0, now), now)
                     added = True
             if added:
                 self.dispatch(sub)
         return ids
 
+    def _add(self, sub: SubscriptionState, entry: Entry, now: float) -> None:
+        """Queue a new unacked, available ``entry``, later than every other one of ``sub``."""
+        sub.unacked[entry.seq] = entry
+        key = entry.stored.ordering_key if sub.ordered else ""
+        entry.key = key
+        if not key:
+            sub.fresh.append(entry)
+            return
+        queue = sub.keys.get(key)
+        if queue is None:
+            queue = sub.keys[key] = KeyQueue(key)
+        queue.entries.append(entry)
+        if len(queue.entries) == queue.leased + 1:
+            self._offer_key(sub, queue, now)
+
     # ---- subscriptions -----------------------------------------------------------------------
 
     def get_subscription(self, name: str, field_name: str = "subscription") -> SubscriptionState:
+        found = self.subscriptions.get(name)
+        if found is not None:
+            return found
         names.subscription(name, field_name)
-        try:
-            return self.subscriptions[name]
-        except KeyError:
-            raise gexc.NotFound(f"Subscription does not exist: {name}") from None
+        raise gexc.NotFound(f"Subscription does not exist: {name}")
 
     def create_subscription(self, request: pubsub.Subscription) -> pubsub.Subscription:
         names.subscription(request.name, "name")
@@ -318,10 +402,18 @@ class PubSubState:
     def delete_subscription(self, name: str) -> None:
         sub = self.get_subscription(name)
         del self.subscriptions[name]
-        for entry in sub.entries:
+        for entry in sub.unacked.values():
             if entry.lease is not None:
                 self.leases.pop(entry.lease.ack_id, None)
         sub.closed.set()
+
+    def detach_subscription(self, sub: SubscriptionState) -> None:
+        """Detached: the backlog is dropped and nothing more arrives."""
+        sub.pb.detached = True
+        for entry in sub.unacked.values():
+            if entry.lease is not None:
+                self._end_lease(entry.lease)
+        self._reset_queues(sub)
 
     def attach(self, sub: SubscriptionState, consumer: Consumer) -> None:
         sub.consumers.append(consumer)
@@ -349,7 +441,8 @@ class PubSubState:
             raise gexc.InvalidArgument(
                 f"Invalid [ack_deadline_seconds] {seconds}: must be between 0 and {MAX_ACK_DEADLINE_SECONDS}"
             )
-        now = self.clock.now()
+        deadline = self.clock.now() + seconds
+        extended: list[Lease] = []
         for ack_id in ack_ids:
             lease = self.live_lease(sub, ack_id)
             if lease is None:
@@ -357,14 +450,16 @@ class PubSubState:
             if seconds == 0:
                 self._fail(sub, lease.entry)
             else:
-                lease.deadline = now + seconds
-                self._schedule(sub, lease.deadline)
+                lease.deadline = deadline
+                extended.append(lease)
+        if extended:
+            self._expire_at(sub, deadline, extended)
         self.dispatch(sub)
 
     def live_lease(self, sub: SubscriptionState, ack_id: str) -> Lease | None:
         """The lease ``ack_id`` names, if it is the current delivery of a message of ``sub``."""
         lease = self.leases.get(ack_id)
-        if lease is None or lease.entry.lease is not lease or lease.subscription != sub.name:
+        if lease is None or lease.entry.lease is not lease or lease.owner is not sub:
             return None
         return lease
 
@@ -391,18 +486,33 @@ class PubSubState:
     def _end_lease(self, lease: Lease) -> None:
         self.leases.pop(lease.ack_id, None)
         lease.entry.lease = None
+        if lease.owner is not None:
+            lease.owner.lease_count -= 1
         if lease.consumer is not None:
             lease.consumer.released(lease)
 
     def _mark_acked(self, sub: SubscriptionState, entry: Entry) -> None:
         entry.acked = True
-        index = bisect.bisect_left(sub.entries, entry.seq, key=lambda e: e.seq)
-        if index < len(sub.entries) and sub.entries[index] is entry:
-            del sub.entries[index]
-            if sub.pb.retain_acked_messages:
-                bisect.insort(sub.retained, entry, key=lambda e: e.seq)
-                horizon = self.clock.now() - seconds_of(sub.pb.message_retention_duration)
-                sub.retained = [kept for kept in sub.retained if kept.stored.published_at >= horizon]
+        if sub.unacked.pop(entry.seq, None) is None:
+            return
+        if entry.key:
+            queue = sub.keys.get(entry.key)
+            if queue is not None:
+                index = 0 if queue.entries[0] is entry else queue.entries.index(entry)
+                del queue.entries[index]
+                if index < queue.leased:
+                    queue.leased -= 1
+                if not queue.entries:
+                    del sub.keys[entry.key]
+        if sub.pb.retain_acked_messages:
+            sub.retained[entry.seq] = entry
+            if len(sub.retained) >= sub.retained_check_at:
+                self._prune_retained(sub)
+
+    def _prune_retained(self, sub: SubscriptionState) -> None:
+        horizon = self.clock.now() - seconds_of(sub.pb.message_retention_duration)
+        sub.retained = {s: e for s, e in sub.retained.items() if e.stored.published_at >= horizon}
+        sub.retained_check_at = 2 * len(sub.retained) + 1024
 
     def backoff(self, sub: SubscriptionState, entry: Entry) -> float:
         if sub.pb.HasField("retry_policy"):
@@ -434,14 +544,34 @@ class PubSubState:
             return
         now = self.clock.now()
         entry.available_at = now + self.backoff(sub, entry)
-        if sub.ordered and entry.ordering_key:
+        if entry.key:
+            queue = sub.keys[entry.key]
+            index = queue.entries.index(entry)
             # Later messages of the key that are out go back too, so the key restarts here.
-            for other in sub.entries:
-                if other.seq > entry.seq and other.ordering_key == entry.ordering_key and other.lease:
+            for other in itertools.islice(queue.entries, index + 1, queue.leased):
+                if other.lease is not None:
                     self._end_lease(other.lease)
-                    other.available_at = max(other.available_at, entry.available_at)
-        if entry.available_at > now:
-            self._schedule(sub, entry.available_at)
+                other.available_at = max(other.available_at, entry.available_at)
+            queue.leased = min(queue.leased, index)
+            self._offer_key(sub, queue, now)
+        elif entry.available_at > now:
+            self._delay(sub, entry)
+        else:
+            heapq.heappush(sub.returned, (entry.seq, next(self._tick), entry))
+
+    def _delay(self, sub: SubscriptionState, entry: Entry) -> None:
+        heapq.heappush(sub.delayed, (entry.available_at, next(self._tick), entry))
+        self._schedule(sub, entry.available_at)
+
+    def _offer_key(self, sub: SubscriptionState, queue: KeyQueue, now: float) -> None:
+        """Make the next message of ``queue`` deliverable, now or when its backoff ends."""
+        if queue.leased >= len(queue.entries):
+            return
+        candidate = queue.entries[queue.leased]
+        if candidate.available_at <= now:
+            heapq.heappush(sub.ready_keys, (candidate.seq, queue.key))
+        else:
+            self._delay(sub, candidate)
 
     def _dead_letter(self, sub: SubscriptionState, entry: Entry) -> None:
         topic = str(sub.pb.dead_letter_policy.dead_letter_topic)
@@ -460,6 +590,36 @@ class PubSubState:
 
     # ---- delivery ----------------------------------------------------------------------------
 
+    def _next_ready(
+        self, sub: SubscriptionState, now: float, one_per_key: bool, set_aside: list[tuple[int, str]]
+    ) -> Entry | None:
+        """Take the deliverable message with the lowest seq off the queues."""
+        fresh, returned, ready_keys = sub.fresh, sub.returned, sub.ready_keys
+        while True:
+            best = fresh[0].seq if fresh else math.inf
+            if returned and returned[0][0] < best:
+                best = returned[0][0]
+                source = 2
+            else:
+                source = 1 if fresh else 0
+            if ready_keys and ready_keys[0][0] < best:
+                seq, key = heapq.heappop(ready_keys)
+                queue = sub.keys.get(key)
+                if queue is None or queue.leased >= len(queue.entries):
+                    continue
+                candidate = queue.entries[queue.leased]
+                if candidate.seq != seq or candidate.lease is not None or candidate.available_at > now:
+                    continue
+                if one_per_key and queue.leased:
+                    set_aside.append((seq, key))
+                    continue
+                return candidate
+            if source == 0:
+                return None
+            entry = fresh.popleft() if source == 1 else heapq.heappop(returned)[2]
+            if entry.lease is None and not entry.acked:
+                return entry
+
     def pull_now(
         self,
         sub: SubscriptionState,
@@ -474,47 +634,54 @@ class PubSubState:
         leases: list[Lease] = []
         if limit <= 0:
             return leases
-        busy_keys: set[str] = set()
         horizon = now - seconds_of(sub.pb.message_retention_duration)
-        for entry in list(sub.entries):
-            key = entry.ordering_key if sub.ordered else ""
-            if key and key in busy_keys:
-                continue
-            if entry.lease is not None:
-                if key and one_per_key:
-                    busy_keys.add(key)
-                continue
-            if entry.available_at > now:
-                if key:
-                    busy_keys.add(key)
-                continue
+        deadline = now + deadline_seconds
+        set_aside: list[tuple[int, str]] = []
+        prefix = self._ack_prefix
+        seqs = self._seq
+        fresh = sub.fresh
+        while len(leases) < limit:
+            if fresh and not sub.returned and not sub.ready_keys:
+                entry = fresh.popleft()  # the common case: only never-delivered messages are waiting
+                if entry.lease is not None or entry.acked:
+                    continue
+            else:
+                found = self._next_ready(sub, now, one_per_key, set_aside)
+                if found is None:
+                    break
+                entry = found
             if entry.stored.published_at < horizon:
                 self._mark_acked(sub, entry)  # past retention: gone
+                if entry.key and entry.key in sub.keys:
+                    self._offer_key(sub, sub.keys[entry.key], now)
                 continue
             entry.attempts += 1
-            ack_id = f"{self._ack_prefix}-{next(self._seq)}"
-            lease = Lease(ack_id, entry, consumer, now + deadline_seconds, sub.name)
+            ack_id = f"{prefix}-{next(seqs)}"
+            lease = Lease(ack_id, entry, consumer, deadline, sub)
             entry.lease = lease
             self.leases[ack_id] = lease
             leases.append(lease)
-            if key and one_per_key:
-                busy_keys.add(key)
-            if len(leases) >= limit:
-                break
+            if entry.key:
+                queue = sub.keys[entry.key]
+                queue.leased += 1
+                self._offer_key(sub, queue, now)
+        for item in set_aside:
+            heapq.heappush(sub.ready_keys, item)
         if leases:
-            self._schedule(sub, min(lease.deadline for lease in leases))
+            sub.lease_count += len(leases)
+            self._expire_at(sub, deadline, list(leases))
         return leases
 
     def dispatch(self, sub: SubscriptionState) -> None:
         """Hand deliverable messages to the attached consumers, round-robin."""
-        if sub.name not in self.subscriptions or not sub.entries or not sub.consumers:
+        if not sub.unacked or not sub.consumers or sub.name not in self.subscriptions:
             return
         now = self.clock.now()
         self._expire(sub, now)
         rounds = 0
         while sub.consumers and rounds < 10_000:
             rounds += 1
-            available = self._deliverable_estimate(sub, now)
+            available = self._deliverable_estimate(sub)
             if available == 0:
                 return
             progressed = False
@@ -539,51 +706,96 @@ class PubSubState:
             if not progressed:
                 return
 
-    def _deliverable_estimate(self, sub: SubscriptionState, now: float) -> int:
-        return sum(1 for e in sub.entries if e.lease is None and e.available_at <= now)
+    def _deliverable_estimate(self, sub: SubscriptionState) -> int:
+        """At least the number of messages that may go out now (ready keys count their whole backlog)."""
+        keyed = len(sub.unacked) if sub.ready_keys else 0
+        return len(sub.fresh) + len(sub.returned) + keyed
+
+    def _expire_at(self, sub: SubscriptionState, deadline: float, leases: list[Lease]) -> None:
+        heapq.heappush(sub.expiries, (deadline, next(self._tick), leases))
+        sub.expiry_items += len(leases)
+        if sub.expiry_items > 2 * sub.lease_count + 4096:
+            # acked or extended leases linger in older items until their deadline: drop them now
+            items: list[tuple[float, int, list[Lease]]] = []
+            for when, tick, batch in sub.expiries:
+                live = [lease for lease in batch if lease.entry.lease is lease and lease.deadline == when]
+                if live:
+                    items.append((when, tick, live))
+            heapq.heapify(items)
+            sub.expiries = items
+            sub.expiry_items = sum(len(batch) for _, _, batch in items)
+        self._schedule(sub, deadline)
 
     def _expire(self, sub: SubscriptionState, now: float) -> None:
-        for entry in list(sub.entries):
-            lease = entry.lease
-            if lease is not None and lease.deadline <= now:
-                self._fail(sub, entry)
+        """Fail the leases past their deadline and release the messages whose backoff ended."""
+        expiries = sub.expiries
+        while expiries and expiries[0][0] <= now:
+            _, _, batch = heapq.heappop(expiries)
+            sub.expiry_items -= len(batch)
+            for lease in batch:
+                if lease.entry.lease is lease and lease.deadline <= now:
+                    self._fail(sub, lease.entry)
+            expiries = sub.expiries
+        delayed = sub.delayed
+        while delayed and delayed[0][0] <= now:
+            at, _, entry = heapq.heappop(delayed)
+            if entry.acked or entry.lease is not None or entry.available_at != at:
+                continue
+            if not entry.key:
+                heapq.heappush(sub.returned, (entry.seq, next(self._tick), entry))
+                continue
+            queue = sub.keys.get(entry.key)
+            if (
+                queue is not None
+                and queue.leased < len(queue.entries)
+                and queue.entries[queue.leased] is entry
+            ):
+                heapq.heappush(sub.ready_keys, (entry.seq, entry.key))
+
+    def _reset_queues(self, sub: SubscriptionState) -> None:
+        sub.unacked = {}
+        sub.fresh = deque()
+        sub.returned = []
+        sub.keys = {}
+        sub.ready_keys = []
+        sub.delayed = []
 
     # ---- seek --------------------------------------------------------------------------------
 
     def seek_to_time(self, sub: SubscriptionState, when: float) -> None:
         """Messages published before ``when`` become acked, the retained ones after it unacked."""
-        everything = {e.seq: e for e in sub.entries + sub.retained}
-        for stored in self.topic_log.get(str(sub.pb.topic), []):
-            if stored.published_at >= sub.created_at and not any(
-                e.stored is stored for e in everything.values()
-            ):
-                entry = Entry(next(self._seq), stored)
-                everything[entry.seq] = entry
-        entries: list[Entry] = []
-        retained: list[Entry] = []
+        if sub.pb.retain_acked_messages:
+            self._prune_retained(sub)
+        everything = list(sub.unacked.values()) + list(sub.retained.values())
+        known = {id(entry.stored) for entry in everything}
+        for stored in self.topic_log.get(str(sub.pb.topic), ()):
+            if stored.published_at >= sub.created_at and id(stored) not in known:
+                everything.append(Entry(next(self._seq), stored))
         now = self.clock.now()
-        for entry in sorted(everything.values(), key=lambda e: (e.stored.published_at, e.seq)):
+        self._reset_queues(sub)
+        sub.retained = {}
+        # renumbered, so that publish order is seq order again
+        for entry in sorted(everything, key=lambda e: (e.stored.published_at, e.seq)):
             if entry.lease is not None:
                 self._end_lease(entry.lease)
+            entry.seq = next(self._seq)
             if entry.stored.published_at < when:
                 entry.acked = True
                 if sub.pb.retain_acked_messages:
-                    retained.append(entry)
+                    sub.retained[entry.seq] = entry
             else:
                 entry.acked = False
                 entry.available_at = now
-                entries.append(entry)
-        # renumber so that publish order is seq order again
-        for entry in entries + retained:
-            entry.seq = next(self._seq)
-        sub.entries = sorted(entries, key=lambda e: e.seq)
-        sub.retained = sorted(retained, key=lambda e: e.seq)
+                self._add(sub, entry, now)
         self.dispatch(sub)
 
     # ---- timers ------------------------------------------------------------------------------
 
     def _schedule(self, sub: SubscriptionState, when: float) -> None:
-        heapq.heappush(self._timers, (when, next(self._seq), sub.name))
+        if when >= sub.wake_at:
+            return  # an earlier wake-up of this subscription will schedule the next one
+        sub.wake_at = when
+        heapq.heappush(self._timers, (when, next(self._tick), sub.name))
         if self._timers[0][0] == when:
             self._timer_wake.set()
 
@@ -593,12 +805,20 @@ class PubSubState:
             while self._timers and self._timers[0][0] <= now:
                 _, _, name = heapq.heappop(self._timers)
                 sub = self.subscriptions.get(name)
-                if sub is not None:
-                    try:
-                        self._expire(sub, now)
-                        self.dispatch(sub)
-                    except Exception:
-                        log.exception("timer for %s failed", name)
+                if sub is None:
+                    continue
+                sub.wake_at = math.inf
+                try:
+                    self._expire(sub, now)
+                    self.dispatch(sub)
+                except Exception:
+                    log.exception("timer for %s failed", name)
+                due = min(
+                    sub.expiries[0][0] if sub.expiries else math.inf,
+                    sub.delayed[0][0] if sub.delayed else math.inf,
+                )
+                if due < math.inf:
+                    self._schedule(sub, due)
             self._timer_wake.clear()
             if self._timers:
                 sleeper = asyncio.ensure_future(self.clock.sleep(self._timers[0][0] - now))

@@ -30,8 +30,11 @@ from localcloud.clock import Clock, SystemClock
 ISSUER = "https://accounts.google.com"
 TOKEN_LIFETIME_SECONDS = 3600
 # A minted ID token is handed out again until this close to its expiry (signing costs ~1 ms of CPU, which
-# adds up when every Cloud Tasks dispatch and every http.* call with auth asks for one).
+# adds up when every Cloud Tasks dispatch and every http.* call with auth asks for one). Access tokens are
+# reused the same way, as the GCE metadata server hands out one token (with a shrinking ``expires_in``)
+# until shortly before it expires; that also keeps the register of access tokens small.
 ID_TOKEN_REUSE_MARGIN_SECONDS = 300
+ACCESS_TOKEN_REUSE_MARGIN_SECONDS = 300
 DEFAULT_SERVICE_ACCOUNT = "saga-runtime@local-project.iam.gserviceaccount.com"
 
 
@@ -57,7 +60,8 @@ class TokenAuthority:
         )
         self._signer = crypt.RSASigner.from_string(pem, key_id=self.key_id)
         self._certificate_pem = self._self_signed_certificate()
-        self._access_tokens: dict[str, AccessToken] = {}
+        self._access_tokens: dict[str, AccessToken] = {}  # in expiry order
+        self._current_access: dict[tuple[str, tuple[str, ...]], AccessToken] = {}
         self._id_tokens: dict[tuple[str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -75,6 +79,10 @@ class TokenAuthority:
             .sign(self._key, hashes.SHA256())
         )
         return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     def certificates(self) -> dict[str, str]:
         """Key id -> PEM certificate: the body of ``/oauth2/v1/certs``."""
@@ -109,15 +117,31 @@ class TokenAuthority:
         service_account_email: str = DEFAULT_SERVICE_ACCOUNT,
         scopes: tuple[str, ...] = ("https://www.googleapis.com/auth/cloud-platform",),
     ) -> AccessToken:
-        token = AccessToken(
-            token="ya29.local-" + secrets.token_urlsafe(32),
-            service_account_email=service_account_email,
-            scopes=scopes,
-            expires_at=self._clock.now() + TOKEN_LIFETIME_SECONDS,
-        )
+        """The account's live token for these scopes, or a new one when it has less than
+        ``ACCESS_TOKEN_REUSE_MARGIN_SECONDS`` left."""
+        key = (service_account_email, tuple(scopes))
+        now = self._clock.now()
         with self._lock:
+            current = self._current_access.get(key)
+            if current is not None and current.expires_at - ACCESS_TOKEN_REUSE_MARGIN_SECONDS > now:
+                return current
+            token = AccessToken(
+                token="ya29.local-" + secrets.token_urlsafe(32),
+                service_account_email=service_account_email,
+                scopes=tuple(scopes),
+                expires_at=now + TOKEN_LIFETIME_SECONDS,
+            )
+            self._current_access[key] = token
+            self._prune_access_tokens(now)
             self._access_tokens[token.token] = token
         return token
+
+    def _prune_access_tokens(self, now: float) -> None:
+        while self._access_tokens:
+            oldest = next(iter(self._access_tokens.values()))
+            if oldest.expires_at > now:
+                return
+            del self._access_tokens[oldest.token]
 
     def check_access_token(self, token: str) -> AccessToken | None:
         """The token's record if this authority minted it and it has not expired, else None."""

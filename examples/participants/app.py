@@ -2,9 +2,9 @@
 
 A business call goes through, in order:
 
-1. the OIDC ID token (``Authorization: Bearer``) verified with
-   ``google.oauth2.id_token.verify_token(token, request, audience=<this service's origin>,
-   certs_url=...)``: 401 when missing or invalid, 503 when the certificates cannot be fetched;
+1. the OIDC ID token (``Authorization: Bearer``) verified against the certificates of ``certs_url`` for
+   the audience ``<this service's origin>`` (``tokens.IdTokenVerifier``: certificates and verified tokens
+   are cached): 401 when missing or invalid, 503 when the certificates cannot be fetched;
 2. the payment service only: the ``X-Api-Key`` header against the key it was started with: 403;
 3. a JSON object body (400 otherwise) and an ``Idempotency-Key`` header (400 without one);
 4. failure injection: a rule armed with ``POST /_control/next`` first (it overrides the payload), else the
@@ -34,13 +34,9 @@ import hmac
 import json
 import logging
 import sys
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import google.auth.exceptions
-import google.auth.transport.requests
-import google.oauth2.id_token
 from aiohttp import web
 
 from examples.participants.services import SERVICES, Decision, ServiceSpec, decide
@@ -56,30 +52,13 @@ from examples.participants.state import (
     pair_of,
     parse_injection,
 )
+from examples.participants.tokens import IdTokenVerifier, TokenError
 
 GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 DEFAULT_HANG_SECONDS = 3600.0
 API_KEY_HEADER = "X-Api-Key"
 
 log = logging.getLogger("examples.participants")
-
-
-class TokenError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def verify_id_token(token: str, audiences: list[str], certs_url: str) -> Mapping[str, Any]:
-    """Blocking (fetches the certificates on every call); run it in a thread."""
-    request = google.auth.transport.requests.Request()
-    try:
-        return google.oauth2.id_token.verify_token(token, request, audience=audiences, certs_url=certs_url)
-    except google.auth.exceptions.TransportError as error:
-        raise TokenError(503, f"cannot fetch the token certificates: {error}") from error
-    except (ValueError, google.auth.exceptions.GoogleAuthError) as error:
-        raise TokenError(401, f"invalid ID token: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -128,7 +107,7 @@ class Participant:
         config: ParticipantConfig,
         ledger: Ledger,
         stopping: asyncio.Event,
-        verifier: Callable[[str, list[str], str], Mapping[str, Any]] = verify_id_token,
+        verifier: IdTokenVerifier | None = None,
     ) -> None:
         if config.service not in SERVICES:
             raise ValueError(f"unknown service {config.service!r}; one of {', '.join(SERVICES)}")
@@ -140,7 +119,7 @@ class Participant:
         self.config = config
         self.ledger = ledger
         self.stopping = stopping
-        self._verifier = verifier
+        self.verifier = verifier or IdTokenVerifier(config.certs_url, config.audiences)
 
     async def handle(self, request: web.Request) -> web.Response:
         action = self.spec.action_of(request.path)
@@ -170,9 +149,7 @@ class Participant:
             record.outcome = "unauthenticated: no bearer token"
             return Answer(401, {"error": "UNAUTHENTICATED", "message": "an OIDC ID token is required"})
         try:
-            claims = await asyncio.to_thread(
-                self._verifier, authorization[7:].strip(), list(self.config.audiences), self.config.certs_url
-            )
+            claims = await self.verifier.verify(authorization[7:].strip())
         except TokenError as error:
             record.outcome = (
                 "unauthenticated: invalid token" if error.status == 401 else "certificates unavailable"
@@ -301,7 +278,11 @@ def create_app(config: ParticipantConfig, ledger: Ledger | None = None) -> web.A
     async def on_shutdown(app: web.Application) -> None:
         stopping.set()
 
+    async def on_cleanup(app: web.Application) -> None:
+        await participant.verifier.close()
+
     app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
 
     async def control_next(request: web.Request) -> web.Response:
         try:
@@ -364,5 +345,4 @@ __all__ = [
     "create_app",
     "is_final",
     "loopback_audiences",
-    "verify_id_token",
 ]

@@ -19,11 +19,12 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from localcloud.auth import TOKEN_LIFETIME_SECONDS, TokenAuthority
+from localcloud.auth import TokenAuthority
 
 FLAVOR_HEADER = "Metadata-Flavor"
 FLAVOR_VALUE = "Google"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+CERTS_MAX_AGE_SECONDS = 3600
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,6 +55,14 @@ def _text(body: str, status: int = 200) -> web.Response:
 
 def _json(value: object) -> web.Response:
     return web.Response(text=json.dumps(value), content_type="application/json")
+
+
+def _cacheable(response: web.Response) -> web.Response:
+    # As www.googleapis.com serves its certificates; verifiers keep them this long. The authority's key
+    # never changes while the server runs (a restarted server has a new key id, which a verifier that
+    # caches by key id fetches again for).
+    response.headers["Cache-Control"] = f"public, max-age={CERTS_MAX_AGE_SECONDS}, must-revalidate"
+    return response
 
 
 @web.middleware
@@ -159,8 +168,8 @@ def create_app(identity: MetadataIdentity, authority: TokenAuthority) -> web.App
         requested = request.query.get("scopes", "")
         scopes = tuple(s for s in requested.split(",") if s) or identity.scopes
         token = authority.mint_access_token(email, scopes)
-        # The token was minted just now, so its remaining life is the whole lifetime.
-        expires_in = TOKEN_LIFETIME_SECONDS
+        # A reused token: its remaining life, as the real server answers.
+        expires_in = max(1, int(token.expires_at - authority.clock.now()))
         return _json({"access_token": token.token, "expires_in": expires_in, "token_type": "Bearer"})
 
     async def account_identity(request: web.Request) -> web.Response:
@@ -171,10 +180,10 @@ def create_app(identity: MetadataIdentity, authority: TokenAuthority) -> web.App
         return _text(authority.mint_id_token(audience, email))
 
     async def certs_v1(request: web.Request) -> web.Response:
-        return _json(authority.certificates())
+        return _cacheable(_json(authority.certificates()))
 
     async def certs_v3(request: web.Request) -> web.Response:
-        return _json(jwks(authority))
+        return _cacheable(_json(jwks(authority)))
 
     app = web.Application(middlewares=[_flavor])
     routes = [

@@ -356,6 +356,10 @@ class ManagedProcess:
         finally:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=1.0)
+            if os.path.isdir("/proc/self"):
+                # Members that died after the last look are zombies now ours (reparented to this
+                # subreaper when their parent died): reap them too.
+                _reap_group(self.pgid)
             self._drain()
             if self.popen.stdout is not None:
                 self.popen.stdout.close()

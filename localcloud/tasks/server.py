@@ -10,7 +10,7 @@ import grpc
 from localcloud import _grpc
 from localcloud.runtime import Context
 from localcloud.tasks.api import REQUEST_TYPES, CloudTasksApi
-from localcloud.tasks.dispatcher import Dispatcher
+from localcloud.tasks.dispatcher import IDLE_REUSE_SECONDS, Dispatcher
 from localcloud.tasks.state import TASK_TOMBSTONE_SECONDS, TasksState
 
 SERVICE_NAME = "google.cloud.tasks.v2.CloudTasks"
@@ -37,9 +37,14 @@ def handlers(api: CloudTasksApi) -> list[grpc.GenericRpcHandler]:
     return [_grpc.service(SERVICE_NAME, methods)]
 
 
-async def start(ctx: Context, *, task_tombstone_seconds: float = TASK_TOMBSTONE_SECONDS) -> CloudTasksService:
+async def start(
+    ctx: Context,
+    *,
+    task_tombstone_seconds: float = TASK_TOMBSTONE_SECONDS,
+    idle_reuse_seconds: float = IDLE_REUSE_SECONDS,
+) -> CloudTasksService:
     state = TasksState(ctx.clock, task_tombstone_seconds=task_tombstone_seconds)
-    dispatcher = Dispatcher(state, ctx.authority)
+    dispatcher = Dispatcher(state, ctx.authority, idle_reuse_seconds=idle_reuse_seconds)
     await dispatcher.start()
     address = ctx.config.tasks
     try:

@@ -20,6 +20,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     at: float  # the injected clock's time when the request arrived
+    client_port: int = 0  # the caller's end of the connection: equal ports, one kept-alive connection
 
 
 @dataclass
@@ -62,8 +63,16 @@ class RecordingTarget:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         self.received.append(
-            ReceivedRequest(request.method, request.path_qs, dict(request.headers), body, self.clock.now())
+            ReceivedRequest(
+                request.method,
+                request.path_qs,
+                dict(request.headers),
+                body,
+                self.clock.now(),
+                int(peer[1]) if peer else 0,
+            )
         )
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

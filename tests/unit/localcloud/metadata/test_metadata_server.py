@@ -193,3 +193,21 @@ async def test_jwks_page_publishes_the_signing_key(metadata: MetadataService) ->
     keys = json.loads(body)["keys"]
     assert [k["kid"] for k in keys] == [metadata.authority.key_id]
     assert keys[0]["kty"] == "RSA" and keys[0]["e"] == "AQAB"
+
+
+async def test_token_is_handed_out_again_with_its_remaining_lifetime(metadata: MetadataService) -> None:
+    path = "/computeMetadata/v1/instance/service-accounts/default/token"
+    answers = []
+    for _ in range(2):
+        status, _, body = await _get(metadata, path, **{"Metadata-Flavor": "Google"})
+        assert status == 200
+        answers.append(json.loads(body))
+    assert answers[0]["access_token"] == answers[1]["access_token"]
+    assert 0 < answers[1]["expires_in"] <= answers[0]["expires_in"] <= 3600
+
+
+async def test_certificate_pages_say_how_long_they_may_be_cached(metadata: MetadataService) -> None:
+    for path in ("/oauth2/v1/certs", "/oauth2/v3/certs"):
+        status, headers, _ = await _get(metadata, path)
+        assert status == 200
+        assert "max-age=3600" in headers["Cache-Control"]

@@ -9,7 +9,8 @@ least once and retries it with the queue's backoff while the answer is not 2xx. 
   answers 2xx at that attempt whatever the participant said);
 - 503 on a transient failure while attempts remain (Cloud Tasks retries; nothing is reported);
 - 500 when the callback could not be delivered (Cloud Tasks retries; the participant sees the same
-  ``Idempotency-Key`` again, so the effect is not applied twice). An attempt beyond ``max_attempts``
+  ``Idempotency-Key`` again, so the effect is not applied twice); but 200 when the callback answers 404:
+  the execution has ended and nobody will ever read the outcome. An attempt beyond ``max_attempts``
   (only after such a 500) calls once more and reports whatever it gets as final.
 
 A body without ``callback_url`` (the ``TaskManager`` envelope) follows the same rules without reporting.
@@ -26,8 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import requests
-
 from saga_orchestrator.auth import TokenSource
 from saga_orchestrator.errors import (
     CallbackDeliveryError,
@@ -36,6 +35,7 @@ from saga_orchestrator.errors import (
     ReferenceResolutionError,
     SecretAccessError,
 )
+from saga_orchestrator.httpclient import HttpCallError, HttpClient, default_client
 from saga_orchestrator.logging import get_logger, log_context, trace_name
 from saga_orchestrator.model import ActionSpec, SecretRef
 from saga_orchestrator.participant import CallContext, CallOutcome, prepare, send, trace_id
@@ -46,6 +46,8 @@ log = get_logger("saga_orchestrator.executor")
 
 # Part of validation.ATTEMPT_OVERHEAD_SECONDS: one attempt must fit the Cloud Tasks dispatch deadline.
 CALLBACK_TIMEOUT_SECONDS = 10.0
+# The callback's answer is not used; no more of it is read.
+CALLBACK_ANSWER_MAX_BYTES = 64 * 1024
 DEADLINE_MESSAGE = "the saga deadline passed before the step succeeded"
 # Workflows callback URLs on Google Cloud live here; locally the allowlist decides.
 WORKFLOWS_CALLBACK_HOST = "workflowexecutions.googleapis.com"
@@ -136,27 +138,26 @@ def callback_url_error(url: str, settings: Settings) -> str | None:
     return host_error(url, settings)
 
 
-def report(
-    url: str, body: dict[str, Any], tokens: TokenSource, session: requests.Session | None = None
-) -> None:
+def report(url: str, body: dict[str, Any], tokens: TokenSource, http: HttpClient | None = None) -> None:
     """POST the callback body with ``Authorization: Bearer <access token>``; raises ``CallbackDeliveryError``."""
-    http = session or requests
     try:
         token = tokens.access_token()
     except Exception as error:
         raise CallbackDeliveryError(url, f"no access token ({type(error).__name__})") from None
     try:
-        response = http.post(
+        answer = (http or default_client()).request(
+            "POST",
             url,
-            data=json.dumps(body, separators=(",", ":")).encode("utf-8"),
+            body=json.dumps(body, separators=(",", ":")).encode("utf-8"),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-            timeout=CALLBACK_TIMEOUT_SECONDS,
-            allow_redirects=False,
+            connect_timeout=CALLBACK_TIMEOUT_SECONDS,
+            read_timeout=CALLBACK_TIMEOUT_SECONDS,
+            max_body=CALLBACK_ANSWER_MAX_BYTES,
         )
-    except requests.RequestException as error:
-        raise CallbackDeliveryError(url, f"{type(error).__name__}") from None
-    if not 200 <= response.status_code < 300:
-        raise CallbackDeliveryError(url, f"HTTP {response.status_code}", response.status_code)
+    except HttpCallError as error:
+        raise CallbackDeliveryError(url, error.message) from None
+    if not 200 <= answer.status < 300:
+        raise CallbackDeliveryError(url, f"HTTP {answer.status}", answer.status)
 
 
 def succeeded_body(output: Any, attempts: int) -> dict[str, Any]:
@@ -181,13 +182,13 @@ class StepExecutor:
         *,
         secrets: SecretSource,
         tokens: TokenSource,
-        session: requests.Session | None = None,
+        http: HttpClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self._secrets = secrets
         self._tokens = tokens
-        self._session = session
+        self._http = http
         self._clock = clock
 
     def handle(self, body: Any, headers: Mapping[str, str]) -> Reply:
@@ -270,7 +271,7 @@ class StepExecutor:
             return CallOutcome("business", None, None, str(error))
         except Exception as error:  # token fetch (metadata server) trouble: try again later
             return CallOutcome("transient", None, None, f"could not get an ID token ({type(error).__name__})")
-        return send(prepared, self._session)
+        return send(prepared, self._http)
 
     def _finish(self, task: StepTask, final: dict[str, Any]) -> Reply:
         if task.callback_url is None:
@@ -278,8 +279,15 @@ class StepExecutor:
         try:
             # The saga's one callback endpoint receives every action's outcome: name the action answered.
             answered = {**final, "step_index": task.step_index, "action": task.action}
-            report(task.callback_url, answered, self._tokens, self._session)
+            report(task.callback_url, answered, self._tokens, self._http)
         except CallbackDeliveryError as error:
+            if error.status_code == 404:
+                # The execution has ended (the saga finished without this answer, or it was a duplicate
+                # start that yielded): nobody will ever listen, so retrying would only call again.
+                log.warning("the saga's execution has ended; outcome not reported", action=task.action)
+                return Reply(
+                    200, {"outcome": "unheard", "result": final["status"], "attempts": final["attempts"]}
+                )
             log.error(str(error), action=task.action)
             return Reply(500, {"outcome": "callback_failed", "message": str(error)})
         return Reply(200, {"outcome": "reported", "result": final["status"], "attempts": final["attempts"]})
@@ -296,7 +304,7 @@ class StepExecutor:
                 final = failed_body("invalid", str(error), attempt)
                 final.update({key: body[key] for key in ("step_index", "action") if key in body})
                 try:
-                    report(callback_url, final, self._tokens, self._session)
+                    report(callback_url, final, self._tokens, self._http)
                 except CallbackDeliveryError as delivery:
                     log.error(str(delivery))
                     return Reply(500, {"outcome": "callback_failed", "message": str(delivery)})

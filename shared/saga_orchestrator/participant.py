@@ -18,25 +18,22 @@ Every answer becomes a ``CallOutcome``; ``retryable`` is data on it:
 | other 4xx (409, 422, ...)                              | business    | no        |
 | timeout, connection failure, token fetch failure       | transient   | yes       |
 
-Timeouts: ``timeout_seconds`` bounds connecting and each read of the response.
+Timeouts: ``timeout_seconds`` bounds connecting (at most ``CONNECT_TIMEOUT_SECONDS``) and each read of
+the response. The HTTP client (pools, TLS, no proxies) is ``saga_orchestrator.httpclient``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import requests
-import requests.adapters
-import requests.utils
-
 from saga_orchestrator.auth import TokenSource
+from saga_orchestrator.httpclient import HttpCallError, HttpClient, default_client
 from saga_orchestrator.model import Action, ActionSpec
 from saga_orchestrator.refs import resolve, resolve_header
 
@@ -152,35 +149,36 @@ def prepare(
     )
 
 
-def send(call: PreparedCall, session: requests.Session | None = None) -> CallOutcome:
+def send(call: PreparedCall, http: HttpClient | None = None) -> CallOutcome:
     """Make the HTTP call once and classify the answer. Never raises for network trouble."""
-    http = session or requests
     try:
-        response = http.request(
+        answer = (http or default_client()).request(
             call.method,
             call.url,
             headers=call.headers,
-            data=call.body,
-            timeout=(min(CONNECT_TIMEOUT_SECONDS, call.timeout_seconds), call.timeout_seconds),
-            allow_redirects=False,
+            body=call.body,
+            connect_timeout=min(CONNECT_TIMEOUT_SECONDS, call.timeout_seconds),
+            read_timeout=call.timeout_seconds,
+            max_body=MAX_OUTPUT_BYTES,
         )
-    except requests.Timeout:
-        return CallOutcome("transient", None, None, f"no answer within {call.timeout_seconds:g} s")
-    except requests.ConnectionError as error:
-        return CallOutcome("transient", None, None, f"connection failed: {_short(str(error))}")
-    except requests.RequestException as error:
-        return CallOutcome("transient", None, None, f"request failed: {_short(str(error))}")
-    return classify(response.status_code, response.content, response.headers.get("Content-Type", ""))
+    except HttpCallError as error:
+        if error.kind == "timeout":
+            return CallOutcome("transient", None, None, f"no answer within {call.timeout_seconds:g} s")
+        what = "connection failed" if error.kind == "connection" else "request failed"
+        return CallOutcome("transient", None, None, f"{what}: {_short(error.message)}")
+    return classify(answer.status, answer.body, answer.content_type, truncated=answer.truncated)
 
 
-def classify(status: int, body: bytes, content_type: str = "") -> CallOutcome:
+def classify(status: int, body: bytes, content_type: str = "", *, truncated: bool = False) -> CallOutcome:
+    """``truncated``: ``body`` is only the beginning of a longer answer."""
     if 200 <= status < 300:
-        if len(body) > MAX_OUTPUT_BYTES:
+        if truncated or len(body) > MAX_OUTPUT_BYTES:
+            size = f"over {MAX_OUTPUT_BYTES}" if truncated else str(len(body))
             return CallOutcome(
                 "business",
                 status,
                 None,
-                f"the response body is {len(body)} bytes; outputs are limited to {MAX_OUTPUT_BYTES}",
+                f"the response body is {size} bytes; outputs are limited to {MAX_OUTPUT_BYTES}",
             )
         return CallOutcome("success", status, _output(body), "")
     message = f"HTTP {status}" + (f": {_short(_text(body))}" if body else "")
@@ -207,65 +205,3 @@ def _text(body: bytes) -> str:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
-
-
-class _PoolAdapter(requests.adapters.HTTPAdapter):
-    """An ``HTTPAdapter`` that looks at a CA bundle's path on the file system once, not on every request
-    (requests checks whether it exists and is a directory each time it picks a connection). What it
-    decides is what requests would: a file is ``ca_certs``, a directory ``ca_cert_dir``; a path that is
-    missing is left to requests, which refuses it."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._ca_kinds: dict[str, str] = {}
-
-    def _ca(self, verify: Any) -> tuple[str, str] | None:
-        path = requests.utils.DEFAULT_CA_BUNDLE_PATH if verify is True else verify
-        if not isinstance(path, str) or not path:
-            return None
-        kind = self._ca_kinds.get(path)
-        if kind is None:
-            if not os.path.exists(path):
-                return None
-            kind = self._ca_kinds[path] = "ca_cert_dir" if os.path.isdir(path) else "ca_certs"
-        return kind, path
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> Any:
-        ca = self._ca(verify) if isinstance(verify, str) else None
-        if ca is None:
-            return super().build_connection_pool_key_attributes(request, verify, cert)
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, True, cert)
-        if ca[0] == "ca_cert_dir":
-            pool_kwargs["ca_cert_dir"] = ca[1]
-        else:
-            pool_kwargs["ca_certs"] = ca[1]
-        return host_params, pool_kwargs
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        ca = self._ca(verify) if cert is None and verify and url.lower().startswith("https") else None
-        if ca is None:
-            super().cert_verify(conn, url, verify, cert)
-            return
-        conn.cert_reqs = "CERT_REQUIRED"
-        setattr(conn, ca[0], ca[1])
-
-
-def pooled_session() -> requests.Session:
-    """One connection pool per instance for participant calls and callbacks (the instance's request
-    threads share it). A pooled connection the peer has just closed fails like any transient error, and
-    Cloud Tasks retries the attempt.
-
-    Calls go straight to the allowlisted host: no proxy and no ``.netrc`` credentials from the
-    environment (``trust_env`` off, which also spares reading both on every call). A CA bundle named by
-    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` is still used, as requests would use it."""
-    session = requests.Session()
-    session.trust_env = False
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    adapter = _PoolAdapter(pool_connections=16, pool_maxsize=32)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session

@@ -60,7 +60,7 @@ class FunctionRuntime:
 
     def executor(self) -> StepExecutor:
         from saga_orchestrator.executor import StepExecutor
-        from saga_orchestrator.participant import pooled_session
+        from saga_orchestrator.httpclient import HttpClient
         from saga_orchestrator.secrets import SecretReader
 
         with self._lock:
@@ -69,9 +69,8 @@ class FunctionRuntime:
                 secrets = SecretReader(
                     _Deferred(self.clients.secrets), s.project_id, ttl_seconds=s.secret_cache_seconds
                 )
-                self._executor = StepExecutor(
-                    s, secrets=secrets, tokens=self.clients.tokens(), session=pooled_session()
-                )
+                http = HttpClient.from_env(self.clients.env)
+                self._executor = StepExecutor(s, secrets=secrets, tokens=self.clients.tokens(), http=http)
             return self._executor
 
 

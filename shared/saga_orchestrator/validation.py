@@ -19,6 +19,7 @@ are checked against the allowlist here.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import ipaddress
 import json
@@ -104,6 +105,9 @@ def wait_seconds(max_attempts: int, timeout_seconds: float, settings: Settings, 
     return int(min(math.ceil(attempts + backoff + WAIT_SLACK_SECONDS), deadline_seconds))
 
 
+_LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
+
+
 def host_error(url: str, settings: Settings) -> str | None:
     """Why ``url`` may not be called (scheme, credentials, denied or unlisted host), or None if it may."""
     try:
@@ -119,11 +123,25 @@ def host_error(url: str, settings: Settings) -> str | None:
     if parts.username is not None or parts.password is not None:
         return "must not carry credentials"
     effective_port = port if port is not None else (443 if parts.scheme == "https" else 80)
-    if _denied(host, effective_port, settings):
+    verdict = _host_verdict(host, effective_port, settings.allowed_hosts, settings.metadata_host)
+    if verdict == "denied":
         return f"host {host!r} is the metadata server or link-local and is never called"
-    if not any(_matches(entry, host, effective_port) for entry in settings.allowed_hosts):
+    if verdict == "unlisted":
         shown = host if port is None else f"{host}:{port}"
         return f"host {shown!r} is not on the allowlist (SAGA_ALLOWED_HOSTS)"
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _host_verdict(
+    host: str, port: int, allowed_hosts: tuple[str, ...], metadata_host: str | None
+) -> str | None:
+    """``denied``, ``unlisted`` or None (allowed); a pure function of its arguments, so remembered: a
+    step_executor instance checks the same few hosts on every task."""
+    if _denied(host, port, metadata_host):
+        return "denied"
+    if not any(_matches(entry, host, port) for entry in allowed_hosts):
+        return "unlisted"
     return None
 
 
@@ -147,17 +165,17 @@ def _matches(entry: str, host: str, port: int) -> bool:
     return host == entry_host
 
 
-def _denied(host: str, port: int, settings: Settings) -> bool:
+def _denied(host: str, port: int, metadata_host: str | None) -> bool:
     if host in ALWAYS_DENIED_HOSTS:
         return True
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         address = None
-    if address is not None and (address.is_link_local or address in ipaddress.ip_network("169.254.0.0/16")):
+    if address is not None and (address.is_link_local or address in _LINK_LOCAL_V4):
         return True
-    if settings.metadata_host:
-        meta_host, meta_port = _split_host_port(settings.metadata_host)
+    if metadata_host:
+        meta_host, meta_port = _split_host_port(metadata_host)
         if host == meta_host and (meta_port is None or meta_port == port):
             return True
     return False

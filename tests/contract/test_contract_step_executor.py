@@ -107,6 +107,15 @@ def test_an_undeliverable_callback_answers_500_so_cloud_tasks_retries(
     assert deliver(step_executor, task).status_code == 500
 
 
+def test_a_callback_to_an_ended_execution_is_final_so_cloud_tasks_stops(
+    step_executor, task, participant, callback
+):
+    callback.script(task["body"]["callback_url"].split(str(callback.port), 1)[1], ScriptedResponse(404, b""))
+    response = deliver(step_executor, task)
+    assert response.status_code == 200
+    assert response.get_json()["outcome"] == "unheard"
+
+
 def test_a_host_off_the_allowlist_is_refused_even_inside_a_task(step_executor, task, participant, callback):
     body = task["body"]
     body["call"]["url"] = "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token"

@@ -1,26 +1,24 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
-import requests.adapters
 from saga_orchestrator.auth import StaticTokenSource
+from saga_orchestrator.httpclient import HttpClient
 from saga_orchestrator.model import ActionSpec
 from saga_orchestrator.participant import (
     MAX_OUTPUT_BYTES,
     CallContext,
     CallOutcome,
     origin,
-    pooled_session,
     prepare,
     send,
 )
-from saga_orchestrator.testing import RecordingHttpServer, ScriptedResponse
+from saga_orchestrator.testing import RecordingHttpServer, ScriptedResponse, self_signed_certificate
 
 CTX = CallContext("trip-42", "book_flight", "execute", attempt=2)
 
@@ -131,6 +129,22 @@ def test_an_oversized_output_is_a_business_failure(http_server):
     http_server.script("/op", ScriptedResponse(200, b'"' + b"x" * MAX_OUTPUT_BYTES + b'"'))
     outcome = call(http_server)
     assert outcome.kind == "business" and outcome.status_code == 200
+    assert outcome.message == (
+        f"the response body is over {MAX_OUTPUT_BYTES} bytes; outputs are limited to {MAX_OUTPUT_BYTES}"
+    )
+
+
+def test_a_huge_answer_is_read_no_further_than_the_limit_and_the_next_call_works(http_server):
+    http_server.script(
+        "/op", ScriptedResponse(200, b"x" * (64 * MAX_OUTPUT_BYTES)), ScriptedResponse(200, b"{}")
+    )
+    http = HttpClient()
+    spec = ActionSpec(url=http_server.url("/op"), payload={}, auth="none", timeout_seconds=5)
+    answer = http.request(
+        "POST", spec.url, headers={}, body=b"{}", connect_timeout=5, read_timeout=5, max_body=10
+    )
+    assert (answer.status, answer.body, answer.truncated) == (200, b"x" * 11, True)
+    assert send(prepare(spec, CTX, outputs={}, secret_values={}, tokens=None), http).succeeded
 
 
 def test_a_timeout_is_transient(http_server):
@@ -159,70 +173,67 @@ def test_origin_is_scheme_host_and_explicit_port():
     assert origin("http://127.0.0.1:8081/a") == "http://127.0.0.1:8081"
 
 
-def test_the_pooled_session_ignores_proxies_named_in_the_environment(http_server, monkeypatch):
+def test_calls_ignore_proxies_named_in_the_environment(http_server, monkeypatch):
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))
     proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"
     dead.close()
-    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(name, proxy)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     spec = ActionSpec(url=http_server.url("/direct"), payload={}, timeout_seconds=5)
     prepared = prepare(spec, CTX, outputs={}, secret_values={}, tokens=StaticTokenSource())
-    assert send(prepared, pooled_session()).kind == "success"
-    assert len(http_server.requests_to("/direct")) == 1
+    assert send(prepared, HttpClient.from_env({"HTTP_PROXY": proxy})).kind == "success"
+    assert send(prepared).kind == "success"
+    assert len(http_server.requests_to("/direct")) == 2
 
 
-class _Conn:
-    def __init__(self) -> None:
-        self.cert_reqs: str | None = None
-        self.ca_certs: str | None = None
-        self.ca_cert_dir: str | None = None
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RecordingHttpServer, str]]:
+    cert, key = self_signed_certificate(str(tmp_path_factory.mktemp("tls")))
+    server = RecordingHttpServer(tls=(cert, key)).start()
+    yield server, cert
+    server.stop()
 
 
-def test_the_pooled_session_chooses_ca_certificates_as_requests_does_looking_at_the_disk_once(
-    tmp_path, monkeypatch
+def tls_call(server: RecordingHttpServer, http: HttpClient) -> CallOutcome:
+    spec = ActionSpec(url=server.url("/secure"), payload={}, auth="none", timeout_seconds=5)
+    return send(prepare(spec, CTX, outputs={}, secret_values={}, tokens=None), http)
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_https_participants_are_verified_against_the_ca_bundle_named_in_the_environment(tls_server, variable):
+    server, cert = tls_server
+    assert tls_call(server, HttpClient.from_env({variable: cert})) == CallOutcome("success", 200, {}, "")
+
+
+def test_an_https_participant_whose_certificate_is_not_trusted_is_a_transient_connection_failure(
+    tls_server,
 ):
+    server, _ = tls_server
+    outcome = tls_call(server, HttpClient.from_env({}))
+    assert outcome.kind == "transient" and outcome.status_code is None
+    assert outcome.message.startswith("connection failed") and "CERTIFICATE_VERIFY_FAILED" in outcome.message
+
+
+def test_a_ca_bundle_that_is_missing_fails_https_calls_only(tls_server, http_server, tmp_path):
+    server, _ = tls_server
+    http = HttpClient.from_env({"REQUESTS_CA_BUNDLE": str(tmp_path / "missing.pem")})
+    assert tls_call(server, http).kind == "transient"
+    assert call_with(http_server, http).succeeded
+
+
+def test_a_ca_bundle_directory_is_used_as_one(tmp_path):
+    assert HttpClient(ca_bundle=str(tmp_path)).tls == {
+        "cert_reqs": "CERT_REQUIRED",
+        "ca_cert_dir": str(tmp_path),
+    }
     bundle = tmp_path / "ca.pem"
-    bundle.write_text("not read here")
-    directory = tmp_path / "certs"
-    directory.mkdir()
-    adapter = pooled_session().get_adapter("https://example.com/")
-    assert isinstance(adapter, requests.adapters.HTTPAdapter)
-    reference = requests.adapters.HTTPAdapter()
+    bundle.write_text("")
+    assert HttpClient(ca_bundle=str(bundle)).tls == {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(bundle)}
 
-    def compare() -> None:
-        for verify in (str(bundle), str(directory), True, False):
-            for url in ("http://127.0.0.1:1/x", "https://example.com/x"):
-                request = requests.Request("POST", url).prepare()
-                assert adapter.build_connection_pool_key_attributes(
-                    request, verify
-                ) == reference.build_connection_pool_key_attributes(request, verify)
-                ours, theirs = _Conn(), _Conn()
-                adapter.cert_verify(ours, url, verify, None)
-                reference.cert_verify(theirs, url, verify, None)
-                assert vars(ours) == vars(theirs)
 
-    compare()
-    looked: list[str] = []
-    isdir, exists = os.path.isdir, os.path.exists
-
-    def counted_isdir(path: str) -> bool:
-        looked.append(path)
-        return isdir(path)
-
-    def counted_exists(path: str) -> bool:
-        looked.append(path)
-        return exists(path)
-
-    monkeypatch.setattr(os.path, "isdir", counted_isdir)
-    monkeypatch.setattr(os.path, "exists", counted_exists)
-    request = requests.Request("POST", "https://example.com/x").prepare()
-    for verify in (str(bundle), str(directory), True):
-        adapter.build_connection_pool_key_attributes(request, verify)
-        adapter.cert_verify(_Conn(), "https://example.com/x", verify, None)
-    assert looked == []
-    missing = str(tmp_path / "missing.pem")
-    with pytest.raises(OSError, match="invalid path"):
-        adapter.cert_verify(_Conn(), "https://example.com/x", missing, None)
+def call_with(server: RecordingHttpServer, http: HttpClient) -> CallOutcome:
+    spec = ActionSpec(url=server.url("/plain"), payload={}, auth="none", timeout_seconds=5)
+    return send(prepare(spec, CTX, outputs={}, secret_values={}, tokens=None), http)

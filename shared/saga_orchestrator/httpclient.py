@@ -1,0 +1,147 @@
+"""The HTTP client of step_executor: participant calls and Workflows callbacks, on urllib3's pools.
+
+Built straight on ``urllib3.PoolManager`` (the library under ``requests``): per call it costs about half
+the CPU of a ``requests.Session``, which re-merges settings, cookies and hooks on every request. What
+the session did and the saga relies on is kept here, explicitly:
+
+- one pool per origin, shared by the instance's request threads; a pooled connection the peer has
+  closed is noticed before reuse (urllib3 polls it), and one that fails anyway fails like any
+  transient error, and Cloud Tasks retries the attempt;
+- no redirect is followed and urllib3 never retries: one call is one request;
+- ``connect_timeout`` bounds connecting, ``read_timeout`` each read of the answer;
+- the answer's body is read up to ``max_body`` bytes (+1, to tell that it is over): a participant
+  cannot make the instance hold more;
+- TLS is always verified: against ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` (a file, or a directory
+  of hashed certificates) when set, as requests would, else against certifi's bundle (requests'
+  default);
+- calls go straight to the host: no proxy and no ``.netrc`` credentials from the environment.
+
+Header values are never part of an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import urllib3
+import urllib3.exceptions
+
+USER_AGENT = "saga-orchestrator"
+CA_BUNDLE_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+FailureKind = Literal["timeout", "connection", "request"]
+
+
+class HttpCallError(Exception):
+    """No HTTP answer. ``kind``: ``timeout`` (connecting or a read took too long), ``connection`` (could
+    not connect, TLS refused, or the peer dropped the connection), ``request`` (anything else, e.g. a
+    URL urllib3 cannot use)."""
+
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind: FailureKind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    body: bytes
+    content_type: str = ""
+    # The body was longer than ``max_body``: ``body`` holds its first ``max_body + 1`` bytes.
+    truncated: bool = False
+
+
+class HttpClient:
+    """Thread-safe; one per process."""
+
+    def __init__(self, *, ca_bundle: str | None = None, num_pools: int = 16, maxsize: int = 32) -> None:
+        tls: dict[str, str] = {"cert_reqs": "CERT_REQUIRED"}
+        if ca_bundle and os.path.isdir(ca_bundle):
+            tls["ca_cert_dir"] = ca_bundle
+        else:
+            # A missing file makes every https call fail (TLS cannot be set up); plain http still works.
+            tls["ca_certs"] = ca_bundle or _certifi_bundle()
+        self.tls: Mapping[str, str] = tls
+        self._pools = urllib3.PoolManager(num_pools, None, retries=False, maxsize=maxsize, **tls)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HttpClient:
+        bundle = next((env[name] for name in CA_BUNDLE_VARS if env.get(name)), None)
+        return cls(ca_bundle=bundle)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        connect_timeout: float,
+        read_timeout: float,
+        max_body: int,
+    ) -> HttpAnswer:
+        """One request, never retried, never redirected. Raises ``HttpCallError`` when there is no answer."""
+        sent = dict(headers)
+        if not any(name.lower() == "user-agent" for name in sent):
+            sent["User-Agent"] = USER_AGENT
+        try:
+            response = self._pools.urlopen(
+                method,
+                url,
+                body=body,
+                headers=sent,
+                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+                retries=False,
+                redirect=False,
+                preload_content=False,
+            )
+            try:
+                data = response.read(max_body + 1)
+                truncated = len(data) > max_body
+                if truncated:
+                    # The rest stays unread: the connection cannot be reused.
+                    response.close()
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.NewConnectionError as error:  # a ConnectTimeoutError subclass
+            raise HttpCallError("connection", _describe(error)) from None
+        except urllib3.exceptions.TimeoutError as error:
+            raise HttpCallError("timeout", _describe(error)) from None
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError, OSError) as error:
+            raise HttpCallError("connection", _describe(error)) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise HttpCallError("request", _describe(error)) from None
+        return HttpAnswer(response.status, data, response.headers.get("Content-Type", ""), truncated)
+
+
+def _describe(error: BaseException) -> str:
+    """The error's type and reason, without urllib3's object reprs."""
+    reason = getattr(error, "reason", None) or (error.args[0] if error.args else None) or error
+    text = str(reason)
+    if ">: " in text and text.startswith("<"):
+        text = text.split(">: ", 1)[1]
+    return f"{type(error).__name__}: {text}"
+
+
+def _certifi_bundle() -> str:
+    import certifi
+
+    return str(certifi.where())
+
+
+_default: HttpClient | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> HttpClient:
+    """The process-wide client, built from ``os.environ`` the first time it is needed."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = HttpClient.from_env(os.environ)
+        return _default

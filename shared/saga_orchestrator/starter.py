@@ -140,6 +140,9 @@ class SagaStarter:
                 return StartResult("duplicate", request.saga_id, existing)
             started = self._starter.start(request)
             name = getattr(started, "execution_name", started)
+            if not getattr(started, "created", True):  # another start of this saga won the race
+                log.info("duplicate request: the saga was already started", execution=name)
+                return StartResult("duplicate", request.saga_id, str(name))
             log.info("saga started", execution=name, steps=len(request.steps))
             return StartResult("started", request.saga_id, str(name))
 

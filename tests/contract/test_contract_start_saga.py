@@ -62,12 +62,12 @@ def test_a_redelivered_event_starts_nothing_new(start_saga, google_apis):
     assert len(google_apis.state.executions) == 1
 
 
-def test_a_new_saga_is_looked_up_once_then_created(start_saga, google_apis):
+def test_a_new_saga_is_looked_up_then_created_then_checked_for_a_racing_start(start_saga, google_apis):
     fixture = load_fixture("eventarc-message-published-binary.json")
     assert (
         start_saga.post("/", headers=fixture["headers"], data=json.dumps(fixture["body"])).status_code == 200
     )
-    assert google_apis.state.calls == {"ListExecutions": 1, "CreateExecution": 1}
+    assert google_apis.state.calls == {"ListExecutions": 2, "CreateExecution": 1}
 
 
 def test_a_structured_mode_event_starts_the_saga(start_saga, google_apis):

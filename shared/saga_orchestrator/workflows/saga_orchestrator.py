@@ -4,11 +4,16 @@
 execution of the saga workflow with the normalized request as its argument, labelled
 ``saga_id=<saga id>``. Starting is idempotent per saga id: if an execution with that label already
 exists (any state), its name is returned and nothing new starts. Two starts racing within the same
-instant can both pass the check; Pub/Sub redeliveries are far enough apart in practice.
+instant can both pass that check, so a start also settles the race after it creates: it lists the
+executions with the label again and, unless its own is the first started (start time, then name), it
+cancels its own at once and answers with the first. The Executions API lists what it has created, so
+of two racing starts the later one sees the earlier and yields; a step the cancelled execution may
+already have sent carries the same ``Idempotency-Key`` as the winner's, so no effect is applied twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -102,16 +107,41 @@ class SagaOrchestrator:
         return self.create(request)
 
     def create(self, request: SagaRequest) -> StartOutcome:
-        """Start a new execution without looking for one first (for a caller that just did)."""
+        """Start a new execution without looking for one first (for a caller that just did), then settle
+        a race with another start of the same saga (see the module's docstring)."""
+        from google.api_core import exceptions
         from google.cloud.workflows import executions_v1
 
-        execution = self._clients.executions().create_execution(
+        client = self._clients.executions()
+        execution = client.create_execution(
             parent=self.workflow_path,
             execution=executions_v1.Execution(
                 argument=request.argument_json(), labels={"saga_id": request.saga_id}
             ),
         )
-        return StartOutcome(str(execution.name), created=True)
+        mine = str(execution.name)
+        first = self.first_execution(request.saga_id)
+        if first is None or first == mine:
+            return StartOutcome(mine, created=True)
+        with contextlib.suppress(exceptions.FailedPrecondition):  # already ended: nothing left to stop
+            client.cancel_execution(name=mine)
+        return StartOutcome(first, created=False)
+
+    def first_execution(self, saga_id: str) -> str | None:
+        """The first started execution labelled with ``saga_id`` (start time, then name), if any."""
+        from google.cloud.workflows import executions_v1
+
+        pager = self._clients.executions().list_executions(
+            request=executions_v1.ListExecutionsRequest(
+                parent=self.workflow_path, filter=f'labels.saga_id="{saga_id}"', page_size=100
+            )
+        )
+        found = [
+            (e.start_time.timestamp() if e.start_time else 0.0, str(e.name))
+            for e in pager
+            if e.labels.get("saga_id", saga_id) == saga_id
+        ]
+        return min(found)[1] if found else None
 
     def get_saga_status(self, execution_name: str) -> SagaStatus:
         execution = self._clients.executions().get_execution(name=execution_name)

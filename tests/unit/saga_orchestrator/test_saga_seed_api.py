@@ -8,6 +8,7 @@ from google.api_core import exceptions as gexc
 from saga_orchestrator.clients import ClientFactory
 from saga_orchestrator.errors import InvalidRequestError, SagaError, TaskAlreadyExistsError
 from saga_orchestrator.tasks.task_manager import TaskManager
+from saga_orchestrator.validation import validate_request
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
 STEPS = [
@@ -47,6 +48,20 @@ def test_execute_saga_with_the_same_saga_id_returns_the_existing_execution(googl
     assert orchestrator.execute_saga(STEPS, saga_id="trip-42") == first
     assert orchestrator.execute_saga(STEPS, saga_id="trip-43") != first
     assert len(google_apis.state.executions) == 2
+
+
+def test_a_start_that_lost_a_race_cancels_its_own_execution_and_answers_with_the_winner(google_apis, clients):
+    orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
+    request = validate_request({"saga_id": "trip-42", "steps": STEPS}, orchestrator.settings)
+    first = orchestrator.create(request)  # alone: it wins
+    assert first.created
+    second = orchestrator.create(request)  # as if its lookup ran before the first create
+    states = {name: e.state.name for name, e in google_apis.state.executions.items()}
+    assert sorted(states.values()) == ["ACTIVE", "CANCELLED"]
+    [winner] = [name for name, state in states.items() if state == "ACTIVE"]
+    assert second.execution_name == winner
+    assert second.created == (winner != first.execution_name)
+    assert google_apis.state.calls["CancelExecution"] == 1
 
 
 def test_execute_saga_refuses_an_invalid_saga_before_calling_workflows(google_apis, clients):

@@ -9,6 +9,7 @@
   CloudEvent instead (``localcloud.eventarc.events``). With ``x-localcloud-eventarc-retry: "false"`` a
   failed delivery is acked and logged, as for a function deployed without ``--retry``.
 
+Connections are kept alive between pushes and checked before reuse (``localcloud._http``).
 HTTP 102, 200, 201, 202 and 204 ack; any other status, a connection error, or no answer within the ack
 deadline is a nack, redelivered after the subscription's backoff
 (https://cloud.google.com/pubsub/docs/push#receive_push). ``oidc_token`` adds ``Authorization: Bearer``
@@ -24,6 +25,7 @@ import logging
 
 import aiohttp
 
+from localcloud._http import KeepAliveConnector
 from localcloud.auth import TokenAuthority
 from localcloud.eventarc import events
 from localcloud.pubsub.state import Lease, PubSubState, SubscriptionState
@@ -94,8 +96,8 @@ class PushWorker:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            # A fresh connection per push: an endpoint may have closed an idle keep-alive connection.
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
+            # Kept-alive connections, each checked before reuse (an endpoint closes idle ones after a while).
+            self._session = aiohttp.ClientSession(connector=KeepAliveConnector())
         return self._session
 
     def request_for(self, sub: SubscriptionState, lease: Lease) -> tuple[dict[str, str], bytes]:

@@ -67,6 +67,7 @@ class PushedRequest:
     headers: dict[str, str]
     body: bytes
     at: float
+    client_port: int = 0  # the pushing side's port: one per connection
 
 
 @dataclass
@@ -96,6 +97,8 @@ class PushEndpoint:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        self.received.append(PushedRequest(request.path, dict(request.headers), body, self.clock.now()))
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        port = int(peer[1]) if peer else 0
+        self.received.append(PushedRequest(request.path, dict(request.headers), body, self.clock.now(), port))
         status = self.statuses.pop(0) if self.statuses else self.default_status
         return web.Response(status=status)

@@ -14,12 +14,10 @@ One attempt (https://cloud.google.com/tasks/docs/creating-http-target-tasks):
   HTTP response ``-TaskPreviousResponse`` (its status) and ``-TaskRetryReason`` (empty, as real HTTP
   targets receive it); ``User-Agent: Google-Cloud-Tasks``; no Content-Type unless the task set one;
   ``oidc_token`` / ``oauth_token`` become ``Authorization: Bearer`` (replacing any header of that name).
-- Connections are kept alive between attempts (a connect and a close per attempt cost more CPU than the
-  rest of a dispatch), but a connection is reused only while it has been idle at most
-  ``IDLE_REUSE_SECONDS`` (gunicorn, which serves Cloud Run functions locally, closes idle ones after 2 s;
-  uvicorn and Node after 5 s) and only if, checked just before the request is written, the target has not
-  closed it nor sent anything on it. A request is never sent twice on its own: an attempt whose
-  connection fails after the request was written is a failed attempt like any other.
+- Connections are kept alive between attempts (``localcloud._http.KeepAliveConnector``: reused only while
+  idle at most ``IDLE_REUSE_SECONDS`` and only if the target has not closed it nor sent anything on it).
+  A request is never sent twice on its own: an attempt whose connection fails after the request was
+  written is a failed attempt like any other.
 - 2xx is success (the task is deleted and its name tombstoned); any other status, a connection error or
   no response within ``dispatch_deadline`` is a failed attempt, retried after the RetryConfig backoff
   measured from the failure ("scheduled for retry ... after it fails"), or dropped when the stop rule says
@@ -34,14 +32,13 @@ import email.utils
 import heapq
 import itertools
 import logging
-import select
-import weakref
 from typing import Any
 
 import aiohttp
 from google.api_core import exceptions as gexc
 from google.rpc import code_pb2, status_pb2
 
+from localcloud._http import IDLE_REUSE_SECONDS, KeepAliveConnector
 from localcloud.auth import TokenAuthority
 from localcloud.tasks import retry
 from localcloud.tasks.state import (
@@ -72,48 +69,8 @@ _METHODS = {
 }
 
 
-IDLE_REUSE_SECONDS = 1.0
-
-
 class _AttemptTimeoutError(Exception):
     pass
-
-
-def peer_closed(transport: Any) -> bool:
-    """Whether an idle client connection is unusable: the peer closed it, reset it, or sent bytes no
-    request asked for. Without ``poll`` (not on every platform) only the event loop's view counts."""
-    if transport is None or transport.is_closing():
-        return True
-    sock = transport.get_extra_info("socket")
-    if sock is None or not hasattr(select, "poll"):
-        return False
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN | getattr(select, "POLLRDHUP", 0))
-    return bool(poller.poll(0))
-
-
-class KeepAliveConnector(aiohttp.TCPConnector):
-    """A pool that hands out a kept-alive connection only after ``peer_closed`` says it is still good
-    (see the module docstring); idle connections are dropped after ``idle_seconds``."""
-
-    def __init__(self, idle_seconds: float = IDLE_REUSE_SECONDS) -> None:
-        super().__init__(limit=0, keepalive_timeout=idle_seconds)
-        self._used: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.discarded = 0
-
-    async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
-        for _ in range(10_000):  # the pool drains of bad connections, then a fresh one comes
-            connection = await super().connect(req, traces, timeout)
-            protocol = connection.protocol
-            if protocol is None or protocol not in self._used:
-                if protocol is not None:
-                    self._used.add(protocol)
-                return connection
-            if not peer_closed(protocol.transport):
-                return connection
-            self.discarded += 1
-            connection.close()
-        raise aiohttp.ClientConnectionError("no usable connection")
 
 
 class Dispatcher:

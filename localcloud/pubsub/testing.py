@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -34,6 +34,15 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} not reached within {timeout}s")
         await asyncio.sleep(0.01)
+
+
+async def requests_from(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    """The request iterator of a raw bidirectional stream: what is put on ``queue``, until ``None``."""
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        yield item
 
 
 async def start_local_pubsub(

@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -17,7 +16,7 @@ from google.protobuf import duration_pb2
 from google.pubsub_v1.types import pubsub
 
 from localcloud.clock import ManualClock
-from localcloud.pubsub.testing import PushEndpoint, call, eventually
+from localcloud.pubsub.testing import PushEndpoint, call, eventually, requests_from
 
 from .conftest import Local
 
@@ -222,14 +221,6 @@ async def test_streaming_subscriber_drains_a_large_backlog_exactly_once(live: Lo
     assert live.service.state.subscriptions[sub].expiry_items <= 2 * 2000 + 4096 + 2000
 
 
-async def _requests(queue: asyncio.Queue[object]) -> AsyncIterator[object]:
-    while True:
-        item = await queue.get()
-        if item is None:
-            return
-        yield item
-
-
 async def test_streaming_pull_packs_a_backlog_into_few_responses_under_the_default_size_limit(
     live: Local,
 ) -> None:
@@ -251,7 +242,7 @@ async def test_streaming_pull_packs_a_backlog_into_few_responses_under_the_defau
             "/google.pubsub.v1.Subscriber/StreamingPull",
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=decode,
-        )(_requests(queue))
+        )(requests_from(queue))
         while sum(len(r.received_messages) for r in responses) < 412:
             responses.append(await asyncio.wait_for(stream.read(), 10))
         stream.cancel()

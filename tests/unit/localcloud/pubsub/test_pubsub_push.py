@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from functools import partial
 
 from google.auth import jwt
 
@@ -53,13 +54,17 @@ async def test_push_acks_on_success_codes_and_retries_others(live: Local, endpoi
     assert len({r.body for r in endpoint.received}) == 1
 
 
+def _received(endpoint: PushEndpoint, count: int) -> bool:
+    return len(endpoint.received) == count
+
+
 async def test_push_reuses_one_kept_alive_connection_for_messages_in_sequence(
     live: Local, endpoint: PushEndpoint
 ) -> None:
     topic, _ = await _push_setup(live, "keepalive", {"push_endpoint": endpoint.url})
     for n in range(3):
         await call((await call(live.publisher.publish, topic, b"m%d" % n)).result, 10)
-        await eventually(lambda n=n: len(endpoint.received) == n + 1, message=f"push {n}")
+        await eventually(partial(_received, endpoint, n + 1), message=f"push {n}")
     assert len({r.client_port for r in endpoint.received}) == 1
 
 

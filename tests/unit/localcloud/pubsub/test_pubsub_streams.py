@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -10,7 +9,7 @@ from google.pubsub_v1.types import pubsub
 from google.rpc import error_details_pb2
 
 from localcloud.clock import ManualClock
-from localcloud.pubsub.testing import call, eventually
+from localcloud.pubsub.testing import call, eventually, requests_from
 
 from .conftest import Local
 
@@ -28,14 +27,6 @@ def _stream(channel: grpc.aio.Channel) -> grpc.aio.StreamStreamMultiCallable:
     )
 
 
-async def _requests(queue: asyncio.Queue[object]) -> AsyncIterator[object]:
-    while True:
-        item = await queue.get()
-        if item is None:
-            return
-        yield item
-
-
 async def _setup(local: Local, name: str) -> tuple[str, str]:
     topic, sub = local.topic(f"topic-{name}"), local.subscription(f"sub-{name}")
     await call(local.publisher.create_topic, name=topic)
@@ -49,7 +40,7 @@ async def test_acks_sent_on_the_stream_are_honoured(live: Local) -> None:
     queue: asyncio.Queue[object] = asyncio.Queue()
     await queue.put(Request(subscription=sub, stream_ack_deadline_seconds=10))
     async with grpc.aio.insecure_channel(live.service.address) as channel:
-        call_ = _stream(channel)(_requests(queue))
+        call_ = _stream(channel)(requests_from(queue))
         first = await call_.read()
         (delivery,) = first.received_messages
         await queue.put(Request())  # a heartbeat
@@ -63,7 +54,7 @@ async def test_stream_ends_with_unavailable_when_the_server_stops(live: Local) -
     queue: asyncio.Queue[object] = asyncio.Queue()
     await queue.put(Request(subscription=sub, stream_ack_deadline_seconds=10))
     async with grpc.aio.insecure_channel(live.service.address) as channel:
-        call_ = _stream(channel)(_requests(queue))
+        call_ = _stream(channel)(requests_from(queue))
         await eventually(lambda: live.service.state.subscriptions[sub].consumers, message="stream attached")
         await live.service.stop()
         with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -76,7 +67,7 @@ async def test_stream_for_a_missing_subscription_is_not_found(live: Local) -> No
     await queue.put(Request(subscription=live.subscription("nowhere"), stream_ack_deadline_seconds=10))
     async with grpc.aio.insecure_channel(live.service.address) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
-            await _stream(channel)(_requests(queue)).read()
+            await _stream(channel)(requests_from(queue)).read()
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -40,6 +40,7 @@ from google.rpc import code_pb2, status_pb2
 
 from localcloud._http import IDLE_REUSE_SECONDS, KeepAliveConnector
 from localcloud.auth import TokenAuthority
+from localcloud.clock import SystemClock
 from localcloud.tasks import retry
 from localcloud.tasks.state import (
     HttpMethod,
@@ -324,6 +325,17 @@ class Dispatcher:
                     response.headers.get("Retry-After", ""), self.clock.now()
                 )
 
+        if isinstance(self.clock, SystemClock):
+            # The usual case: the deadline is a timer handle on the loop, and the request goes out in this
+            # pass of the loop instead of the next one (no sending task, no timer task, no wait).
+            timeout = asyncio.timeout(deadline)
+            try:
+                async with timeout:
+                    return await call()
+            except TimeoutError:
+                if timeout.expired():
+                    raise _AttemptTimeoutError from None
+                raise
         sending = asyncio.create_task(call())
         timer = asyncio.create_task(self.clock.sleep(deadline))
         try:

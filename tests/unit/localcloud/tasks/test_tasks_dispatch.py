@@ -226,6 +226,25 @@ async def test_schedule_time_is_honoured(
     assert float(manual_target.received[0].headers["X-CloudTasks-TaskETA"]) == pytest.approx(start + 60.5)
 
 
+async def test_on_the_system_clock_no_response_within_the_dispatch_deadline_is_a_failed_attempt(
+    live: Started, target: RecordingTarget
+) -> None:
+    service, client = live
+    await _queue(client, retry_config=_retry(min_backoff=3600, max_backoff=3600))
+    await client.pause_queue(name=QUEUE)
+    target.hold = True
+    task = await _create(client, target.url, dispatch_deadline=_seconds(15))
+    # The API allows no deadline under 15 s; shorten the stored one so the real timer fires quickly.
+    service.state.queues[QUEUE].tasks[task.name].message.dispatch_deadline.CopyFrom(_seconds(0.2))
+    await client.resume_queue(name=QUEUE)
+    await eventually(lambda: len(target.received) == 1)
+    await eventually(lambda: service.dispatcher.attempts_in_flight == 0, what="the attempt to time out")
+    current = await client.get_task(name=task.name)
+    assert current.last_attempt.response_status.code == code_pb2.DEADLINE_EXCEEDED
+    assert current.response_count == 0 and current.dispatch_count == 1
+    target.release()
+
+
 async def test_paused_queue_holds_tasks_until_resumed(
     manual: Started, manual_clock: ManualClock, manual_target: RecordingTarget
 ) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
+import operator
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -473,10 +475,10 @@ class PubSubApi:
             raise gexc.InvalidArgument(
                 "Invalid [modify_deadline_seconds]: must have as many entries as modify_deadline_ack_ids"
             )
-        for ack_id, seconds in zip(
-            request.modify_deadline_ack_ids, request.modify_deadline_seconds, strict=True
-        ):
-            self.state.modify_ack_deadline(sub.name, [ack_id], seconds)
+        # one call per run of equal deadlines (a client sends a whole batch with one value), in request order
+        pairs = zip(request.modify_deadline_ack_ids, request.modify_deadline_seconds, strict=True)
+        for seconds, run in itertools.groupby(pairs, key=operator.itemgetter(1)):
+            self.state.modify_ack_deadline(sub.name, [ack_id for ack_id, _ in run], seconds)
 
     async def _read_stream(
         self, sub: SubscriptionState, consumer: StreamConsumer, requests: AsyncIterator[Any]

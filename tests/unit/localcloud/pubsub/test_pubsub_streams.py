@@ -107,3 +107,32 @@ async def test_exactly_once_subscription_rejects_expired_ack_ids_with_error_info
     (info,) = [d for d in raised.value.details if isinstance(d, error_details_pb2.ErrorInfo)]
     assert dict(info.metadata) == {stale: "PERMANENT_FAILURE_INVALID_ACK_ID"}
     assert not manual.service.state.subscriptions[sub].entries  # the valid ack id was honoured
+
+
+async def test_deadlines_sent_on_the_stream_extend_or_nack_each_message_in_order(live: Local) -> None:
+    topic, sub = await _setup(live, "stream-modack")
+    for data in (b"one", b"two", b"three"):
+        await call((await call(live.publisher.publish, topic, data)).result, 10)
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    await queue.put(Request(subscription=sub, stream_ack_deadline_seconds=10))
+    async with grpc.aio.insecure_channel(live.service.address) as channel:
+        call_ = _stream(channel)(requests_from(queue))
+        delivered: dict[bytes, str] = {}
+        while len(delivered) < 3:
+            response = await asyncio.wait_for(call_.read(), 10)
+            delivered.update({m.message.data: m.ack_id for m in response.received_messages})
+        await queue.put(
+            Request(
+                modify_deadline_ack_ids=[delivered[b"one"], delivered[b"two"], delivered[b"three"]],
+                modify_deadline_seconds=[60, 60, 0],
+            )
+        )
+        again = await asyncio.wait_for(call_.read(), 10)
+        assert [m.message.data for m in again.received_messages] == [b"three"]
+        assert again.received_messages[0].ack_id != delivered[b"three"]
+        leases = live.service.state.leases
+        assert all(
+            leases[delivered[data]].deadline > live.service.state.clock.now() + 30
+            for data in (b"one", b"two")
+        )
+        call_.cancel()

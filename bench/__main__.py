@@ -177,7 +177,12 @@ def figures(data: dict[str, Any]) -> list[Figure]:
                 f"{ps['lost']} lost, {ps['duplicates']} duplicates; CPU ms/message: emulator "
                 f"{ps['emulator_cpu_ms_per_message']}, publisher {ps['publisher_cpu_ms_per_message']}, "
                 f"subscriber {ps['subscriber_cpu_ms_per_message']} (2 cores allow "
-                f"{ps['cpu_bound_per_second']:,}/s)" + _hot(ps.get("emulator_profile")),
+                f"{ps['cpu_bound_per_second']:,}/s)"
+                + (
+                    ("; profiled rerun" + _hot(ps.get("emulator_profile")))
+                    if ps.get("emulator_profile")
+                    else ""
+                ),
             )
         )
         default = ps.get("default_scheduler")

@@ -42,11 +42,7 @@ def compile_template(template: ast.Template, routines: Container[str]) -> Compil
     if isinstance(template, ast.ExprTemplate):
         return compile_expr(template.expr, routines)
     if isinstance(template, ast.ListTemplate):
-        items = [compile_template(item, routines) for item in template.items]
-        if not _all_compiled(items):
-            return None
-        compiled_items: list[Compiled] = items  # type: ignore[assignment]
-        return lambda frame: [item(frame) for item in compiled_items]
+        return _list_of([compile_template(item, routines) for item in template.items])
     if isinstance(template, ast.MapTemplate):
         entries = [(key, compile_template(value, routines)) for key, value in template.entries]
         if not _all_compiled([fn for _, fn in entries]):
@@ -95,6 +91,14 @@ def _expr_may_alias(expr: ast.Expr) -> bool:
     return False
 
 
+def _list_of(items: list[Compiled | None]) -> Compiled | None:
+    """A list built from compiled items, or None when one of them could not be compiled."""
+    if not _all_compiled(items):
+        return None
+    compiled_items: list[Compiled] = items  # type: ignore[assignment]
+    return lambda frame: [item(frame) for item in compiled_items]
+
+
 def _all_compiled(fns: list[Compiled | None]) -> bool:
     return all(fn is not None for fn in fns)
 
@@ -123,11 +127,7 @@ def compile_expr(expr: ast.Expr, routines: Container[str]) -> Compiled | None:
             return lambda frame: _not(operand(frame))
         return lambda frame: negate(operand(frame))
     if isinstance(expr, ast.ListLit):
-        items = [compile_expr(item, routines) for item in expr.items]
-        if not _all_compiled(items):
-            return None
-        compiled_items: list[Compiled] = items  # type: ignore[assignment]
-        return lambda frame: [item(frame) for item in compiled_items]
+        return _list_of([compile_expr(item, routines) for item in expr.items])
     if isinstance(expr, ast.MapLit):
         return _map_literal(expr, routines)
     if isinstance(expr, ast.Call):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,7 +12,6 @@ from localcloud.workflows.stdlib.registry import builtin
 from localcloud.workflows.values import is_number, type_error, type_name
 
 _RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-_YEAR_10000 = 253_402_300_800  # epoch seconds of 10000-01-01T00:00:00Z
 
 
 def parse_time(text: str) -> float:
@@ -42,11 +40,6 @@ def format_time(host: Any, seconds: Any, timezone: Any = None) -> str:
     micros = round((float(seconds) - whole) * 1_000_000)
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
-    if (timezone is None or timezone in ("UTC", "Etc/UTC")) and 0 <= whole < _YEAR_10000:
-        # The common case (every timestamp the saga records): 40 % less CPU than datetime + strftime.
-        t = time.gmtime(whole)
-        text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-        return text + (f".{micros:06d}" if micros else "") + "Z"
     utc = datetime.datetime.fromtimestamp(whole, datetime.UTC).replace(microsecond=micros)
     if timezone is None or timezone in ("UTC", "Etc/UTC"):
         text = utc.strftime("%Y-%m-%dT%H:%M:%S")

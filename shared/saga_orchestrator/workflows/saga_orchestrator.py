@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,18 +88,7 @@ class SagaOrchestrator:
 
     def find_execution(self, saga_id: str) -> str | None:
         """Name of an execution labelled with ``saga_id`` (newest first), if any."""
-        from google.cloud.workflows import executions_v1
-
-        client = self._clients.executions()
-        pager = client.list_executions(
-            request=executions_v1.ListExecutionsRequest(
-                parent=self.workflow_path, filter=f'labels.saga_id="{saga_id}"', page_size=1
-            )
-        )
-        for execution in pager:
-            if execution.labels.get("saga_id", saga_id) == saga_id:
-                return str(execution.name)
-        return None
+        return next((str(e.name) for e in self._labelled(saga_id, page_size=1)), None)
 
     def start(self, request: SagaRequest) -> StartOutcome:
         existing = self.find_execution(request.saga_id)
@@ -129,19 +119,22 @@ class SagaOrchestrator:
 
     def first_execution(self, saga_id: str) -> str | None:
         """The first started execution labelled with ``saga_id`` (start time, then name), if any."""
+        found = [
+            (e.start_time.timestamp() if e.start_time else 0.0, str(e.name))
+            for e in self._labelled(saga_id, page_size=100)
+        ]
+        return min(found)[1] if found else None
+
+    def _labelled(self, saga_id: str, *, page_size: int) -> Iterator[Any]:
+        """The executions labelled ``saga_id=<saga_id>``, newest first (the Executions API's order)."""
         from google.cloud.workflows import executions_v1
 
         pager = self._clients.executions().list_executions(
             request=executions_v1.ListExecutionsRequest(
-                parent=self.workflow_path, filter=f'labels.saga_id="{saga_id}"', page_size=100
+                parent=self.workflow_path, filter=f'labels.saga_id="{saga_id}"', page_size=page_size
             )
         )
-        found = [
-            (e.start_time.timestamp() if e.start_time else 0.0, str(e.name))
-            for e in pager
-            if e.labels.get("saga_id", saga_id) == saga_id
-        ]
-        return min(found)[1] if found else None
+        return (e for e in pager if e.labels.get("saga_id", saga_id) == saga_id)
 
     def get_saga_status(self, execution_name: str) -> SagaStatus:
         execution = self._clients.executions().get_execution(name=execution_name)

@@ -26,10 +26,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m localcloud demo
+	$(BIN)/python -m devstack demo
 
 up: $(STAMP)
-	$(BIN)/python -m localcloud up
+	$(BIN)/python -m devstack up
 
 serve: $(STAMP)
 	$(BIN)/python -m localcloud serve
@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy shared/saga_orchestrator localcloud functions examples tests bench
+	$(BIN)/mypy shared/saga_orchestrator localcloud devstack functions examples tests bench
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e" tests

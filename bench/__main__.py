@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_stack(data: dict[str, Any], errors: dict[str, str], *, quick: bool) -> None:
     from bench import coldstart, cost, saga
-    from localcloud.runner.stack import LocalStack
+    from devstack.stack import LocalStack
 
     with LocalStack.start() as stack:
         results = saga.Results(stack)

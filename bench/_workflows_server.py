@@ -15,7 +15,7 @@ import sys
 
 from localcloud.config import LocalCloudConfig
 from localcloud.runtime import Context, stop_on_signals
-from localcloud.workflows.server import start
+from localcloud.workflows.service.server import start
 
 
 class _Lines(logging.Handler):

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO_ROOT, group_cpu_seconds
-from localcloud.runner.processes import FUNCTION_SIGNATURES, child_environment, free_ports, function_spec
+from devstack.processes import FUNCTION_SIGNATURES, child_environment, free_ports, function_spec
 
 RUNS = 3
 

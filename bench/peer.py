@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from localcloud.workflows.interpreter import run_execution
-from localcloud.workflows.loader import load_workflow
-from localcloud.workflows.metering import StepMeter
-from localcloud.workflows.standalone import StandaloneHost
+from localcloud.workflows.engine.interpreter import run_execution
+from localcloud.workflows.engine.loader import load_workflow
+from localcloud.workflows.engine.metering import StepMeter
+from localcloud.workflows.engine.standalone import StandaloneHost
 
 PEER_PACKAGE = "workflows-emulator==1.10.0"
 SOURCE = Path(__file__).with_name("compute.yaml")

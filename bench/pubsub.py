@@ -35,7 +35,7 @@ from google.cloud.pubsub_v1.types import BatchSettings, FlowControl
 
 from bench.common import REPO_ROOT, group_cpu_seconds
 from bench.profile import Sampler
-from localcloud.runner.processes import free_ports
+from devstack.processes import free_ports
 
 MESSAGE_BYTES = 1024
 INDEX_DIGITS = 10

@@ -22,7 +22,7 @@ from saga_orchestrator.events import decode_result
 
 from bench.common import distribution_ms, group_cpu_seconds
 from bench.profile import Sampler
-from localcloud.runner.stack import LocalStack
+from devstack.stack import LocalStack
 
 _FLIGHT = {"from": "AMS", "to": "LIS", "date": "2026-12-18", "passenger": "Ada Lovelace"}
 _HOTEL = {"city": "Lisbon", "nights": 3, "guest": "Ada Lovelace"}

@@ -5,6 +5,9 @@ python -m localcloud workflows run FILE --data JSON   run one workflow file once
 python -m localcloud demo                        three sagas end to end, with their timelines
 python -m localcloud up                          the whole saga stack (emulators, functions, demo
                                                  participants), provisioned from deployment.env
+
+``up`` and ``demo`` belong to the saga stack (``python -m devstack``), not to the emulators: this module hands
+them over by replacing its own process, so the local cloud itself never imports the product.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import sys
 
 from localcloud.config import LocalCloudConfig
@@ -25,7 +29,7 @@ SERVICES = (
     "localcloud.secretmanager.server",
     "localcloud.pubsub.server",
     "localcloud.tasks.server",
-    "localcloud.workflows.server",
+    "localcloud.workflows.service.server",
 )
 
 
@@ -71,13 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         from localcloud.workflows.cli import main as workflows_main
 
         return workflows_main(rest)
-    if args.command == "demo":
-        from localcloud.demo import main as demo_main
-
-        return demo_main(rest)
-    from localcloud.runner.up import main as up_main
-
-    return up_main(rest)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "devstack", args.command, *rest])
 
 
 if __name__ == "__main__":

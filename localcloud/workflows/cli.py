@@ -13,12 +13,12 @@ import json
 import sys
 from pathlib import Path
 
-from localcloud.workflows.errors import DeployError, WorkflowError
-from localcloud.workflows.host import ExecutionInfo
-from localcloud.workflows.interpreter import run_execution
-from localcloud.workflows.loader import load_workflow
-from localcloud.workflows.metering import StepMeter
-from localcloud.workflows.standalone import StandaloneHost, stderr_log
+from localcloud.workflows.engine.host import ExecutionInfo
+from localcloud.workflows.engine.interpreter import run_execution
+from localcloud.workflows.engine.loader import load_workflow
+from localcloud.workflows.engine.metering import StepMeter
+from localcloud.workflows.engine.standalone import StandaloneHost, stderr_log
+from localcloud.workflows.lang.errors import DeployError, WorkflowError
 
 
 def main(argv: list[str]) -> int:

@@ -14,14 +14,12 @@ import pytest
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
-from localcloud.runner.stack import LocalStack, missing_components
+from devstack.stack import LocalStack, missing_components
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    missing = missing_components()
-    if missing:
-        pytest.skip("the local stack is not complete in this checkout: " + ", ".join(missing))
+    assert missing_components() == [], "the local stack is not complete in this checkout"
     log_dir: Path = tmp_path_factory.mktemp("e2e-logs")
     running = LocalStack.launch(log_dir=log_dir, ready_timeout=90.0)
     try:

@@ -28,9 +28,9 @@ from google.cloud.workflows import executions_v1
 from saga_orchestrator.validation import derive_saga_id
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
-from localcloud.runner.processes import ManagedProcess, free_ports, participant_spec
-from localcloud.runner.settings import REPO_ROOT
-from localcloud.runner.stack import LocalStack, ResultEvent
+from devstack.processes import ManagedProcess, free_ports, participant_spec
+from devstack.settings import REPO_ROOT
+from devstack.stack import LocalStack, ResultEvent
 
 pytestmark = pytest.mark.e2e
 

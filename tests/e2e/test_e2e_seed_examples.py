@@ -24,7 +24,7 @@ from google.cloud.workflows import executions_v1
 from google.cloud.workflows.executions_v1.services.executions.transports import ExecutionsGrpcTransport
 from google.cloud.workflows_v1.services.workflows.transports import WorkflowsGrpcTransport
 
-from localcloud.runner.processes import ManagedProcess, emulators_spec, free_ports
+from devstack.processes import ManagedProcess, emulators_spec, free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT, LOCATION = "your-project-id", "us-central1"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from localcloud.workflows import ast
-from localcloud.workflows.interpreter import run_execution
-from localcloud.workflows.loader import load_workflow
-from localcloud.workflows.standalone import StandaloneHost
+from localcloud.workflows.engine.interpreter import run_execution
+from localcloud.workflows.engine.loader import load_workflow
+from localcloud.workflows.engine.standalone import StandaloneHost
+from localcloud.workflows.lang import ast
 
 SOURCE = """\
 main:

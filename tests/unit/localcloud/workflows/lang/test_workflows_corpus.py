@@ -20,13 +20,13 @@ import pytest
 import yaml
 
 from localcloud.clock import ManualClock
-from localcloud.workflows.errors import DeployError, WorkflowError
-from localcloud.workflows.host import ExecutionInfo
-from localcloud.workflows.interpreter import run_execution
-from localcloud.workflows.loader import load_workflow
-from localcloud.workflows.metering import StepMeter
-from localcloud.workflows.standalone import StandaloneHost, run_on_manual_clock
-from localcloud.workflows.values import type_name
+from localcloud.workflows.engine.host import ExecutionInfo
+from localcloud.workflows.engine.interpreter import run_execution
+from localcloud.workflows.engine.loader import load_workflow
+from localcloud.workflows.engine.metering import StepMeter
+from localcloud.workflows.engine.standalone import StandaloneHost, run_on_manual_clock
+from localcloud.workflows.lang.errors import DeployError, WorkflowError
+from localcloud.workflows.lang.values import type_name
 
 CORPUS = Path(__file__).resolve().parents[5] / "tests" / "workflows_corpus"
 

@@ -11,11 +11,11 @@ import pytest
 from aiohttp import web
 
 from localcloud.clock import ManualClock
-from localcloud.workflows.errors import WorkflowError
-from localcloud.workflows.interpreter import run_execution
-from localcloud.workflows.loader import load_workflow
-from localcloud.workflows.metering import StepMeter
-from localcloud.workflows.standalone import StandaloneHost, run_on_manual_clock
+from localcloud.workflows.engine.interpreter import run_execution
+from localcloud.workflows.engine.loader import load_workflow
+from localcloud.workflows.engine.metering import StepMeter
+from localcloud.workflows.engine.standalone import StandaloneHost, run_on_manual_clock
+from localcloud.workflows.lang.errors import WorkflowError
 
 
 def recording_app(seen: list[dict[str, Any]], responses: list[web.Response] | None = None) -> web.Application:

@@ -11,11 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from localcloud.clock import SystemClock
-from localcloud.workflows.errors import WorkflowError
-from localcloud.workflows.interpreter import run_execution
-from localcloud.workflows.loader import load_workflow
-from localcloud.workflows.standalone import StandaloneHost
-from localcloud.workflows.stdlib.http import new_session
+from localcloud.workflows.engine.interpreter import run_execution
+from localcloud.workflows.engine.loader import load_workflow
+from localcloud.workflows.engine.standalone import StandaloneHost
+from localcloud.workflows.engine.stdlib.http import new_session
+from localcloud.workflows.lang.errors import WorkflowError
 
 TWO_CALLS = """\
 main:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from localcloud.workflows.errors import DeployError
-from localcloud.workflows.loader import load_workflow
+from localcloud.workflows.engine.loader import load_workflow
+from localcloud.workflows.lang.errors import DeployError
 
 SOURCE_WITH_BAD_EXPRESSION = """\
 main:
@@ -83,7 +83,7 @@ def test_quoted_expression_column_accounts_for_the_quote() -> None:
 
 
 def test_every_expression_is_parsed_once_at_load() -> None:
-    from localcloud.workflows import ast
+    from localcloud.workflows.lang import ast
 
     program = load_workflow("- s:\n    return: ${1 + 2 * 3}\n")
     step = program.main.steps[0]
@@ -95,7 +95,7 @@ def test_every_expression_is_parsed_once_at_load() -> None:
 def test_the_project_saga_workflow_loads() -> None:
     from pathlib import Path
 
-    from localcloud.workflows.host import SUPPORTED_CONNECTORS
+    from localcloud.workflows.engine.host import SUPPORTED_CONNECTORS
 
     path = Path(__file__).resolve().parents[5] / "workflows" / "saga_orchestrator.yaml"
     program = load_workflow(path.read_text(encoding="utf-8"), connectors=SUPPORTED_CONNECTORS)

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from localcloud.clock import ManualClock
-from localcloud.workflows.errors import WorkflowError
-from localcloud.workflows.interpreter import run_execution
-from localcloud.workflows.loader import load_workflow
-from localcloud.workflows.metering import StepMeter
-from localcloud.workflows.standalone import StandaloneHost
+from localcloud.workflows.engine.interpreter import run_execution
+from localcloud.workflows.engine.loader import load_workflow
+from localcloud.workflows.engine.metering import StepMeter
+from localcloud.workflows.engine.standalone import StandaloneHost
+from localcloud.workflows.lang.errors import WorkflowError
 
 CALLBACK_SOURCE = """\
 main:

@@ -1,4 +1,4 @@
-"""An engine (``localcloud.workflows.server.start``) on its own event loop in a background thread, so the
+"""An engine (``localcloud.workflows.service.server.start``) on its own event loop in a background thread, so the
 tests drive it with the real, synchronous Google clients and plain HTTP, as a user's process would."""
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ PROJECT = "local-project"
 LOCATION = "us-central1"
 PARENT = f"projects/{PROJECT}/locations/{LOCATION}"
 
-HAS_INTERPRETER = importlib.util.find_spec("localcloud.workflows.interpreter") is not None
+HAS_INTERPRETER = importlib.util.find_spec("localcloud.workflows.engine.interpreter") is not None
 needs_interpreter = pytest.mark.skipif(
     not HAS_INTERPRETER,
-    reason="the Workflows interpreter (localcloud.workflows.interpreter) is not there yet",
+    reason="the Workflows interpreter (localcloud.workflows.engine.interpreter) is not there yet",
 )
 
 
@@ -186,7 +186,7 @@ def _start_engine(clock: Clock) -> Iterator[Engine]:
             started = run(importlib.import_module(module).start(ctx))
             others[key] = started
             ctx.config = dataclasses.replace(ctx.config, **{key: started.address})
-    from localcloud.workflows.server import start
+    from localcloud.workflows.service.server import start
 
     service = run(start(ctx, internal_url_prefixes=()))
     workflows = WorkflowsClient(

@@ -12,7 +12,7 @@ from google.cloud.tasks_v2.types import cloudtasks, task
 from google.protobuf import json_format
 from google.pubsub_v1.types import pubsub
 
-from localcloud.workflows import protojson
+from localcloud.workflows.service import protojson
 
 CREATE_TASK = cloudtasks.CreateTaskRequest.pb()
 QUEUE = "projects/local-project/locations/us-central1/queues/saga-tasks"

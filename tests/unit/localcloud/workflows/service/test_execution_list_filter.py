@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.api_core import exceptions as gexc
 
-from localcloud.workflows.service import ExecutionRecord, State, parse_filter, plan_filter
+from localcloud.workflows.service.state import ExecutionRecord, State, parse_filter, plan_filter
 
 
 def record(

@@ -14,8 +14,8 @@ from google.api_core import exceptions as gexc
 from google.cloud.workflows import executions_v1
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("localcloud.workflows.interpreter") is None,
-    reason="the Workflows interpreter (localcloud.workflows.interpreter) is not there yet",
+    importlib.util.find_spec("localcloud.workflows.engine.interpreter") is None,
+    reason="the Workflows interpreter (localcloud.workflows.engine.interpreter) is not there yet",
 )
 
 ECHO = """

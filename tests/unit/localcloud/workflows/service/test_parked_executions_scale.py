@@ -18,8 +18,8 @@ from google.cloud.workflows import executions_v1
 from google.cloud.workflows.executions_v1.services.executions.transports import ExecutionsGrpcAsyncIOTransport
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("localcloud.workflows.interpreter") is None,
-    reason="the Workflows interpreter (localcloud.workflows.interpreter) is not there yet",
+    importlib.util.find_spec("localcloud.workflows.engine.interpreter") is None,
+    reason="the Workflows interpreter (localcloud.workflows.engine.interpreter) is not there yet",
 )
 
 EXECUTIONS = 2_000

@@ -17,7 +17,7 @@ from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("localcloud.workflows.interpreter") is None
+    importlib.util.find_spec("localcloud.workflows.engine.interpreter") is None
     or importlib.util.find_spec("localcloud.tasks") is None,
     reason="needs the Workflows interpreter and the Cloud Tasks emulator",
 )

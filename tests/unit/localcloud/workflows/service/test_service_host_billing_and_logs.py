@@ -10,11 +10,11 @@ import pytest
 from localcloud.auth import TokenAuthority
 from localcloud.clock import ManualClock
 from localcloud.config import LocalCloudConfig
-from localcloud.workflows.callbacks import CallbackRegistry
-from localcloud.workflows.connectors import Connectors
-from localcloud.workflows.errors import WorkflowError
-from localcloud.workflows.host import ExecutionInfo
-from localcloud.workflows.service_host import (
+from localcloud.workflows.engine.host import ExecutionInfo
+from localcloud.workflows.lang.errors import WorkflowError
+from localcloud.workflows.service.callbacks import CallbackRegistry
+from localcloud.workflows.service.connectors import Connectors
+from localcloud.workflows.service.service_host import (
     HostServices,
     ServiceHost,
     internal_prefixes_from_env,

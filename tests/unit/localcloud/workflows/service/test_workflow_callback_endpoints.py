@@ -13,8 +13,8 @@ from aiohttp import web
 
 from localcloud.auth import TokenAuthority
 from localcloud.clock import ManualClock
-from localcloud.workflows.callbacks import CallbackRegistry, http_app
-from localcloud.workflows.errors import WorkflowError
+from localcloud.workflows.lang.errors import WorkflowError
+from localcloud.workflows.service.callbacks import CallbackRegistry, http_app
 
 EXECUTION = "projects/p/locations/l/workflows/w/executions/e1"
 

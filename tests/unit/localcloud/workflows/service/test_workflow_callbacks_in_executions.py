@@ -12,8 +12,8 @@ import pytest
 import requests
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("localcloud.workflows.interpreter") is None,
-    reason="the Workflows interpreter (localcloud.workflows.interpreter) is not there yet",
+    importlib.util.find_spec("localcloud.workflows.engine.interpreter") is None,
+    reason="the Workflows interpreter (localcloud.workflows.engine.interpreter) is not there yet",
 )
 
 EARLY = """

@@ -16,14 +16,14 @@ from localcloud.auth import TokenAuthority
 from localcloud.clock import ManualClock
 from localcloud.config import LocalCloudConfig
 from localcloud.runtime import Context
-from localcloud.workflows.connectors import (
+from localcloud.workflows.lang.errors import WorkflowError
+from localcloud.workflows.service.connectors import (
     PUBSUB_PUBLISH,
     SECRET_ACCESS_STRING,
     TASKS_CREATE,
     TASKS_DELETE,
     Connectors,
 )
-from localcloud.workflows.errors import WorkflowError
 
 
 def has_module(name: str) -> bool:

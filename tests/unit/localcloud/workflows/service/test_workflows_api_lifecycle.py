@@ -12,8 +12,8 @@ from google.cloud.workflows_v1.types import workflows as wf
 from google.protobuf import field_mask_pb2
 
 NEEDS_INTERPRETER = pytest.mark.skipif(
-    importlib.util.find_spec("localcloud.workflows.interpreter") is None,
-    reason="the Workflows interpreter (localcloud.workflows.interpreter) is not there yet",
+    importlib.util.find_spec("localcloud.workflows.engine.interpreter") is None,
+    reason="the Workflows interpreter (localcloud.workflows.engine.interpreter) is not there yet",
 )
 
 HELLO = """

@@ -1,0 +1,553 @@
+"""Runs a loaded ``Program``: asyncio-native, so an execution parked on ``events.await_callback`` or
+``sys.sleep`` costs one coroutine. All time goes through ``host.clock``. Cancel an execution by
+cancelling its task.
+
+Scoping (https://cloud.google.com/workflows/docs/reference/syntax/iteration): each routine call has its
+own variables; a ``for`` loop's variable and the variables first created inside its body disappear after
+the loop, writes to existing outer variables stay; a parallel branch (or iteration) sees the parent's
+variables, writes only the ``shared`` ones (checked at load) and keeps the variables it creates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from localcloud.workflows.engine.compiler import RETURNS_ARGUMENT
+from localcloud.workflows.engine.compiler import may_alias as _may_alias
+from localcloud.workflows.engine.evaluator import Scope, call_function, evaluate, evaluate_template, get_index
+from localcloud.workflows.engine.host import Host
+from localcloud.workflows.engine.metering import StepMeter
+from localcloud.workflows.engine.stdlib import BUILTINS, EXTERNAL_FUNCTIONS, HTTP_FUNCTIONS
+from localcloud.workflows.lang import ast
+from localcloud.workflows.lang.ast import Program
+from localcloud.workflows.lang.errors import WorkflowError
+from localcloud.workflows.lang.values import (
+    MEMORY_LIMIT_BYTES,
+    deep_copy,
+    is_int,
+    is_number,
+    size_of,
+    type_error,
+    type_name,
+)
+
+MAX_CALL_DEPTH = 20
+MAX_CONCURRENT_BRANCHES = 20
+MAX_UNHANDLED_BRANCH_ERRORS = 100
+
+__all__ = ["WorkflowError", "run_execution"]
+
+
+class _Jump(Exception):
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+class _Return(Exception):
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _End(Exception):
+    pass
+
+
+class _Execution:
+    def __init__(self, program: Program, host: Host, meter: StepMeter, step_limit: int) -> None:
+        self.program = program
+        self.host = host
+        self.meter = meter
+        self.step_limit = step_limit
+
+    def count(self, frame: _Frame, step: ast.Step, *, external: bool = False) -> None:
+        frame.step = step
+        if self.meter.count(frame.routine, step.name, external=external) > self.step_limit:
+            raise WorkflowError.tagged(
+                "ResourceLimitError", f"the execution exceeded the limit of {self.step_limit} steps"
+            )
+
+    async def invoke(self, name: str, args: Mapping[str, Any], caller: _Frame | None) -> Any:
+        depth = 1 if caller is None else caller.depth + 1
+        if depth > MAX_CALL_DEPTH:
+            raise WorkflowError.tagged(
+                "RecursionError", f"maximum call stack depth {MAX_CALL_DEPTH} exceeded"
+            )
+        routine = self.program.routines[name]
+        values: dict[str, Any] = {}
+        for param in routine.params:
+            if param.name in args:
+                values[param.name] = deep_copy(args[param.name])  # values, not references
+            elif param.has_default:
+                values[param.name] = deep_copy(param.default)
+            else:
+                raise type_error(f"missing argument '{param.name}' for subworkflow '{name}'")
+        frame = _Frame(self, Scope(values=values), name, depth, caller)
+        try:
+            await self.run_steps(routine.steps, frame)
+        except _Return as result:
+            return result.value
+        except _End:
+            return None
+        return None
+
+    async def run_steps(self, steps: tuple[ast.Step, ...], frame: _Frame) -> None:
+        i = 0
+        while i < len(steps):
+            try:
+                target = await self.run_step(steps[i], frame)
+            except _Jump as jump:
+                target = jump.target
+            if target is None:
+                i += 1
+                continue
+            if target == "end":
+                raise _End
+            if target == "break":
+                raise _Break
+            if target == "continue":
+                raise _Continue
+            for index, candidate in enumerate(steps):
+                if candidate.name == target:
+                    i = index
+                    break
+            else:
+                raise _Jump(target)
+
+    async def run_step(self, step: ast.Step, frame: _Frame, *, counted: bool = True) -> str | None:
+        try:
+            return await self._run_step(step, frame, counted)
+        except WorkflowError as error:
+            if error.stack is None:
+                error.stack = frame.stack(step)
+            raise
+
+    async def _run_step(self, step: ast.Step, frame: _Frame, counted: bool) -> str | None:
+        if isinstance(step, ast.CallStep):
+            return await self.call_step(step, frame, counted)
+        inline_try = isinstance(step, ast.TryStep) and len(step.body) == 1 and step.body[0].name == step.name
+        if counted and not inline_try:
+            self.count(frame, step)
+        if isinstance(step, ast.AssignStep):
+            for assignment in step.assignments:
+                template = assignment.value
+                fn = template.fn
+                value = fn(frame) if fn is not None else await evaluate_template(template, frame)
+                aliases = template.aliases
+                if aliases or (aliases is None and _may_alias(template)):
+                    value = deep_copy(value)
+                if not assignment.path:
+                    frame.scope.set(assignment.target, value)
+                    continue
+                path_fn = assignment.path_fn
+                if path_fn is not None:
+                    keys = path_fn(frame)
+                else:
+                    keys = [await evaluate(part, frame) for part in assignment.path]
+                self.store(frame, assignment.target, keys, value)
+            self.check_memory(frame)
+            return step.next
+        if isinstance(step, ast.ReturnStep):
+            fn = step.value.fn
+            raise _Return(fn(frame) if fn is not None else await evaluate_template(step.value, frame))
+        if isinstance(step, ast.RaiseStep):
+            raise WorkflowError(await evaluate_template(step.value, frame))
+        if isinstance(step, ast.NextStep):
+            return step.next
+        if isinstance(step, ast.StepsStep):
+            await self.run_steps(step.steps, frame)
+            return step.next
+        if isinstance(step, ast.SwitchStep):
+            return await self.switch_step(step, frame)
+        if isinstance(step, ast.ForStep):
+            await self.for_step(step, frame)
+            return step.next
+        if isinstance(step, ast.ParallelStep):
+            await self.parallel_step(step, frame)
+            return step.next
+        if isinstance(step, ast.TryStep):
+            return await self.try_step(step, frame, inline_try)
+        raise TypeError(f"unknown step {step!r}")
+
+    # -- assign
+
+    def store(self, frame: _Frame, target: str, keys: list[Any], value: Any) -> None:
+        """``target[keys[0]][keys[1]]... = value``, creating the missing maps on the way."""
+        owner = frame.scope.owner(target)
+        if owner is None:
+            owner = frame.scope
+            container: Any = {}
+            owner.define(target, container)
+        else:
+            container = owner.vars[target]
+        # Keep the variable's measured size current by the difference this write makes; if the write
+        # fails half-way the size stays forgotten and is measured again at the next check.
+        known = owner.sizes.pop(target, None)
+        delta = 0
+        last_position = len(keys) - 1
+        for position, key in enumerate(keys):
+            last = position == last_position
+            if isinstance(container, dict):
+                if not isinstance(key, str):
+                    raise type_error(f"map keys must be strings, got {type_name(key)}")
+                if last:
+                    if known is not None:
+                        if key in container:
+                            delta += size_of(value) - size_of(container[key])
+                        else:
+                            delta += len(key) + 3 + size_of(value)
+                    container[key] = value
+                else:
+                    current = container.get(key)
+                    if not isinstance(current, dict | list):
+                        if known is not None:
+                            delta += 2 - size_of(current) if key in container else len(key) + 5
+                        current = container[key] = {}
+                    container = current
+            elif isinstance(container, list):
+                if not is_int(key):
+                    raise type_error(f"list index must be an integer, got {type_name(key)}")
+                get_index(container, key)  # IndexError when out of range
+                if last:
+                    if known is not None:
+                        delta += size_of(value) - size_of(container[key])
+                    container[key] = value
+                else:
+                    container = container[key]
+            else:
+                raise type_error(f"cannot assign into a {type_name(container)}")
+        if known is not None:
+            owner.sizes[target] = known + delta
+
+    def check_memory(self, frame: _Frame) -> None:
+        if frame.scope.memory() > MEMORY_LIMIT_BYTES:
+            raise WorkflowError.tagged(
+                "ResourceLimitError",
+                f"the variables of the execution exceed the memory limit of {MEMORY_LIMIT_BYTES // 1024} KB",
+            )
+
+    # -- call
+
+    async def call_step(self, step: ast.CallStep, frame: _Frame, counted: bool) -> str | None:
+        args: dict[str, Any] = {}
+        try:
+            for name, template in step.args:
+                fn = template.fn
+                args[name] = fn(frame) if fn is not None else await evaluate_template(template, frame)
+        except WorkflowError:
+            if counted:
+                self.count(frame, step)
+            raise
+        external = step.function in EXTERNAL_FUNCTIONS or (
+            step.function in HTTP_FUNCTIONS
+            and isinstance(args.get("url"), str)
+            and not self.host.is_internal_url(args["url"])
+        )
+        if counted:
+            self.count(frame, step, external=external)
+        if step.kind == "subworkflow":
+            value = await self.invoke(step.function, args, frame)
+        elif step.kind == "connector":
+            value = await self.host.call_connector(step.function, args)
+        else:
+            builtin = BUILTINS[step.function]
+            bound = builtin.bind_named(args)
+            value = await builtin.fn(self.host, *bound) if builtin.is_async else builtin.fn(self.host, *bound)
+            if step.function in RETURNS_ARGUMENT:  # may be (part of) an argument: store a copy
+                value = deep_copy(value)
+        if step.result is not None:
+            frame.scope.set(step.result, value)
+            self.check_memory(frame)
+        return step.next
+
+    # -- switch
+
+    async def switch_step(self, step: ast.SwitchStep, frame: _Frame) -> str | None:
+        for case in step.cases:
+            fn = case.condition.fn
+            condition = fn(frame) if fn is not None else await evaluate_template(case.condition, frame)
+            if condition is None:
+                condition = False
+            if not isinstance(condition, bool):
+                raise type_error(f"a switch condition must be a boolean, got {type_name(condition)}")
+            if not condition:
+                continue
+            if case.body is not None:
+                target = await self.run_step(case.body, frame, counted=False)
+                if target is not None:
+                    return target
+            return case.next if case.next is not None else step.next
+        return step.next
+
+    # -- for
+
+    async def loop_values(self, step: ast.ForStep, frame: _Frame) -> list[Any]:
+        if step.items is not None:
+            items = await evaluate_template(step.items, frame)
+            if isinstance(items, list):
+                return items
+            raise type_error(f"for 'in' needs a list, got {type_name(items)} (use keys() for a map)")
+        assert step.range is not None
+        bounds = await evaluate_template(step.range, frame)
+        if not isinstance(bounds, list) or len(bounds) != 2 or not all(is_number(b) for b in bounds):
+            raise type_error("for 'range' needs a list of two numbers")
+        start, end = bounds
+        if is_int(start) and is_int(end):
+            if end - start > 10_000_000:
+                raise WorkflowError.tagged("ResourceLimitError", "range too large")
+            return list(range(start, end + 1))
+        values: list[Any] = []
+        current = float(start)
+        while current <= end:
+            values.append(current)
+            current += 1
+            if len(values) > 10_000_000:
+                raise WorkflowError.tagged("ResourceLimitError", "range too large")
+        return values
+
+    async def for_step(self, step: ast.ForStep, frame: _Frame) -> None:
+        values = await self.loop_values(step, frame)
+        loop_frame = frame.child(Scope(frame.scope))
+        for index, value in enumerate(values):
+            if step.value:
+                loop_frame.scope.define(step.value, deep_copy(value))
+            if step.index:
+                loop_frame.scope.define(step.index, index)
+            try:
+                await self.run_steps(step.steps, loop_frame)
+            except _Break:
+                break
+            except _Continue:
+                continue
+
+    # -- parallel
+
+    async def parallel_step(self, step: ast.ParallelStep, frame: _Frame) -> None:
+        limit = MAX_CONCURRENT_BRANCHES
+        if step.concurrency_limit is not None:
+            requested = await evaluate_template(step.concurrency_limit, frame)
+            if not is_int(requested) or requested < 1:
+                raise WorkflowError.tagged("ValueError", "concurrency_limit must be a positive integer")
+            limit = min(limit, requested)
+        semaphore = asyncio.Semaphore(limit)
+        jobs: list[tuple[str, tuple[ast.Step, ...], Scope]] = []
+        if step.branches is not None:
+            for branch in step.branches:
+                jobs.append((branch.name, branch.steps, Scope(frame.scope)))
+        else:
+            assert step.loop is not None
+            loop = step.loop
+            for index, value in enumerate(await self.loop_values(loop, frame)):
+                values: dict[str, Any] = {}
+                if loop.value:
+                    values[loop.value] = deep_copy(value)
+                if loop.index:
+                    values[loop.index] = index
+                jobs.append((str(index), loop.steps, Scope(frame.scope, values)))
+
+        async def run(job: tuple[str, tuple[ast.Step, ...], Scope]) -> WorkflowError | None:
+            async with semaphore:
+                try:
+                    await self.run_steps(job[1], frame.child(job[2]))
+                except WorkflowError as error:
+                    return error
+                except (_Return, _End, _Break, _Continue):
+                    return None
+                return None
+
+        tasks = [asyncio.ensure_future(run(job)) for job in jobs]
+        try:
+            outcomes = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        failures = [(job[0], error) for job, error in zip(jobs, outcomes, strict=True) if error is not None]
+        if failures:
+            raise WorkflowError(
+                {
+                    "message": "UnhandledBranchError: One or more branches or iterations encountered an unhandled runtime error",
+                    "tags": ["UnhandledBranchError"],
+                    "branches": [
+                        {"id": branch_id, "error": error.payload}
+                        for branch_id, error in failures[:MAX_UNHANDLED_BRANCH_ERRORS]
+                    ],
+                }
+            )
+
+    # -- try / retry / except
+
+    async def try_step(self, step: ast.TryStep, frame: _Frame, inline: bool) -> str | None:
+        retries = 0
+        policy: tuple[Any, int, float, float, float] | None = None
+        while True:
+            try:
+                if inline:
+                    target = await self.run_step(step.body[0], frame)
+                    if target is not None:
+                        return target
+                else:
+                    await self.run_steps(step.body, frame)
+                return step.next
+            except WorkflowError as error:
+                if step.retry is not None:
+                    if policy is None:
+                        policy = await self.retry_policy(step.retry, frame)
+                    predicate, max_retries, initial, maximum, multiplier = policy
+                    if retries < max_retries and await self.predicate(predicate, error.payload, frame):
+                        delay = min(initial * multiplier**retries, maximum)
+                        retries += 1
+                        await self.host.clock.sleep(delay)
+                        if not inline:
+                            self.count(frame, step)
+                        continue
+                if step.except_steps is None:
+                    raise
+                if step.except_as:
+                    # a copy: the payload may be a variable's value (``raise: ${x}``)
+                    frame.scope.set(step.except_as, deep_copy(error.payload))
+                await self.run_steps(step.except_steps, frame)
+                return step.next
+
+    async def retry_policy(
+        self, template: ast.Template, frame: _Frame
+    ) -> tuple[Any, int, float, float, float]:
+        policy = await evaluate_template(template, frame)
+        if not isinstance(policy, dict):
+            raise type_error("retry must be a policy map")
+        predicate = policy.get("predicate", ast.FunctionRef("http.default_retry_predicate"))
+        max_retries = policy.get("max_retries", 0)
+        backoff = policy.get("backoff") or {"initial_delay": 1, "max_delay": 60, "multiplier": 1.25}
+        if not is_int(max_retries) or max_retries < 0:
+            raise WorkflowError.tagged("ValueError", "max_retries must be a non-negative integer")
+        if not isinstance(backoff, dict):
+            raise type_error("backoff must be a map")
+        numbers = [
+            backoff.get("initial_delay", 1),
+            backoff.get("max_delay", 60),
+            backoff.get("multiplier", 1.25),
+        ]
+        if not all(is_number(n) and n >= 0 for n in numbers):
+            raise WorkflowError.tagged("ValueError", "backoff values must be non-negative numbers")
+        return predicate, max_retries, float(numbers[0]), float(numbers[1]), float(numbers[2])
+
+    async def predicate(self, predicate: Any, payload: Any, frame: _Frame) -> bool:
+        if isinstance(predicate, ast.FunctionRef):
+            outcome = await call_function(predicate.name, [payload], frame)
+        else:
+            raise type_error(f"a retry predicate must be a function, got {type_name(predicate)}")
+        if not isinstance(outcome, bool):
+            raise type_error(f"the retry predicate returned a {type_name(outcome)}, not a boolean")
+        return outcome
+
+
+class _Frame:
+    """One routine invocation (or a loop body / parallel branch within it)."""
+
+    __slots__ = ("caller", "depth", "execution", "host", "routine", "scope", "step")
+
+    def __init__(
+        self, execution: _Execution, scope: Scope, routine: str, depth: int, caller: _Frame | None
+    ) -> None:
+        self.execution = execution
+        self.host = execution.host
+        self.scope = scope
+        self.routine = routine
+        self.depth = depth
+        self.caller = caller
+        self.step: ast.Step | None = None
+
+    def child(self, scope: Scope) -> _Frame:
+        frame = _Frame(self.execution, scope, self.routine, self.depth, self.caller)
+        frame.step = self.step
+        return frame
+
+    def is_routine(self, name: str) -> bool:
+        return name in self.execution.program.routines
+
+    async def call_routine(self, name: str, args: list[Any]) -> Any:
+        routine = self.execution.program.routines[name]
+        if len(args) > len(routine.params):
+            raise type_error(f"subworkflow '{name}' takes at most {len(routine.params)} arguments")
+        return await self.execution.invoke(
+            name, {p.name: a for p, a in zip(routine.params, args, strict=False)}, self
+        )
+
+    def stack(self, step: ast.Step) -> list[dict[str, Any]]:
+        elements = [
+            {
+                "step": step.name,
+                "routine": self.routine,
+                "line": step.position.line,
+                "column": step.position.column,
+            }
+        ]
+        caller = self.caller
+        while caller is not None:
+            if caller.step is not None:
+                current = caller.step
+                elements.append(
+                    {
+                        "step": current.name,
+                        "routine": caller.routine,
+                        "line": current.position.line,
+                        "column": current.position.column,
+                    }
+                )
+            caller = caller.caller
+        return elements
+
+
+def error_context(error: WorkflowError) -> str:
+    """A human-readable trace, in the manner of the Executions API's ``error.context``."""
+    lines = [str(error)]
+    for element in error.stack or []:
+        lines.append(f'in step "{element["step"]}", routine "{element["routine"]}", line: {element["line"]}')
+    return "\n".join(lines)
+
+
+async def run_execution(
+    program: Program, argument: Any, host: Host, *, meter: StepMeter | None = None, step_limit: int = 100_000
+) -> Any:
+    """Run ``main`` with ``argument`` and return its result (JSON-able). Raises ``WorkflowError`` for an
+    uncaught error, with ``.stack`` (innermost first: ``{"step", "routine", "line", "column"}``) and
+    ``.context`` attached. Cancel by cancelling the task running this coroutine."""
+    execution = _Execution(program, host, meter if meter is not None else StepMeter(), step_limit)
+    main = program.main
+    args = {main.params[0].name: argument} if main.params else {}
+    try:
+        result = await execution.invoke("main", args, None)
+    except WorkflowError as error:
+        if error.stack is None:
+            error.stack = []
+        error.context = error_context(error)
+        raise
+    except (_Break, _Continue, _Jump) as stray:  # excluded by the loader's checks
+        raise WorkflowError.tagged("SystemError", f"stray control flow: {type(stray).__name__}") from None
+    if _contains_bytes(result):
+        failure = WorkflowError.tagged(
+            "TypeError", "bytes cannot be returned by a workflow; base64.encode them"
+        )
+        failure.stack = []
+        failure.context = error_context(failure)
+        raise failure
+    return result
+
+
+def _contains_bytes(value: Any) -> bool:
+    if isinstance(value, bytes):
+        return True
+    if isinstance(value, list):
+        return any(_contains_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return any(_contains_bytes(v) for v in value.values())
+    return False

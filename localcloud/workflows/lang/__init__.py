@@ -1,0 +1,1 @@
+"""The Workflows language: lexer, Pratt parser, AST, values and the error tags."""

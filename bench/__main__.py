@@ -53,239 +53,272 @@ def _hot(profile: dict[str, Any] | None, count: int = 3) -> str:
     return "; hottest (py-spy self): " + ", ".join(frames)
 
 
-def figures(data: dict[str, Any]) -> list[Figure]:
+def _latency_figures(lat: dict[str, Any]) -> list[Figure]:
     out: list[Figure] = []
-    lat = data.get("latency")
-    if lat:
-        three = lat["steps_3"]
-        phases = lat.get("steps_3_phases_median_ms", {})
-        where = ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items())
+    three = lat["steps_3"]
+    phases = lat.get("steps_3_phases_median_ms", {})
+    where = ", ".join(f"{k} {v:.1f} ms" for k, v in phases.items())
+    out.append(
+        Figure(
+            "1 latency",
+            "3-step saga, median",
+            three["median"],
+            "ms",
+            "≤ 30 ms",
+            three["median"] <= 30,
+            f"median phases: {where}",
+        )
+    )
+    out.append(Figure("1 latency", "3-step saga, p99", three["p99"], "ms"))
+    out.append(Figure("1 latency", "1-step saga, median", lat["steps_1"]["median"], "ms"))
+    out.append(Figure("1 latency", "10-step saga, median", lat["steps_10"]["median"], "ms"))
+    per = lat["per_extra_step_ms"]
+    out.append(
+        Figure(
+            "1 latency",
+            "per extra step ((10-step − 1-step)/9)",
+            per,
+            "ms",
+            "≤ 5 ms",
+            per <= 5,
+            "per action, median ms: "
+            + ", ".join(
+                f"{k} {v}" for k, v in (lat.get("action_split_median_ms") or {}).items() if k != "actions"
+            ),
+        )
+    )
+    return out
+
+
+def _throughput_figures(tp: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    rate = tp["sagas_per_second"]
+    out.append(
+        Figure(
+            "2 throughput",
+            f"3-step sagas/s ({tp['window_seconds']:.0f} s, {tp['in_flight']} in flight, "
+            "1 in 5 compensating)",
+            rate,
+            "sagas/s",
+            "≥ 100",
+            rate >= 100,
+            "CPU ms per saga by process: "
+            + _top(tp["cpu_ms_per_saga_by_process"], 4)
+            + _hot((tp.get("profile") or {}).get("localcloud")),
+        )
+    )
+    out.append(
+        Figure(
+            "2 throughput",
+            "lost sagas",
+            tp["lost"],
+            "",
+            "0",
+            tp["lost"] == 0,
+            f"wrong outcome: {tp['wrong_outcome']}",
+        )
+    )
+    out.append(Figure("2 throughput", "latency under load, median", tp["latency_ms"].get("median"), "ms"))
+    out.append(Figure("2 throughput", "latency under load, p99", tp["latency_ms"].get("p99"), "ms"))
+    return out
+
+
+def _scale_figures(sc: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    out.append(
+        Figure(
+            "3 scale",
+            f"peak RSS, {sc['executions']:,} parked executions",
+            sc["peak_rss_mb"],
+            "MB",
+            "≤ 500 MB",
+            sc["peak_rss_mb"] <= 500,
+            f"{sc['per_parked_execution_kb']} KB per parked execution",
+        )
+    )
+    out.append(
+        Figure(
+            "3 scale",
+            "time to park them all",
+            sc["park_seconds"],
+            "s",
+            "",
+            None,
+            f"{sc['parked_confirmed']:,} confirmed waiting",
+        )
+    )
+    out.append(
+        Figure(
+            "3 scale",
+            "drain when callbacks arrive",
+            sc["drain_per_second"],
+            "exec/s",
+            "≥ 1,000/s",
+            (sc["drain_per_second"] or 0) >= 1000,
+            f"{sc['succeeded']:,} succeeded in {sc['drain_seconds']} s",
+        )
+    )
+    return out
+
+
+def _peer_figures(pe: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    out.append(
+        Figure("4 engine vs peer", f"ours, {pe['steps']:,} steps", pe["ours_steps_per_second"], "steps/s")
+    )
+    out.append(Figure("4 engine vs peer", f"{pe['peer']}", pe["peer_steps_per_second"], "steps/s"))
+    out.append(Figure("4 engine vs peer", "ratio", pe["ratio"], "×", "≥ 10×", pe["ratio"] >= 10))
+    return out
+
+
+def _pubsub_figures(ps: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    out.append(
+        Figure("5 Pub/Sub", "publish, 1 KB, while streaming pull runs", ps["publish_per_second"], "msg/s")
+    )
+    out.append(
+        Figure(
+            "5 Pub/Sub",
+            f"end to end, ≤ {ps['max_ahead']:,} in flight (publish → streaming pull → ack)",
+            ps["end_to_end_per_second"],
+            "msg/s",
+            "≥ 10,000",
+            ps["end_to_end_per_second"] >= 10000,
+            f"{ps['lost']} lost, {ps['duplicates']} duplicates; CPU ms/message: emulator "
+            f"{ps['emulator_cpu_ms_per_message']}, publisher {ps['publisher_cpu_ms_per_message']}, "
+            f"subscriber {ps['subscriber_cpu_ms_per_message']} (2 cores allow "
+            f"{ps['cpu_bound_per_second']:,}/s)"
+            + (("; profiled rerun" + _hot(ps.get("emulator_profile"))) if ps.get("emulator_profile") else ""),
+        )
+    )
+    default = ps.get("default_scheduler")
+    if default:
         out.append(
             Figure(
-                "1 latency",
-                "3-step saga, median",
-                three["median"],
-                "ms",
-                "≤ 30 ms",
-                three["median"] <= 30,
-                f"median phases: {where}",
+                "5 Pub/Sub",
+                "end to end, the subscriber's default thread-pool scheduler",
+                default["end_to_end_per_second"],
+                "msg/s",
             )
         )
-        out.append(Figure("1 latency", "3-step saga, p99", three["p99"], "ms"))
-        out.append(Figure("1 latency", "1-step saga, median", lat["steps_1"]["median"], "ms"))
-        out.append(Figure("1 latency", "10-step saga, median", lat["steps_10"]["median"], "ms"))
-        per = lat["per_extra_step_ms"]
+    backlog = ps.get("backlog")
+    if backlog:
         out.append(
             Figure(
-                "1 latency",
-                "per extra step ((10-step − 1-step)/9)",
-                per,
-                "ms",
-                "≤ 5 ms",
-                per <= 5,
-                "per action, median ms: "
-                + ", ".join(
-                    f"{k} {v}" for k, v in (lat.get("action_split_median_ms") or {}).items() if k != "actions"
-                ),
+                "5 Pub/Sub",
+                f"publish only, {backlog['messages']:,} messages",
+                backlog["publish_only_per_second"],
+                "msg/s",
             )
-        )
-    tp = data.get("throughput")
-    if tp:
-        rate = tp["sagas_per_second"]
-        out.append(
-            Figure(
-                "2 throughput",
-                f"3-step sagas/s ({tp['window_seconds']:.0f} s, {tp['in_flight']} in flight, "
-                "1 in 5 compensating)",
-                rate,
-                "sagas/s",
-                "≥ 100",
-                rate >= 100,
-                "CPU ms per saga by process: "
-                + _top(tp["cpu_ms_per_saga_by_process"], 4)
-                + _hot((tp.get("profile") or {}).get("localcloud")),
-            )
-        )
-        out.append(
-            Figure(
-                "2 throughput",
-                "lost sagas",
-                tp["lost"],
-                "",
-                "0",
-                tp["lost"] == 0,
-                f"wrong outcome: {tp['wrong_outcome']}",
-            )
-        )
-        out.append(Figure("2 throughput", "latency under load, median", tp["latency_ms"].get("median"), "ms"))
-        out.append(Figure("2 throughput", "latency under load, p99", tp["latency_ms"].get("p99"), "ms"))
-    sc = data.get("scale")
-    if sc:
-        out.append(
-            Figure(
-                "3 scale",
-                f"peak RSS, {sc['executions']:,} parked executions",
-                sc["peak_rss_mb"],
-                "MB",
-                "≤ 500 MB",
-                sc["peak_rss_mb"] <= 500,
-                f"{sc['per_parked_execution_kb']} KB per parked execution",
-            )
-        )
-        out.append(
-            Figure(
-                "3 scale",
-                "time to park them all",
-                sc["park_seconds"],
-                "s",
-                "",
-                None,
-                f"{sc['parked_confirmed']:,} confirmed waiting",
-            )
-        )
-        out.append(
-            Figure(
-                "3 scale",
-                "drain when callbacks arrive",
-                sc["drain_per_second"],
-                "exec/s",
-                "≥ 1,000/s",
-                (sc["drain_per_second"] or 0) >= 1000,
-                f"{sc['succeeded']:,} succeeded in {sc['drain_seconds']} s",
-            )
-        )
-    pe = data.get("peer")
-    if pe:
-        out.append(
-            Figure("4 engine vs peer", f"ours, {pe['steps']:,} steps", pe["ours_steps_per_second"], "steps/s")
-        )
-        out.append(Figure("4 engine vs peer", f"{pe['peer']}", pe["peer_steps_per_second"], "steps/s"))
-        out.append(Figure("4 engine vs peer", "ratio", pe["ratio"], "×", "≥ 10×", pe["ratio"] >= 10))
-    ps = data.get("pubsub")
-    if ps:
-        out.append(
-            Figure("5 Pub/Sub", "publish, 1 KB, while streaming pull runs", ps["publish_per_second"], "msg/s")
         )
         out.append(
             Figure(
                 "5 Pub/Sub",
-                f"end to end, ≤ {ps['max_ahead']:,} in flight (publish → streaming pull → ack)",
-                ps["end_to_end_per_second"],
+                f"drain a backlog of {backlog['messages']:,} (streaming pull → ack)",
+                backlog["drain_per_second"],
                 "msg/s",
-                "≥ 10,000",
-                ps["end_to_end_per_second"] >= 10000,
-                f"{ps['lost']} lost, {ps['duplicates']} duplicates; CPU ms/message: emulator "
-                f"{ps['emulator_cpu_ms_per_message']}, publisher {ps['publisher_cpu_ms_per_message']}, "
-                f"subscriber {ps['subscriber_cpu_ms_per_message']} (2 cores allow "
-                f"{ps['cpu_bound_per_second']:,}/s)"
-                + (
-                    ("; profiled rerun" + _hot(ps.get("emulator_profile")))
-                    if ps.get("emulator_profile")
-                    else ""
-                ),
             )
         )
-        default = ps.get("default_scheduler")
-        if default:
-            out.append(
-                Figure(
-                    "5 Pub/Sub",
-                    "end to end, the subscriber's default thread-pool scheduler",
-                    default["end_to_end_per_second"],
-                    "msg/s",
-                )
+    return out
+
+
+def _cost_figures(co: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    for name, shape in co["shapes"].items():
+        usd = shape["usd_per_million"]
+        per_step = shape["billable_steps_per_saga_step"]
+        out.append(
+            Figure(
+                "6 cost",
+                f"{name}: billable steps per saga step",
+                per_step,
+                "steps",
+                "≤ 5",
+                per_step <= 5,
+                f"{shape['billable_steps']}",
             )
-        backlog = ps.get("backlog")
-        if backlog:
-            out.append(
-                Figure(
-                    "5 Pub/Sub",
-                    f"publish only, {backlog['messages']:,} messages",
-                    backlog["publish_only_per_second"],
-                    "msg/s",
-                )
+        )
+        out.append(
+            Figure(
+                "6 cost",
+                f"{name}: $ per million sagas (GCP vs Step Functions)",
+                usd["gcp_total"],
+                "USD",
+                f"< {usd['step_functions_standard']:,.2f}",
+                usd["gcp_total"] < usd["step_functions_standard"],
+                f"workflows {usd['workflows']}, tasks {usd['cloud_tasks']}, pubsub {usd['pubsub']}, "
+                f"functions {usd['functions']}; floor of a task + a callback wait per call "
+                f"{usd['design_floor']}",
             )
-            out.append(
-                Figure(
-                    "5 Pub/Sub",
-                    f"drain a backlog of {backlog['messages']:,} (streaming pull → ack)",
-                    backlog["drain_per_second"],
-                    "msg/s",
-                )
+        )
+    if "marginal_steps_per_saga_step" in co:
+        m = co["marginal_steps_per_saga_step"]
+        out.append(
+            Figure(
+                "6 cost",
+                "marginal billable steps per extra saga step (10 vs 1)",
+                m,
+                "steps",
+                "≤ 5",
+                m <= 5,
             )
-    co = data.get("cost")
-    if co:
-        for name, shape in co["shapes"].items():
-            usd = shape["usd_per_million"]
-            per_step = shape["billable_steps_per_saga_step"]
-            out.append(
-                Figure(
-                    "6 cost",
-                    f"{name}: billable steps per saga step",
-                    per_step,
-                    "steps",
-                    "≤ 5",
-                    per_step <= 5,
-                    f"{shape['billable_steps']}",
-                )
+        )
+    return out
+
+
+def _coldstart_figures(cs: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    for name, entry in cs.items():
+        imp = entry["import_ms_median_of_3"]
+        heavy = ", ".join(f"{r['module']} {r['cumulative_ms']:.0f}" for r in entry["top_imports"][:4])
+        out.append(
+            Figure(
+                "7 cold start",
+                f"{name}: import of the function (create_app)",
+                imp,
+                "ms",
+                "≤ 300 ms",
+                imp <= 300,
+                f"cumulative ms: {heavy}",
             )
-            out.append(
-                Figure(
-                    "6 cost",
-                    f"{name}: $ per million sagas (GCP vs Step Functions)",
-                    usd["gcp_total"],
-                    "USD",
-                    f"< {usd['step_functions_standard']:,.2f}",
-                    usd["gcp_total"] < usd["step_functions_standard"],
-                    f"workflows {usd['workflows']}, tasks {usd['cloud_tasks']}, pubsub {usd['pubsub']}, "
-                    f"functions {usd['functions']}; floor of a task + a callback wait per call "
-                    f"{usd['design_floor']}",
-                )
+        )
+        out.append(
+            Figure(
+                "7 cold start",
+                f"{name}: functions-framework's own import",
+                entry["framework_import_ms_median_of_3"],
+                "ms",
             )
-        if "marginal_steps_per_saga_step" in co:
-            m = co["marginal_steps_per_saga_step"]
-            out.append(
-                Figure(
-                    "6 cost",
-                    "marginal billable steps per extra saga step (10 vs 1)",
-                    m,
-                    "steps",
-                    "≤ 5",
-                    m <= 5,
-                )
+        )
+        out.append(
+            Figure(
+                "7 cold start",
+                f"{name}: process start → first real request answered",
+                entry["first_answer_ms"],
+                "ms",
             )
-    cs = data.get("coldstart")
-    if cs:
-        for name, entry in cs.items():
-            imp = entry["import_ms_median_of_3"]
-            heavy = ", ".join(f"{r['module']} {r['cumulative_ms']:.0f}" for r in entry["top_imports"][:4])
-            out.append(
-                Figure(
-                    "7 cold start",
-                    f"{name}: import of the function (create_app)",
-                    imp,
-                    "ms",
-                    "≤ 300 ms",
-                    imp <= 300,
-                    f"cumulative ms: {heavy}",
-                )
-            )
-            out.append(
-                Figure(
-                    "7 cold start",
-                    f"{name}: functions-framework's own import",
-                    entry["framework_import_ms_median_of_3"],
-                    "ms",
-                )
-            )
-            out.append(
-                Figure(
-                    "7 cold start",
-                    f"{name}: process start → first real request answered",
-                    entry["first_answer_ms"],
-                    "ms",
-                )
-            )
+        )
+    return out
+
+
+# The sections of ``results.json``'s details, in the order of their figures.
+SECTIONS: tuple[tuple[str, Callable[[dict[str, Any]], list[Figure]]], ...] = (
+    ("latency", _latency_figures),
+    ("throughput", _throughput_figures),
+    ("scale", _scale_figures),
+    ("peer", _peer_figures),
+    ("pubsub", _pubsub_figures),
+    ("cost", _cost_figures),
+    ("coldstart", _coldstart_figures),
+)
+
+
+def figures(data: dict[str, Any]) -> list[Figure]:
+    out: list[Figure] = []
+    for key, section_figures in SECTIONS:
+        section = data.get(key)
+        if section:
+            out.extend(section_figures(section))
     return out
 
 

@@ -138,58 +138,59 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def first_request(name: str, env: Mapping[str, str], echo_url: str) -> tuple[str, dict[str, str], bytes]:
-    """(description, headers, body) of a first request that ``name`` handles end to end."""
-    tag = f"coldstart-{secrets.token_hex(6)}"
-    project = env.get("SAGA_PROJECT_ID") or "local-project"
-    location = env.get("SAGA_LOCATION") or "us-central1"
-    workflow = env.get("SAGA_WORKFLOW") or "saga-orchestrator"
-    json_headers = {"Content-Type": "application/json"}
-    if name == "step_executor":
-        task = {
-            "saga_id": tag,
-            "execution_id": tag,
-            "step_index": 0,
-            "step_name": "ping",
-            "action": "execute",
-            "call": {
-                "url": f"{echo_url}/ping",
-                "method": "POST",
-                "payload": {"hello": "world"},
-                "headers": {},
-                "secret_headers": {},
-                "auth": "oidc",
-                "timeout_seconds": 10,
-                "max_attempts": 1,
-            },
-            "callback_url": f"{echo_url}/callback",
-            "outputs": {},
-        }
-        return "task: OIDC participant call + callback", json_headers, json.dumps(task).encode()
-    if name == "saga_completion":
-        now = _now()
-        action = {"status": "succeeded", "attempts": 1, "output": {}, "error": None}
-        result: dict[str, Any] = {
-            "saga_id": tag,
-            "status": "succeeded",
-            "execution": f"projects/{project}/locations/{location}/workflows/{workflow}/executions/{tag}",
-            "failed_step": None,
-            "reason": None,
-            "steps": [
-                {
-                    "name": "ping",
-                    "status": "succeeded",
-                    "execute": {**action, "started_at": now, "finished_at": now},
-                    "compensate": None,
-                }
-            ],
-            "started_at": now,
-            "finished_at": now,
-            "metadata": {},
-        }
-        return "saga result: published", json_headers, json.dumps(result).encode()
+_JSON = {"Content-Type": "application/json"}
+
+
+def _task(tag: str, echo_url: str) -> dict[str, Any]:
+    """A Cloud Tasks body for ``step_executor``: one OIDC call to the echo server, then its callback."""
+    return {
+        "saga_id": tag,
+        "execution_id": tag,
+        "step_index": 0,
+        "step_name": "ping",
+        "action": "execute",
+        "call": {
+            "url": f"{echo_url}/ping",
+            "method": "POST",
+            "payload": {"hello": "world"},
+            "headers": {},
+            "secret_headers": {},
+            "auth": "oidc",
+            "timeout_seconds": 10,
+            "max_attempts": 1,
+        },
+        "callback_url": f"{echo_url}/callback",
+        "outputs": {},
+    }
+
+
+def _saga_result(tag: str, execution: str) -> dict[str, Any]:
+    """A succeeded one-step saga result for ``saga_completion`` to publish."""
+    now = _now()
+    action = {"status": "succeeded", "attempts": 1, "output": {}, "error": None}
+    return {
+        "saga_id": tag,
+        "status": "succeeded",
+        "execution": execution,
+        "failed_step": None,
+        "reason": None,
+        "steps": [
+            {
+                "name": "ping",
+                "status": "succeeded",
+                "execute": {**action, "started_at": now, "finished_at": now},
+                "compensate": None,
+            }
+        ],
+        "started_at": now,
+        "finished_at": now,
+        "metadata": {},
+    }
+
+
+def _saga_request_event(tag: str, topic: str, project: str, echo_url: str) -> tuple[dict[str, str], bytes]:
+    """A Pub/Sub CloudEvent (binary mode) carrying a one-step saga request, for ``start_saga``."""
     request = {"saga_id": tag, "steps": [{"name": "ping", "execute": {"url": f"{echo_url}/ping"}}]}
-    topic = f"projects/{project}/topics/{env.get('SAGA_REQUEST_TOPIC') or 'saga-requests'}"
     data = {
         "message": {
             "data": base64.b64encode(json.dumps(request).encode()).decode(),
@@ -200,13 +201,31 @@ def first_request(name: str, env: Mapping[str, str], echo_url: str) -> tuple[str
         "subscription": f"projects/{project}/subscriptions/coldstart",
     }
     headers = {
-        **json_headers,
+        **_JSON,
         "ce-specversion": "1.0",
         "ce-id": tag,
         "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
         "ce-source": f"//pubsub.googleapis.com/{topic}",
     }
-    return "valid request: one execution started", headers, json.dumps(data).encode()
+    return headers, json.dumps(data).encode()
+
+
+def first_request(name: str, env: Mapping[str, str], echo_url: str) -> tuple[str, dict[str, str], bytes]:
+    """(description, headers, body) of a first request that ``name`` handles end to end."""
+    tag = f"coldstart-{secrets.token_hex(6)}"
+    project = env.get("SAGA_PROJECT_ID") or "local-project"
+    location = env.get("SAGA_LOCATION") or "us-central1"
+    workflow = env.get("SAGA_WORKFLOW") or "saga-orchestrator"
+    if name == "step_executor":
+        body = json.dumps(_task(tag, echo_url)).encode()
+        return "task: OIDC participant call + callback", dict(_JSON), body
+    if name == "saga_completion":
+        execution = f"projects/{project}/locations/{location}/workflows/{workflow}/executions/{tag}"
+        body = json.dumps(_saga_result(tag, execution)).encode()
+        return "saga result: published", dict(_JSON), body
+    topic = f"projects/{project}/topics/{env.get('SAGA_REQUEST_TOPIC') or 'saga-requests'}"
+    headers, body = _saga_request_event(tag, topic, project, echo_url)
+    return "valid request: one execution started", headers, body
 
 
 def _first_answer(

@@ -79,7 +79,7 @@ def _channel(address: str) -> Any:
 
 
 def _publisher(address: str) -> Any:
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+    from google.cloud import pubsub_v1
     from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
     return pubsub_v1.PublisherClient(
@@ -88,7 +88,7 @@ def _publisher(address: str) -> Any:
 
 
 def _subscriber(address: str) -> Any:
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+    from google.cloud import pubsub_v1
     from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
     return pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=_channel(address)))

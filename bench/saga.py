@@ -298,6 +298,72 @@ class _Flight:
     declined: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class _Tally:
+    completed_in_window: int
+    lost: list[str]
+    wrong: int
+    latencies: list[float]
+    retried: int
+
+
+def _keep_in_flight(
+    stack: LocalStack,
+    publisher: Publisher,
+    state: _Flight,
+    lock: threading.Lock,
+    slots: threading.Semaphore,
+    window_end: float,
+) -> int:
+    """Publish a saga whenever a slot frees, until ``window_end``; the number published."""
+    sequence = 0
+    run_id = secrets.token_hex(3)
+    while time.monotonic() < window_end:
+        if not slots.acquire(timeout=0.5):
+            continue
+        sequence += 1
+        saga_id = f"bench-tp-{run_id}-{sequence}"
+        decline = sequence % 5 == 0
+        request = saga_request(stack.participant_urls, saga_id, 3, decline=decline)
+        with lock:
+            state.published[saga_id] = time.monotonic()
+            if decline:
+                state.declined.add(saga_id)
+        publisher.publish(request)
+    return sequence
+
+
+def _wait_for_all(results: Results, saga_ids: Mapping[str, float], deadline: float) -> None:
+    with results.changed:
+        while not all(s in results.outcomes for s in saga_ids):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            results.changed.wait(min(remaining, 1.0))
+
+
+def _tally(results: Results, state: _Flight, window_end: float) -> _Tally:
+    outcomes = {s: results.outcomes[s] for s in state.published if s in results.outcomes}
+    in_window = [s for s, o in outcomes.items() if o.received <= window_end]
+    lost = sorted(set(state.published) - set(outcomes))
+    wrong = [
+        s
+        for s, o in outcomes.items()
+        if o.result.get("status") != ("compensated" if s in state.declined else "succeeded")
+    ]
+    latencies = [outcomes[s].received - state.published[s] for s in outcomes]
+    retried = [
+        s
+        for s, o in outcomes.items()
+        if any(
+            ((step.get(key) or {}).get("attempts") or 1) > 1
+            for step in o.result.get("steps") or []
+            for key in ("execute", "compensate")
+        )
+    ]
+    return _Tally(len(in_window), lost, len(wrong), latencies, len(retried))
+
+
 def throughput(
     stack: LocalStack, results: Results, publisher: Publisher, *, seconds: float, in_flight: int = 64
 ) -> dict[str, Any]:
@@ -306,8 +372,6 @@ def throughput(
     state = _Flight()
     lock = threading.Lock()
     slots = threading.Semaphore(in_flight)
-    sequence = 0
-    run_id = secrets.token_hex(3)
 
     def on_outcome(saga_id: str) -> None:
         with lock:
@@ -328,50 +392,15 @@ def throughput(
     started = time.monotonic()
     window_end = started + seconds
     try:
-        while time.monotonic() < window_end:
-            if not slots.acquire(timeout=0.5):
-                continue
-            sequence += 1
-            saga_id = f"bench-tp-{run_id}-{sequence}"
-            decline = sequence % 5 == 0
-            request = saga_request(stack.participant_urls, saga_id, 3, decline=decline)
-            with lock:
-                state.published[saga_id] = time.monotonic()
-                if decline:
-                    state.declined.add(saga_id)
-            publisher.publish(request)
-        published_in_window = sequence
+        published_in_window = _keep_in_flight(stack, publisher, state, lock, slots, window_end)
         cpu_after = group_cpu_seconds(pgids)
         wall = time.monotonic() - started
-        drain_deadline = time.monotonic() + 120
-        with results.changed:
-            while not all(s in results.outcomes for s in state.published):
-                remaining = drain_deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                results.changed.wait(min(remaining, 1.0))
+        _wait_for_all(results, state.published, time.monotonic() + 120)
     finally:
         results.listeners.remove(on_outcome)
-    outcomes = {s: results.outcomes[s] for s in state.published if s in results.outcomes}
-    in_window = [s for s, o in outcomes.items() if o.received <= window_end]
-    lost = sorted(set(state.published) - set(outcomes))
-    wrong = [
-        s
-        for s, o in outcomes.items()
-        if o.result.get("status") != ("compensated" if s in state.declined else "succeeded")
-    ]
-    latencies = [outcomes[s].received - state.published[s] for s in outcomes]
-    retried = [
-        s
-        for s, o in outcomes.items()
-        if any(
-            ((step.get(key) or {}).get("attempts") or 1) > 1
-            for step in o.result.get("steps") or []
-            for key in ("execute", "compensate")
-        )
-    ]
+    tally = _tally(results, state, window_end)
     cpu = {names[g]: round(cpu_after[g] - cpu_before.get(g, 0.0), 2) for g in pgids if g in cpu_after}
-    completed_in_window = len(in_window)
+    completed_in_window = tally.completed_in_window
     return {
         "window_seconds": round(seconds, 1),
         "in_flight": in_flight,
@@ -379,12 +408,12 @@ def throughput(
         "completed_in_window": completed_in_window,
         "sagas_per_second": round(completed_in_window / seconds, 2),
         "compensating_share": round(len(state.declined) / max(1, published_in_window), 3),
-        "lost": len(lost),
-        "lost_examples": lost[:5],
-        "wrong_outcome": len(wrong),
+        "lost": len(tally.lost),
+        "lost_examples": tally.lost[:5],
+        "wrong_outcome": tally.wrong,
         "duplicates_received": results.duplicates,
-        "sagas_with_a_retried_action": len(retried),
-        "latency_ms": distribution_ms(latencies),
+        "sagas_with_a_retried_action": tally.retried,
+        "latency_ms": distribution_ms(tally.latencies),
         "cpu_seconds_by_process": cpu,
         "cpu_ms_per_saga_by_process": {
             name: round(1000.0 * value / max(1, completed_in_window), 2) for name, value in cpu.items()

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 from saga_orchestrator.clients import ClientFactory
@@ -79,6 +79,68 @@ async def _deliver(urls: list[str], token: str, concurrency: int) -> list[int]:
     return statuses
 
 
+class _Announcements:
+    """The callback URLs the parked executions log: ``LOG <url>`` lines on the server's stdout."""
+
+    def __init__(self, stdout: IO[str]) -> None:
+        self.urls: list[str] = []
+        self._announced = threading.Condition()
+        threading.Thread(target=self._read, args=(stdout,), daemon=True).start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            if line.startswith("LOG "):
+                with self._announced:
+                    self.urls.append(line[4:].strip())
+                    self._announced.notify_all()
+
+    def wait_for(self, count: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        with self._announced:
+            while len(self.urls) < count and time.monotonic() < deadline:
+                self._announced.wait(1.0)
+
+
+def _start_executions(grpc: str, count: int) -> tuple[float, float]:
+    """Deploy the parking workflow and start ``count`` executions: when they started, and how long it took."""
+    factory = ClientFactory({"WORKFLOWS_EMULATOR_HOST": grpc})
+    parent = "projects/local-project/locations/us-central1"
+    workflows = factory.workflows()
+    workflows.create_workflow(
+        request={"parent": parent, "workflow_id": "bench-park", "workflow": {"source_contents": WORKFLOW}}
+    ).result(timeout=60)
+    executions = factory.executions()
+    workflow = f"{parent}/workflows/bench-park"
+
+    def start(_: int) -> None:
+        executions.create_execution(request={"parent": workflow, "execution": {}})
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(start, range(count)))
+    return started, time.monotonic() - started
+
+
+def _await_succeeded(http: str, count: int, seconds: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + seconds
+    succeeded: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        succeeded = _admin(http, "SUCCEEDED")
+        if len(succeeded) >= count:
+            break
+        time.sleep(0.5)
+    return succeeded
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def run(count: int = 10_000) -> dict[str, Any]:
     process = subprocess.Popen(
         [sys.executable, "-m", "bench._workflows_server"],
@@ -89,39 +151,10 @@ def run(count: int = 10_000) -> dict[str, Any]:
     try:
         assert process.stdout is not None
         ready = json.loads(process.stdout.readline())
-        urls: list[str] = []
-        announced = threading.Condition()
-
-        def read_logs() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                if line.startswith("LOG "):
-                    with announced:
-                        urls.append(line[4:].strip())
-                        announced.notify_all()
-
-        threading.Thread(target=read_logs, daemon=True).start()
+        announcements = _Announcements(process.stdout)
         baseline_rss = _rss_mb(process.pid)
-        factory = ClientFactory({"WORKFLOWS_EMULATOR_HOST": ready["grpc"]})
-        parent = "projects/local-project/locations/us-central1"
-        workflows = factory.workflows()
-        workflows.create_workflow(
-            request={"parent": parent, "workflow_id": "bench-park", "workflow": {"source_contents": WORKFLOW}}
-        ).result(timeout=60)
-        executions = factory.executions()
-        workflow = f"{parent}/workflows/bench-park"
-
-        def start(_: int) -> None:
-            executions.create_execution(request={"parent": workflow, "execution": {}})
-
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(start, range(count)))
-        created = time.monotonic() - started
-        deadline = time.monotonic() + 300
-        with announced:
-            while len(urls) < count and time.monotonic() < deadline:
-                announced.wait(1.0)
+        started, created = _start_executions(ready["grpc"], count)
+        announcements.wait_for(count, 300)
         parked_at = time.monotonic()
         waiting = [
             e for e in _admin(ready["http"], "ACTIVE") if (e.get("currentStep") or {}).get("step") == "wait"
@@ -129,15 +162,9 @@ def run(count: int = 10_000) -> dict[str, Any]:
         parked_rss = _rss_mb(process.pid)
         drain_started_wall = time.time()
         drain_started = time.monotonic()
-        statuses = asyncio.run(_deliver(list(urls), ready["token"], concurrency=64))
+        statuses = asyncio.run(_deliver(list(announcements.urls), ready["token"], concurrency=64))
         delivered = time.monotonic() - drain_started
-        deadline = time.monotonic() + 300
-        succeeded: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            succeeded = _admin(ready["http"], "SUCCEEDED")
-            if len(succeeded) >= count:
-                break
-            time.sleep(0.5)
+        succeeded = _await_succeeded(ready["http"], count, 300)
         last_end = max((_epoch(e["endTime"]) for e in succeeded if e.get("endTime")), default=time.time())
         drain_seconds = max(last_end - drain_started_wall, delivered)
         peak = peak_rss_mb(process.pid)
@@ -156,9 +183,4 @@ def run(count: int = 10_000) -> dict[str, Any]:
             "per_parked_execution_kb": round((parked_rss - baseline_rss) * 1024 / count, 1),
         }
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)

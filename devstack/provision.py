@@ -93,42 +93,17 @@ def provision(
 ) -> Provisioned:
     """Create everything (see the module docstring). ``results_subscription``, when given, is a pull
     subscription on the result topic created before any saga can run, so no result is missed."""
-    project = settings.project_id
     request_topic = topic_path(settings, "SAGA_REQUEST_TOPIC")
     result_topic = topic_path(settings, "SAGA_RESULT_TOPIC")
-    publisher = factory.publisher()
-    for topic in (request_topic, result_topic):
-        _step(
-            f"topic {topic}",
-            lambda t=topic: _ignore_exists(lambda: publisher.create_topic(name=t, timeout=timeout)),
-        )
+    _create_topics(factory, (request_topic, result_topic), timeout)
 
     subscription = None
     if results_subscription:
-        subscription = f"projects/{project}/subscriptions/{results_subscription}"
-        subscriber = factory.subscriber()
-        _step(
-            f"subscription {subscription}",
-            lambda: _ignore_exists(
-                lambda: subscriber.create_subscription(
-                    request={"name": subscription, "topic": result_topic, "ack_deadline_seconds": 60},
-                    timeout=timeout,
-                )
-            ),
-        )
+        subscription = f"projects/{settings.project_id}/subscriptions/{results_subscription}"
+        _create_results_subscription(factory, subscription, result_topic, timeout)
 
     queue = _step("queue " + queue_path(settings), lambda: ensure_queue(factory, settings, timeout))
-
-    names: list[str] = []
-    for name in settings.secret_names():
-        if name not in secret_values:
-            raise ProvisionError(f"secret {name}: no value was generated for it")
-        names.append(
-            _step(
-                f"secret {name}",
-                lambda n=name: ensure_secret(factory, project, n, secret_values[n], timeout),
-            )
-        )
+    names = _create_secrets(factory, settings, secret_values, timeout)
 
     source = workflow_source if workflow_source is not None else WORKFLOW_FILE.read_text(encoding="utf-8")
     workflow = _step(
@@ -148,6 +123,47 @@ def provision(
         secrets=tuple(names),
         results_subscription=subscription,
     )
+
+
+def _create_topics(factory: ClientFactory, topics: tuple[str, ...], timeout: float) -> None:
+    publisher = factory.publisher()
+    for topic in topics:
+        _step(
+            f"topic {topic}",
+            lambda t=topic: _ignore_exists(lambda: publisher.create_topic(name=t, timeout=timeout)),
+        )
+
+
+def _create_results_subscription(
+    factory: ClientFactory, subscription: str, result_topic: str, timeout: float
+) -> None:
+    subscriber = factory.subscriber()
+    _step(
+        f"subscription {subscription}",
+        lambda: _ignore_exists(
+            lambda: subscriber.create_subscription(
+                request={"name": subscription, "topic": result_topic, "ack_deadline_seconds": 60},
+                timeout=timeout,
+            )
+        ),
+    )
+
+
+def _create_secrets(
+    factory: ClientFactory, settings: DeploymentSettings, secret_values: Mapping[str, str], timeout: float
+) -> list[str]:
+    """Every secret of ``SAGA_SECRETS`` with a new version; its names."""
+    names: list[str] = []
+    for name in settings.secret_names():
+        if name not in secret_values:
+            raise ProvisionError(f"secret {name}: no value was generated for it")
+        names.append(
+            _step(
+                f"secret {name}",
+                lambda n=name: ensure_secret(factory, settings.project_id, n, secret_values[n], timeout),
+            )
+        )
+    return names
 
 
 def _step(what: str, action: Any) -> Any:

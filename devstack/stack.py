@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from saga_orchestrator.clients import ClientFactory
+from saga_orchestrator.settings import DEFAULTS as SAGA_DEFAULTS
 
 from devstack.processes import (
     FUNCTION_SIGNATURES,
@@ -283,10 +284,17 @@ class LocalStack:
 
     def function_environment(self) -> dict[str, str]:
         """The environment of each function: the emulator variables, every SAGA_* of the settings and
-        ``LOCALCLOUD_INTERNAL_URL_PREFIXES``."""
+        ``LOCALCLOUD_INTERNAL_URL_PREFIXES``; ``SAGA_ALLOWED_HOSTS`` also lists the local Workflows
+        engine's HTTP address (``WORKFLOWS_HTTP_HOST``), where step_executor reports each step's outcome
+        (on Google Cloud that host is ``workflowexecutions.googleapis.com``, which the executor allows
+        itself)."""
+        saga = self.settings.saga_env()
+        saga["SAGA_ALLOWED_HOSTS"] = with_callback_host(
+            saga.get("SAGA_ALLOWED_HOSTS", ""), self.config.workflows_http
+        )
         return {
             **self.config.client_environment(),
-            **self.settings.saga_env(),
+            **saga,
             "LOCALCLOUD_INTERNAL_URL_PREFIXES": self.internal_url_prefixes(),
         }
 
@@ -404,10 +412,6 @@ class LocalStack:
         """DTM-style switch: the next ``count`` calls of ``service`` answer ``result``."""
         self.participant(service, "next", {"result": result, "count": count, "action": action, **extra})
 
-    def reset_participants(self) -> None:
-        for service in PARTICIPANTS:
-            self.participant(service, "reset", {})
-
     def summary(self) -> dict[str, str]:
         """Name -> address/URL of everything that listens."""
         addresses = {name: getattr(self.config, name) for name in _EMULATOR_VARS}
@@ -420,6 +424,18 @@ class LocalStack:
         )
         addresses.update(self.participant_urls)
         return addresses
+
+
+def with_callback_host(allowed_hosts: str, callback_host: str) -> str:
+    """``SAGA_ALLOWED_HOSTS`` plus the Workflows callback ``host:port``, unless listed already. Without
+    it, an allowlist restricted by port would refuse every task's callback (sagas would stall until
+    their waits end). An empty allowlist means the functions' default, which is kept."""
+    entries = [entry.strip() for entry in allowed_hosts.split(",") if entry.strip()]
+    if not entries:
+        entries = SAGA_DEFAULTS["SAGA_ALLOWED_HOSTS"].split(",")
+    if callback_host and callback_host.lower() not in (entry.lower() for entry in entries):
+        entries.append(callback_host)
+    return ",".join(entries)
 
 
 def _to_event(message: Any) -> ResultEvent:

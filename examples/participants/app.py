@@ -144,6 +144,22 @@ class Participant:
         return _json(answer.status, answer.body)
 
     async def _answer(self, request: web.Request, action: Action, record: CallRecord) -> Answer:
+        refused = await self._check_caller(request, record)
+        if refused is not None:
+            return refused
+        payload = await self._read_payload(request, record)
+        if isinstance(payload, Answer):
+            return payload
+        key = record.idempotency_key
+        if not key:
+            record.outcome = "bad request: no Idempotency-Key"
+            return Answer(
+                400, {"error": "INVALID_ARGUMENT", "message": "an Idempotency-Key header is required"}
+            )
+        return await self._carry_out(record, action, key, payload)
+
+    async def _check_caller(self, request: web.Request, record: CallRecord) -> Answer | None:
+        """The ID token, then (payment only) the API key: the refusal, or None to go on."""
         authorization = request.headers.get("Authorization", "")
         if not authorization.startswith("Bearer ") or not authorization[7:].strip():
             record.outcome = "unauthenticated: no bearer token"
@@ -165,7 +181,10 @@ class Participant:
                 return Answer(
                     403, {"error": "PERMISSION_DENIED", "message": f"a valid {API_KEY_HEADER} is required"}
                 )
+        return None
 
+    async def _read_payload(self, request: web.Request, record: CallRecord) -> dict[str, Any] | Answer:
+        """The JSON object body (an empty body or ``null`` is ``{}``), or the 400 answer."""
         try:
             body = await request.read()
             payload = json.loads(body) if body.strip() else {}
@@ -177,13 +196,12 @@ class Participant:
         if not isinstance(payload, dict):
             record.outcome = "bad request: body is not an object"
             return Answer(400, {"error": "INVALID_ARGUMENT", "message": "the body must be a JSON object"})
-        key = record.idempotency_key
-        if not key:
-            record.outcome = "bad request: no Idempotency-Key"
-            return Answer(
-                400, {"error": "INVALID_ARGUMENT", "message": "an Idempotency-Key header is required"}
-            )
+        return payload
 
+    async def _carry_out(
+        self, record: CallRecord, action: Action, key: str, payload: dict[str, Any]
+    ) -> Answer:
+        """Failure injection (armed rule, else ``simulate``), then the replay, barrier and effect."""
         attempt = self.ledger.count_attempt(key)
         try:
             injection = self.ledger.switch.take(action)
@@ -265,6 +283,56 @@ class Participant:
         return Answer(status, {"error": injection.result, "message": message})
 
 
+PARTICIPANT_KEY = web.AppKey("participant", Participant)
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[STOPPING_KEY].set()
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    await app[PARTICIPANT_KEY].verifier.close()
+
+
+async def _control_next(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _json(400, {"error": "INVALID_ARGUMENT", "message": "the body must be JSON"})
+    if not isinstance(body, dict):
+        return _json(400, {"error": "INVALID_ARGUMENT", "message": "the body must be a JSON object"})
+    ledger = request.app[LEDGER_KEY]
+    count = body.get("count", 1)
+    action = body.get("action")
+    try:
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise InjectionError("count must be an integer")
+        if action is not None and action not in ACTIONS:
+            raise InjectionError("action must be 'execute' or 'compensate'")
+        ledger.switch.arm(parse_injection(body), count, action)
+    except InjectionError as error:
+        return _json(400, {"error": "INVALID_ARGUMENT", "message": str(error)})
+    return _json(200, {"armed": ledger.switch.pending()})
+
+
+async def _control_calls(request: web.Request) -> web.Response:
+    return _json(200, [record.to_dict() for record in request.app[LEDGER_KEY].calls])
+
+
+async def _control_state(request: web.Request) -> web.Response:
+    return _json(200, {"service": request.app[CONFIG_KEY].service, **request.app[LEDGER_KEY].snapshot()})
+
+
+async def _control_reset(request: web.Request) -> web.Response:
+    request.app[LEDGER_KEY].reset()
+    return _json(200, {"reset": True})
+
+
+async def _control_health(request: web.Request) -> web.Response:
+    config = request.app[CONFIG_KEY]
+    return _json(200, {"service": config.service, "audiences": list(config.audiences)})
+
+
 def create_app(config: ParticipantConfig, ledger: Ledger | None = None) -> web.Application:
     """One participant service. ``ledger`` may be shared with a test to look at the state directly."""
     ledger = ledger if ledger is not None else Ledger()
@@ -274,55 +342,15 @@ def create_app(config: ParticipantConfig, ledger: Ledger | None = None) -> web.A
     app[LEDGER_KEY] = ledger
     app[CONFIG_KEY] = config
     app[STOPPING_KEY] = stopping
-
-    async def on_shutdown(app: web.Application) -> None:
-        stopping.set()
-
-    async def on_cleanup(app: web.Application) -> None:
-        await participant.verifier.close()
-
-    app.on_shutdown.append(on_shutdown)
-    app.on_cleanup.append(on_cleanup)
-
-    async def control_next(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _json(400, {"error": "INVALID_ARGUMENT", "message": "the body must be JSON"})
-        if not isinstance(body, dict):
-            return _json(400, {"error": "INVALID_ARGUMENT", "message": "the body must be a JSON object"})
-        count = body.get("count", 1)
-        action = body.get("action")
-        try:
-            if not isinstance(count, int) or isinstance(count, bool):
-                raise InjectionError("count must be an integer")
-            if action is not None and action not in ACTIONS:
-                raise InjectionError("action must be 'execute' or 'compensate'")
-            ledger.switch.arm(parse_injection(body), count, action)
-        except InjectionError as error:
-            return _json(400, {"error": "INVALID_ARGUMENT", "message": str(error)})
-        return _json(200, {"armed": ledger.switch.pending()})
-
-    async def control_calls(request: web.Request) -> web.Response:
-        return _json(200, [record.to_dict() for record in ledger.calls])
-
-    async def control_state(request: web.Request) -> web.Response:
-        return _json(200, {"service": config.service, **ledger.snapshot()})
-
-    async def control_reset(request: web.Request) -> web.Response:
-        ledger.reset()
-        return _json(200, {"reset": True})
-
-    async def control_health(request: web.Request) -> web.Response:
-        return _json(200, {"service": config.service, "audiences": list(config.audiences)})
-
-    app.router.add_post("/_control/next", control_next)
-    app.router.add_get("/_control/calls", control_calls)
-    app.router.add_get("/_control/state", control_state)
-    app.router.add_post("/_control/reset", control_reset)
-    app.router.add_get("/_control/health", control_health)
-    spec = SERVICES[config.service]
-    for path in (spec.execute_path, spec.compensate_path):
+    app[PARTICIPANT_KEY] = participant
+    app.on_shutdown.append(_on_shutdown)
+    app.on_cleanup.append(_on_cleanup)
+    app.router.add_post("/_control/next", _control_next)
+    app.router.add_get("/_control/calls", _control_calls)
+    app.router.add_get("/_control/state", _control_state)
+    app.router.add_post("/_control/reset", _control_reset)
+    app.router.add_get("/_control/health", _control_health)
+    for path in (participant.spec.execute_path, participant.spec.compensate_path):
         # Steps may choose their method; the participant accepts the usual ones on its endpoints.
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             app.router.add_route(method, path, participant.handle)

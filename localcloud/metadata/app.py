@@ -111,102 +111,136 @@ def jwks(authority: TokenAuthority) -> dict[str, object]:
     return {"keys": keys}
 
 
+ROOT = "/computeMetadata/v1"
+ACCOUNT = f"{ROOT}/instance/service-accounts/{{account}}"
+IDENTITY_KEY = web.AppKey("identity", MetadataIdentity)
+AUTHORITY_KEY = web.AppKey("authority", TokenAuthority)
+
+
+def _account_of(request: web.Request) -> str:
+    identity = request.app[IDENTITY_KEY]
+    name = request.match_info["account"]
+    if name not in ("default", identity.service_account_email):
+        raise web.HTTPNotFound(text="Not Found\n", content_type="application/text")
+    return identity.service_account_email
+
+
+async def _ping(request: web.Request) -> web.Response:
+    return _text("computeMetadata/\n")
+
+
+async def _versions(request: web.Request) -> web.Response:
+    return _text("v1/\n")
+
+
+async def _v1_root(request: web.Request) -> web.Response:
+    return _text("instance/\nproject/\n")
+
+
+async def _project_dir(request: web.Request) -> web.Response:
+    identity = request.app[IDENTITY_KEY]
+    if request.query.get("recursive") == "true":
+        return _json({"projectId": identity.project_id, "numericProjectId": int(identity.project_number)})
+    return _text("numeric-project-id\nproject-id\n")
+
+
+async def _project_id(request: web.Request) -> web.Response:
+    return _text(request.app[IDENTITY_KEY].project_id)
+
+
+async def _numeric_project_id(request: web.Request) -> web.Response:
+    return _text(request.app[IDENTITY_KEY].project_number)
+
+
+async def _instance_zone(request: web.Request) -> web.Response:
+    identity = request.app[IDENTITY_KEY]
+    return _text(f"projects/{identity.project_number}/zones/{identity.zone}")
+
+
+async def _accounts_dir(request: web.Request) -> web.Response:
+    return _text(f"default/\n{request.app[IDENTITY_KEY].service_account_email}/\n")
+
+
+async def _account_dir(request: web.Request) -> web.Response:
+    email = _account_of(request)
+    if request.query.get("recursive") == "true":
+        scopes = list(request.app[IDENTITY_KEY].scopes)
+        return _json({"aliases": ["default"], "email": email, "scopes": scopes})
+    return _text("aliases\nemail\nidentity\nscopes\ntoken\n")
+
+
+async def _account_email(request: web.Request) -> web.Response:
+    return _text(_account_of(request))
+
+
+async def _account_aliases(request: web.Request) -> web.Response:
+    _account_of(request)
+    return _text("default\n")
+
+
+async def _account_scopes(request: web.Request) -> web.Response:
+    _account_of(request)
+    return _text("".join(scope + "\n" for scope in request.app[IDENTITY_KEY].scopes))
+
+
+async def _account_token(request: web.Request) -> web.Response:
+    email = _account_of(request)
+    authority = request.app[AUTHORITY_KEY]
+    requested = request.query.get("scopes", "")
+    scopes = tuple(s for s in requested.split(",") if s) or request.app[IDENTITY_KEY].scopes
+    token = authority.mint_access_token(email, scopes)
+    # A reused token: its remaining life, as the real server answers.
+    expires_in = max(1, int(token.expires_at - authority.clock.now()))
+    return _json({"access_token": token.token, "expires_in": expires_in, "token_type": "Bearer"})
+
+
+async def _account_identity(request: web.Request) -> web.Response:
+    email = _account_of(request)
+    audience = request.query.get("audience", "")
+    if not audience:
+        return _text("non-empty audience parameter required\n", 400)
+    return _text(request.app[AUTHORITY_KEY].mint_id_token(audience, email))
+
+
+async def _certs_v1(request: web.Request) -> web.Response:
+    return _cacheable(_json(request.app[AUTHORITY_KEY].certificates()))
+
+
+async def _certs_v3(request: web.Request) -> web.Response:
+    return _cacheable(_json(jwks(request.app[AUTHORITY_KEY])))
+
+
+GET_ROUTES: tuple[tuple[str, Handler], ...] = (
+    ("/", _ping),
+    ("/computeMetadata/", _versions),
+    (f"{ROOT}/", _v1_root),
+    (f"{ROOT}/project/", _project_dir),
+    (f"{ROOT}/project/project-id", _project_id),
+    (f"{ROOT}/project/numeric-project-id", _numeric_project_id),
+    (f"{ROOT}/instance/zone", _instance_zone),
+    (f"{ROOT}/instance/service-accounts/", _accounts_dir),
+    (f"{ACCOUNT}/", _account_dir),
+    (f"{ACCOUNT}/email", _account_email),
+    (f"{ACCOUNT}/aliases", _account_aliases),
+    (f"{ACCOUNT}/scopes", _account_scopes),
+    (f"{ACCOUNT}/token", _account_token),
+    (f"{ACCOUNT}/identity", _account_identity),
+    ("/oauth2/v1/certs", _certs_v1),
+    ("/oauth2/v3/certs", _certs_v3),
+)
+# google-auth switches to POST (with a certificate chain body) for bound tokens; answer it the same way.
+POST_ROUTES: tuple[tuple[str, Handler], ...] = (
+    (f"{ACCOUNT}/token", _account_token),
+    (f"{ACCOUNT}/identity", _account_identity),
+)
+
+
 def create_app(identity: MetadataIdentity, authority: TokenAuthority) -> web.Application:
-    root = "/computeMetadata/v1"
-
-    def account_of(request: web.Request) -> str:
-        name = request.match_info["account"]
-        if name not in ("default", identity.service_account_email):
-            raise web.HTTPNotFound(text="Not Found\n", content_type="application/text")
-        return identity.service_account_email
-
-    async def ping(request: web.Request) -> web.Response:
-        return _text("computeMetadata/\n")
-
-    async def versions(request: web.Request) -> web.Response:
-        return _text("v1/\n")
-
-    async def v1_root(request: web.Request) -> web.Response:
-        return _text("instance/\nproject/\n")
-
-    async def project_dir(request: web.Request) -> web.Response:
-        if request.query.get("recursive") == "true":
-            return _json({"projectId": identity.project_id, "numericProjectId": int(identity.project_number)})
-        return _text("numeric-project-id\nproject-id\n")
-
-    async def project_id(request: web.Request) -> web.Response:
-        return _text(identity.project_id)
-
-    async def numeric_project_id(request: web.Request) -> web.Response:
-        return _text(identity.project_number)
-
-    async def instance_zone(request: web.Request) -> web.Response:
-        return _text(f"projects/{identity.project_number}/zones/{identity.zone}")
-
-    async def accounts_dir(request: web.Request) -> web.Response:
-        return _text(f"default/\n{identity.service_account_email}/\n")
-
-    async def account_dir(request: web.Request) -> web.Response:
-        email = account_of(request)
-        if request.query.get("recursive") == "true":
-            return _json({"aliases": ["default"], "email": email, "scopes": list(identity.scopes)})
-        return _text("aliases\nemail\nidentity\nscopes\ntoken\n")
-
-    async def account_email(request: web.Request) -> web.Response:
-        return _text(account_of(request))
-
-    async def account_aliases(request: web.Request) -> web.Response:
-        account_of(request)
-        return _text("default\n")
-
-    async def account_scopes(request: web.Request) -> web.Response:
-        account_of(request)
-        return _text("".join(scope + "\n" for scope in identity.scopes))
-
-    async def account_token(request: web.Request) -> web.Response:
-        email = account_of(request)
-        requested = request.query.get("scopes", "")
-        scopes = tuple(s for s in requested.split(",") if s) or identity.scopes
-        token = authority.mint_access_token(email, scopes)
-        # A reused token: its remaining life, as the real server answers.
-        expires_in = max(1, int(token.expires_at - authority.clock.now()))
-        return _json({"access_token": token.token, "expires_in": expires_in, "token_type": "Bearer"})
-
-    async def account_identity(request: web.Request) -> web.Response:
-        email = account_of(request)
-        audience = request.query.get("audience", "")
-        if not audience:
-            return _text("non-empty audience parameter required\n", 400)
-        return _text(authority.mint_id_token(audience, email))
-
-    async def certs_v1(request: web.Request) -> web.Response:
-        return _cacheable(_json(authority.certificates()))
-
-    async def certs_v3(request: web.Request) -> web.Response:
-        return _cacheable(_json(jwks(authority)))
-
     app = web.Application(middlewares=[_flavor])
-    routes = [
-        ("/", ping),
-        ("/computeMetadata/", versions),
-        (f"{root}/", v1_root),
-        (f"{root}/project/", project_dir),
-        (f"{root}/project/project-id", project_id),
-        (f"{root}/project/numeric-project-id", numeric_project_id),
-        (f"{root}/instance/zone", instance_zone),
-        (f"{root}/instance/service-accounts/", accounts_dir),
-        (f"{root}/instance/service-accounts/{{account}}/", account_dir),
-        (f"{root}/instance/service-accounts/{{account}}/email", account_email),
-        (f"{root}/instance/service-accounts/{{account}}/aliases", account_aliases),
-        (f"{root}/instance/service-accounts/{{account}}/scopes", account_scopes),
-        (f"{root}/instance/service-accounts/{{account}}/token", account_token),
-        (f"{root}/instance/service-accounts/{{account}}/identity", account_identity),
-        ("/oauth2/v1/certs", certs_v1),
-        ("/oauth2/v3/certs", certs_v3),
-    ]
-    for path, handler in routes:
+    app[IDENTITY_KEY] = identity
+    app[AUTHORITY_KEY] = authority
+    for path, handler in GET_ROUTES:
         app.router.add_get(path, handler)
-    # google-auth switches to POST (with a certificate chain body) for bound tokens; answer it the same way.
-    app.router.add_post(f"{root}/instance/service-accounts/{{account}}/token", account_token)
-    app.router.add_post(f"{root}/instance/service-accounts/{{account}}/identity", account_identity)
+    for path, handler in POST_ROUTES:
+        app.router.add_post(path, handler)
     return app

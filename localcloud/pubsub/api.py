@@ -21,18 +21,16 @@ from google.pubsub_v1.types import pubsub
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from localcloud._paging import Paging
 from localcloud.pubsub import names
-from localcloud.pubsub.state import (
+from localcloud.pubsub.protos import TopicPb, epoch_of, varint
+from localcloud.pubsub.records import Lease, SubscriptionState
+from localcloud.pubsub.state import PubSubState
+from localcloud.pubsub.validation import (
     MAX_ACK_DEADLINE_SECONDS,
     MAX_TOPIC_RETENTION_SECONDS,
     MIN_ACK_DEADLINE_SECONDS,
-    Lease,
-    PubSubState,
-    SubscriptionState,
-    TopicPb,
     check_retention,
-    epoch_of,
-    varint,
 )
 
 PB = {name: getattr(pubsub, name).pb() for name in dir(pubsub) if hasattr(getattr(pubsub, name), "pb")}
@@ -89,14 +87,8 @@ IAM_REQUESTS: dict[str, Any] = {
 }
 
 
-def _page(items: list[str], page_size: int, page_token: str) -> tuple[list[str], str]:
-    try:
-        start = int(page_token) if page_token else 0
-    except ValueError:
-        raise gexc.InvalidArgument(f"Invalid [page_token]: {page_token!r}") from None
-    size = page_size if page_size > 0 else 100
-    chunk = items[start : start + size]
-    return chunk, str(start + size) if start + size < len(items) else ""
+# Any integer is taken as an offset; past the end, the page is empty.
+PAGES = Paging(default_size=100, invalid_token_error="Invalid [page_token]: {token!r}", offsets_checked=False)
 
 
 def validate_publish(request: Any) -> None:
@@ -298,7 +290,7 @@ class PubSubApi:
     async def ListTopics(self, request: Any, context: Any) -> Any:
         project = names.project(request.project)
         prefix = f"projects/{project}/topics/"
-        items, token = _page(
+        items, token = PAGES.offset_page(
             sorted(n for n in self.state.topics if n.startswith(prefix)),
             request.page_size,
             request.page_token,
@@ -306,7 +298,7 @@ class PubSubApi:
         return PB["ListTopicsResponse"](topics=[self.state.topics[n] for n in items], next_page_token=token)
 
     async def ListTopicSubscriptions(self, request: Any, context: Any) -> Any:
-        items, token = _page(
+        items, token = PAGES.offset_page(
             self.state.topic_subscriptions(request.topic), request.page_size, request.page_token
         )
         return PB["ListTopicSubscriptionsResponse"](subscriptions=items, next_page_token=token)
@@ -344,7 +336,7 @@ class PubSubApi:
         project = names.project(request.project)
         prefix = f"projects/{project}/subscriptions/"
         subs = self.state.subscriptions
-        items, token = _page(
+        items, token = PAGES.offset_page(
             sorted(n for n in subs if n.startswith(prefix)), request.page_size, request.page_token
         )
         return PB["ListSubscriptionsResponse"](

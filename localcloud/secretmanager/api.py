@@ -6,35 +6,18 @@ Requests and responses are the raw protobuf classes behind the proto-plus types 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import grpc
-from google.api_core import exceptions as gexc
 from google.cloud.secretmanager_v1.types import resources, service
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2
 
+from localcloud._paging import CHECKED_OFFSETS
 from localcloud.secretmanager.state import SecretStore, State
 
-MAX_PAGE_SIZE = 25_000
+PAGES = CHECKED_OFFSETS
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-
-
-def page(items: Sequence[Any], page_size: int, page_token: str) -> tuple[Sequence[Any], str]:
-    """Offset-based pages; the token is the decimal offset of the next item."""
-    if page_size < 0:
-        raise gexc.InvalidArgument("page_size: must not be negative")
-    try:
-        start = int(page_token) if page_token else 0
-    except ValueError:
-        raise gexc.InvalidArgument(f"page_token: {page_token!r} is not a token this service issued") from None
-    if start < 0 or start > len(items):
-        raise gexc.InvalidArgument(f"page_token: {page_token!r} is not a token this service issued")
-    size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
-    chunk = items[start : start + size]
-    end = start + len(chunk)
-    return chunk, (str(end) if end < len(items) else "")
 
 
 class SecretManagerApi:
@@ -49,7 +32,7 @@ class SecretManagerApi:
 
     async def ListSecrets(self, request: Any, context: Context) -> Any:
         secrets = self.store.list_secrets(request.parent, request.filter)
-        chunk, token = page(secrets, request.page_size, request.page_token)
+        chunk, token = PAGES.offset_page(secrets, request.page_size, request.page_token)
         response = service.ListSecretsResponse.pb()(next_page_token=token, total_size=len(secrets))
         response.secrets.extend(chunk)
         return response
@@ -71,7 +54,7 @@ class SecretManagerApi:
 
     async def ListSecretVersions(self, request: Any, context: Context) -> Any:
         versions = self.store.list_versions(request.parent, request.filter)
-        chunk, token = page(versions, request.page_size, request.page_token)
+        chunk, token = PAGES.offset_page(versions, request.page_size, request.page_token)
         response = service.ListSecretVersionsResponse.pb()(next_page_token=token, total_size=len(versions))
         response.versions.extend(chunk)
         return response

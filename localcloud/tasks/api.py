@@ -16,11 +16,12 @@ from google.cloud.tasks_v2.types import cloudtasks
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2
 
-from localcloud.secretmanager.api import page
+from localcloud._paging import CHECKED_OFFSETS
 from localcloud.tasks.dispatcher import Dispatcher
 from localcloud.tasks.state import QueuePb, QueueState, TaskPb, TaskRecord, TasksState, View
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+PAGES = CHECKED_OFFSETS
 
 
 def task_view(task: TaskRecord, view: int) -> Any:
@@ -60,7 +61,7 @@ class CloudTasksApi:
 
     async def ListQueues(self, request: Any, context: Context) -> Any:
         queues = self.state.list_queues(request.parent, request.filter)
-        chunk, token = page(queues, request.page_size, request.page_token)
+        chunk, token = PAGES.offset_page(queues, request.page_size, request.page_token)
         response = cloudtasks.ListQueuesResponse.pb()(next_page_token=token)
         response.queues.extend(q.message for q in chunk)
         return response
@@ -110,7 +111,7 @@ class CloudTasksApi:
     async def ListTasks(self, request: Any, context: Context) -> Any:
         queue = self.state.queue(request.parent)
         tasks = sorted(queue.tasks.values(), key=lambda t: (t.schedule_time, t.name))
-        chunk, token = page(tasks, request.page_size, request.page_token)
+        chunk, token = PAGES.offset_page(tasks, request.page_size, request.page_token)
         response = cloudtasks.ListTasksResponse.pb()(next_page_token=token)
         response.tasks.extend(task_view(t, request.response_view) for t in chunk)
         return response

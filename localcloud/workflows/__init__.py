@@ -1,3 +1,8 @@
-"""A Cloud Workflows engine: an interpreter of the Workflows language (lexer → Pratt parser → typed AST →
-evaluator, never ``eval``) behind the real Workflows and Executions gRPC APIs, with HTTP callback
-endpoints, connectors routed to the local emulators, and per-execution billable step counts."""
+"""A Cloud Workflows engine, in three layers.
+
+``lang/``: the Workflows language (lexer, Pratt parser, typed AST, values, error tags). ``engine/``: YAML to
+AST, the deploy-time checks as one pass over the finished AST, expressions compiled once at load, the
+interpreter, the standard library and the billable-step meter. ``service/``: the real Workflows and Executions
+gRPC APIs around the engine, HTTP callback endpoints and admin pages, and connectors routed to the local
+emulators. Never ``eval``.
+"""

@@ -1,21 +1,20 @@
 """Google credentials for outgoing calls: OIDC ID tokens for participants, OAuth2 access tokens for
 Workflows callbacks. Both come from google-auth (the metadata server on Google Cloud, or whatever
 ``GCE_METADATA_HOST`` / ``GOOGLE_APPLICATION_CREDENTIALS`` point at), so the same code runs locally.
+Implements ``ports.TokenSource`` (re-exported here).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any
+
+from saga_orchestrator.ports import TokenSource
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
-
-class TokenSource(Protocol):
-    def id_token(self, audience: str) -> str: ...
-
-    def access_token(self) -> str: ...
+__all__ = ["CLOUD_PLATFORM_SCOPE", "GoogleTokenSource", "TokenSource"]
 
 
 # A cached ID token is replaced when it has less than this left (seconds).
@@ -59,19 +58,3 @@ class GoogleTokenSource:
             if not self._credentials.valid:
                 self._credentials.refresh(google.auth.transport.requests.Request())
             return str(self._credentials.token)
-
-
-class StaticTokenSource:
-    """Fixed tokens, for tests and for local tools that do not authenticate."""
-
-    def __init__(self, id_token: str = "test-id-token", access_token: str = "test-access-token") -> None:
-        self._id_token = id_token
-        self._access_token = access_token
-        self.audiences: list[str] = []
-
-    def id_token(self, audience: str) -> str:
-        self.audiences.append(audience)
-        return self._id_token
-
-    def access_token(self) -> str:
-        return self._access_token

@@ -15,9 +15,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from saga_orchestrator.auth import GoogleTokenSource, TokenSource
+from saga_orchestrator.auth import GoogleTokenSource
+from saga_orchestrator.ports import TokenSource
+
+if TYPE_CHECKING:
+    import grpc
+    from google.cloud import secretmanager, tasks_v2, workflows_v1
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.cloud.workflows import executions_v1
 
 T = TypeVar("T")
 
@@ -33,7 +40,7 @@ class ClientFactory:
     def __init__(self, env: Mapping[str, str], *, tokens: TokenSource | None = None) -> None:
         self._env = dict(env)
         self._clients: dict[str, Any] = {}
-        self._channels: list[Any] = []
+        self._channels: list[grpc.Channel] = []
         self._lock = threading.Lock()
         self._tokens = tokens
 
@@ -52,17 +59,15 @@ class ClientFactory:
                 self._clients[key] = build()
             return self._clients[key]  # type: ignore[no-any-return,unused-ignore]
 
-    def _channel(self, host: str) -> Any:
+    def _channel(self, host: str) -> grpc.Channel:
         import grpc
 
         channel = grpc.insecure_channel(host)
         self._channels.append(channel)
         return channel
 
-    def executions(self) -> Any:
-        """``google.cloud.workflows.executions_v1.ExecutionsClient``."""
-
-        def build() -> Any:
+    def executions(self) -> executions_v1.ExecutionsClient:
+        def build() -> executions_v1.ExecutionsClient:
             from google.cloud.workflows import executions_v1
             from google.cloud.workflows.executions_v1.services.executions.transports import (
                 ExecutionsGrpcTransport,
@@ -77,10 +82,10 @@ class ClientFactory:
 
         return self._get("executions", build)
 
-    def workflows(self) -> Any:
-        """``google.cloud.workflows_v1.WorkflowsClient`` (deploying and describing workflows)."""
+    def workflows(self) -> workflows_v1.WorkflowsClient:
+        """Deploying and describing workflows (the local runner's provisioning)."""
 
-        def build() -> Any:
+        def build() -> workflows_v1.WorkflowsClient:
             from google.cloud import workflows_v1
             from google.cloud.workflows_v1.services.workflows.transports import WorkflowsGrpcTransport
 
@@ -93,10 +98,8 @@ class ClientFactory:
 
         return self._get("workflows", build)
 
-    def tasks(self) -> Any:
-        """``google.cloud.tasks_v2.CloudTasksClient``."""
-
-        def build() -> Any:
+    def tasks(self) -> tasks_v2.CloudTasksClient:
+        def build() -> tasks_v2.CloudTasksClient:
             from google.cloud import tasks_v2
             from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 
@@ -109,49 +112,41 @@ class ClientFactory:
 
         return self._get("tasks", build)
 
-    def publisher(self, *, immediate: bool = False) -> Any:
-        """``google.cloud.pubsub_v1.PublisherClient``. By default it batches as the library does (a
-        message waits up to 10 ms for others); ``immediate=True`` gives a client of its own that sends
-        every message at once, for callers that publish one message and wait for its id."""
+    def publisher(self, *, immediate: bool = False) -> PublisherClient:
+        """By default it batches as the library does (a message waits up to 10 ms for others);
+        ``immediate=True`` gives a client of its own that sends every message at once, for callers that
+        publish one message and wait for its id."""
 
-        def build() -> Any:
-            from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+        def build() -> PublisherClient:
+            from google.cloud.pubsub_v1 import PublisherClient, types
             from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
             # A batch of one message is full, so it is sent the moment it is published; nothing is ever
             # left for the latency timer, whose thread would otherwise start with every message.
-            batching = (
-                pubsub_v1.types.BatchSettings(max_messages=1, max_latency=float("inf")) if immediate else ()
-            )
+            batching = types.BatchSettings(max_messages=1, max_latency=float("inf")) if immediate else ()
             host = self.emulator_host("pubsub")
             if host:
-                return pubsub_v1.PublisherClient(
+                return PublisherClient(
                     batching, transport=PublisherGrpcTransport(channel=self._channel(host))
                 )
-            return pubsub_v1.PublisherClient(batching)
+            return PublisherClient(batching)
 
         return self._get("publisher-immediate" if immediate else "publisher", build)
 
-    def subscriber(self) -> Any:
-        """``google.cloud.pubsub_v1.SubscriberClient``."""
-
-        def build() -> Any:
-            from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+    def subscriber(self) -> SubscriberClient:
+        def build() -> SubscriberClient:
+            from google.cloud.pubsub_v1 import SubscriberClient
             from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
             host = self.emulator_host("pubsub")
             if host:
-                return pubsub_v1.SubscriberClient(
-                    transport=SubscriberGrpcTransport(channel=self._channel(host))
-                )
-            return pubsub_v1.SubscriberClient()
+                return SubscriberClient(transport=SubscriberGrpcTransport(channel=self._channel(host)))
+            return SubscriberClient()
 
         return self._get("subscriber", build)
 
-    def secrets(self) -> Any:
-        """``google.cloud.secretmanager.SecretManagerServiceClient``."""
-
-        def build() -> Any:
+    def secrets(self) -> secretmanager.SecretManagerServiceClient:
+        def build() -> secretmanager.SecretManagerServiceClient:
             from google.cloud import secretmanager
             from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
                 SecretManagerServiceGrpcTransport,

@@ -12,10 +12,10 @@ from typing import Any
 
 from saga_orchestrator.events import encode_result, event_id, event_source
 from saga_orchestrator.logging import get_logger, log_context, trace_name
-from saga_orchestrator.participant import trace_id
+from saga_orchestrator.ports import Publisher
 from saga_orchestrator.result import SagaResult, parse_result
 from saga_orchestrator.settings import Settings
-from saga_orchestrator.starter import Publisher
+from saga_orchestrator.tracing import trace_id
 
 log = get_logger("saga_orchestrator.completion")
 

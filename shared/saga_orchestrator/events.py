@@ -11,7 +11,6 @@ yields the same id.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any
 
 from saga_orchestrator.errors import FieldError, InvalidRequestError
 from saga_orchestrator.result import SagaResult, parse_result
+from saga_orchestrator.times import utc_now_iso
 
 SPEC_VERSION = "1.0"
 TYPE_PREFIX = "dev.sagaorchestrator.saga.v1."
@@ -61,7 +61,7 @@ def event_id(result: SagaResult) -> str:
 
 
 def encode_result(result: SagaResult, *, source: str) -> PubsubMessage:
-    time = result.finished_at or _now()
+    time = result.finished_at or utc_now_iso()
     attributes = {
         "ce-specversion": SPEC_VERSION,
         "ce-type": EVENT_TYPES[result.status],
@@ -100,8 +100,3 @@ def decode_result(data: bytes, attributes: Mapping[str, str]) -> ResultEvent:
         time=attributes.get("ce-time", ""),
         result=result,
     )
-
-
-def _now() -> str:
-    moment = datetime.datetime.now(datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -15,19 +15,27 @@ least once and retries it with the queue's backoff while the answer is not 2xx. 
 
 A body without ``callback_url`` (the ``TaskManager`` envelope) follows the same rules without reporting.
 A body that cannot be understood is answered 200 (another try cannot fix it) after reporting
-``invalid`` when a callback URL is known.
+``invalid`` when a callback URL is known. A callback URL that egress refuses (``egress``: its host is
+not on the allowlist, or resolves to an internal or metadata address) is answered 200 ``refused`` at
+once, before the participant is called, with an error log naming the host: nobody could hear the
+outcome and another try gets the same answer; the saga's wait for the step ends at its bound.
+
+Every call (participant and callback) goes through ``egress.Egress``: the name is resolved with the
+executor's ``resolver`` (``socket.getaddrinfo`` unless a test injects one), every address is checked,
+and the connection is made to a checked address.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from saga_orchestrator.auth import TokenSource
+from saga_orchestrator.egress import Egress, EgressRefusedError, Resolver
 from saga_orchestrator.errors import (
     CallbackDeliveryError,
     FieldError,
@@ -35,26 +43,24 @@ from saga_orchestrator.errors import (
     ReferenceResolutionError,
     SecretAccessError,
 )
-from saga_orchestrator.httpclient import HttpCallError, HttpClient, default_client
 from saga_orchestrator.logging import get_logger, log_context, trace_name
-from saga_orchestrator.model import ActionSpec, SecretRef
-from saga_orchestrator.participant import CallContext, CallOutcome, prepare, send, trace_id
+from saga_orchestrator.model import ActionSpec
+from saga_orchestrator.participant import CallContext, CallOutcome, prepare, send
+from saga_orchestrator.ports import HttpCallError, HttpTransport, SecretSource, TokenSource
+
+if TYPE_CHECKING:
+    # participant.send still names the adapter's class; the port is what this module needs.
+    from saga_orchestrator.httpclient import HttpClient
 from saga_orchestrator.settings import Settings
-from saga_orchestrator.validation import host_error, parse_call
+from saga_orchestrator.tracing import trace_id
 
 log = get_logger("saga_orchestrator.executor")
 
-# Part of validation.ATTEMPT_OVERHEAD_SECONDS: one attempt must fit the Cloud Tasks dispatch deadline.
+# Part of budget.ATTEMPT_OVERHEAD_SECONDS: one attempt must fit the Cloud Tasks dispatch deadline.
 CALLBACK_TIMEOUT_SECONDS = 10.0
 # The callback's answer is not used; no more of it is read.
 CALLBACK_ANSWER_MAX_BYTES = 64 * 1024
 DEADLINE_MESSAGE = "the saga deadline passed before the step succeeded"
-# Workflows callback URLs on Google Cloud live here; locally the allowlist decides.
-WORKFLOWS_CALLBACK_HOST = "workflowexecutions.googleapis.com"
-
-
-class SecretSource(Protocol):
-    def get(self, ref: SecretRef) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,6 @@ class Reply:
 
     status_code: int
     body: dict[str, Any]
-
-
-Reporter = Callable[[str, dict[str, Any]], None]
 
 
 def parse_task(body: Any, settings: Settings) -> StepTask:
@@ -111,7 +114,7 @@ def parse_task(body: Any, settings: Settings) -> StepTask:
         deadline = None
     call = None
     try:
-        call = parse_call(body.get("call"), settings)
+        call = ActionSpec.from_dict(body.get("call"), settings)
     except InvalidRequestError as error:
         errors.extend(error.errors)
     if errors or call is None:
@@ -130,22 +133,14 @@ def parse_task(body: Any, settings: Settings) -> StepTask:
     )
 
 
-def callback_url_error(url: str, settings: Settings) -> str | None:
-    """The callback carries an OAuth2 access token: only the Workflows API (or an allowed host) gets it."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and (parts.hostname or "").lower() == WORKFLOWS_CALLBACK_HOST:
-        return None
-    return host_error(url, settings)
-
-
-def report(url: str, body: dict[str, Any], tokens: TokenSource, http: HttpClient | None = None) -> None:
+def report(url: str, body: dict[str, Any], tokens: TokenSource, http: HttpTransport) -> None:
     """POST the callback body with ``Authorization: Bearer <access token>``; raises ``CallbackDeliveryError``."""
     try:
         token = tokens.access_token()
     except Exception as error:
         raise CallbackDeliveryError(url, f"no access token ({type(error).__name__})") from None
     try:
-        answer = (http or default_client()).request(
+        answer = http.request(
             "POST",
             url,
             body=json.dumps(body, separators=(",", ":")).encode("utf-8"),
@@ -182,14 +177,20 @@ class StepExecutor:
         *,
         secrets: SecretSource,
         tokens: TokenSource,
-        http: HttpClient | None = None,
+        http: HttpClient,
         clock: Callable[[], float] = time.time,
+        resolver: Resolver = socket.getaddrinfo,
     ) -> None:
+        """``clock``: epoch seconds (saga deadlines). ``resolver``: how names become addresses, with
+        ``socket.getaddrinfo``'s signature."""
         self.settings = settings
         self._secrets = secrets
         self._tokens = tokens
-        self._http = http
         self._clock = clock
+        self._egress = Egress(settings, resolver=resolver)
+        self._http = http.guarded(self._egress.destination)
+        # The callback carries an OAuth2 access token: only the Workflows API or an allowed host gets it.
+        self._callback_http = http.guarded(functools.partial(self._egress.destination, callback=True))
 
     def handle(self, body: Any, headers: Mapping[str, str]) -> Reply:
         retry_count = _int_header(headers, "X-CloudTasks-TaskRetryCount")
@@ -207,10 +208,15 @@ class StepExecutor:
 
     def run(self, task: StepTask, attempt: int) -> Reply:
         if task.callback_url is not None:
-            problem = callback_url_error(task.callback_url, self.settings)
-            if problem:
-                log.error("refusing task: callback URL " + problem, action=task.action)
-                return Reply(200, {"outcome": "refused", "message": "callback_url " + problem})
+            refused = self._callback_refusal(task.callback_url)
+            if refused is not None:
+                log.error(
+                    f"refusing task: callback URL {refused.message}; the saga cannot hear from this step"
+                    " (list the Workflows callback host in SAGA_ALLOWED_HOSTS)",
+                    action=task.action,
+                    callback_host=refused.host,
+                )
+                return Reply(200, {"outcome": "refused", "message": "callback_url " + refused.message})
         max_attempts = task.call.max_attempts
         if self._past_deadline(task):
             # An execute is never started or retried after the saga deadline; compensations always run.
@@ -243,6 +249,17 @@ class StepExecutor:
             kind = "invalid" if outcome.status_code is None else "business"
             final = failed_body(kind, outcome.message, attempt, outcome.status_code)
         return self._finish(task, final)
+
+    def _callback_refusal(self, url: str) -> EgressRefusedError | None:
+        """Why egress refuses the callback URL, or None. A name that does not resolve now is not a
+        refusal: the report fails and Cloud Tasks retries (500)."""
+        try:
+            self._egress.destination(url, callback=True)
+        except EgressRefusedError as refused:
+            return refused
+        except HttpCallError:
+            return None
+        return None
 
     def _past_deadline(self, task: StepTask) -> bool:
         return task.action == "execute" and task.deadline is not None and self._clock() >= task.deadline
@@ -279,7 +296,7 @@ class StepExecutor:
         try:
             # The saga's one callback endpoint receives every action's outcome: name the action answered.
             answered = {**final, "step_index": task.step_index, "action": task.action}
-            report(task.callback_url, answered, self._tokens, self._http)
+            report(task.callback_url, answered, self._tokens, self._callback_http)
         except CallbackDeliveryError as error:
             if error.status_code == 404:
                 # The execution has ended (the saga finished without this answer, or it was a duplicate
@@ -300,11 +317,11 @@ class StepExecutor:
         )
         with log_context(saga_id=saga_id):
             log.warning("refusing an invalid task", errors=errors)
-            if isinstance(callback_url, str) and callback_url_error(callback_url, self.settings) is None:
+            if isinstance(callback_url, str) and self._callback_refusal(callback_url) is None:
                 final = failed_body("invalid", str(error), attempt)
                 final.update({key: body[key] for key in ("step_index", "action") if key in body})
                 try:
-                    report(callback_url, final, self._tokens, self._http)
+                    report(callback_url, final, self._tokens, self._callback_http)
                 except CallbackDeliveryError as delivery:
                     log.error(str(delivery))
                     return Reply(500, {"outcome": "callback_failed", "message": str(delivery)})

@@ -14,50 +14,44 @@ the session did and the saga relies on is kept here, explicitly:
 - TLS is always verified: against ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` (a file, or a directory
   of hashed certificates) when set, as requests would, else against certifi's bundle (requests'
   default);
-- calls go straight to the host: no proxy and no ``.netrc`` credentials from the environment.
+- calls go straight to the host: no proxy and no ``.netrc`` credentials from the environment;
+- a guarded client (``guarded(check)``, what step_executor uses) asks ``check`` for the call's
+  ``egress.Destination`` first (which resolves the name and checks every address, see ``egress``) and
+  connects only to those addresses, in order, trying the next one only when connecting was refused
+  (never after a timeout, and never once a request was sent): no second DNS lookup. ``Host:`` carries
+  the URL's host, and for https the TLS handshake sends it (SNI) and the certificate is verified
+  against it, not against the address. A refusal raises ``egress.EgressRefusedError`` (an
+  ``HttpCallError``) before any connection.
 
-Header values are never part of an error message.
+Header values are never part of an error message. Implements ``ports.HttpTransport`` (whose module
+also holds ``HttpAnswer`` and ``HttpCallError``, re-exported here).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import urllib3
 import urllib3.exceptions
+from urllib3.response import BaseHTTPResponse
+
+from saga_orchestrator.egress import Destination
+from saga_orchestrator.ports import HttpAnswer, HttpCallError
 
 USER_AGENT = "saga-orchestrator"
 CA_BUNDLE_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
-FailureKind = Literal["timeout", "connection", "request"]
+__all__ = ["CA_BUNDLE_VARS", "USER_AGENT", "HttpAnswer", "HttpCallError", "HttpClient", "default_client"]
 
 
-class HttpCallError(Exception):
-    """No HTTP answer. ``kind``: ``timeout`` (connecting or a read took too long), ``connection`` (could
-    not connect, TLS refused, or the peer dropped the connection), ``request`` (anything else, e.g. a
-    URL urllib3 cannot use)."""
-
-    def __init__(self, kind: FailureKind, message: str) -> None:
-        super().__init__(message)
-        self.kind: FailureKind = kind
-        self.message = message
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    status: int
-    body: bytes
-    content_type: str = ""
-    # The body was longer than ``max_body``: ``body`` holds its first ``max_body + 1`` bytes.
-    truncated: bool = False
+Check = Callable[[str], Destination]
 
 
 class HttpClient:
-    """Thread-safe; one per process."""
+    """Thread-safe; one per process (its ``guarded`` views share its pools)."""
 
     def __init__(self, *, ca_bundle: str | None = None, num_pools: int = 16, maxsize: int = 32) -> None:
         tls: dict[str, str] = {"cert_reqs": "CERT_REQUIRED"}
@@ -68,6 +62,14 @@ class HttpClient:
             tls["ca_certs"] = ca_bundle or _certifi_bundle()
         self.tls: Mapping[str, str] = tls
         self._pools = urllib3.PoolManager(num_pools, None, retries=False, maxsize=maxsize, **tls)
+        self._check: Check | None = None
+
+    def guarded(self, check: Check) -> HttpClient:
+        """A view of this client (same pools) that calls only where ``check`` says, e.g.
+        ``Egress(settings).destination``."""
+        view = object.__new__(HttpClient)
+        view.tls, view._pools, view._check = self.tls, self._pools, check
+        return view
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HttpClient:
@@ -89,17 +91,21 @@ class HttpClient:
         sent = dict(headers)
         if not any(name.lower() == "user-agent" for name in sent):
             sent["User-Agent"] = USER_AGENT
+        # Raises EgressRefusedError, or HttpCallError when the name does not resolve: before connecting.
+        destination = self._check(url) if self._check is not None else None
+        options: dict[str, Any] = {
+            "body": body,
+            "headers": sent,
+            "timeout": urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            "retries": False,
+            "redirect": False,
+            "preload_content": False,
+        }
         try:
-            response = self._pools.urlopen(
-                method,
-                url,
-                body=body,
-                headers=sent,
-                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-                retries=False,
-                redirect=False,
-                preload_content=False,
-            )
+            if destination is None:
+                response = self._pools.urlopen(method, url, **options)
+            else:
+                response = self._open(destination, method, options)
             try:
                 data = response.read(max_body + 1)
                 truncated = len(data) > max_body
@@ -117,6 +123,26 @@ class HttpClient:
         except urllib3.exceptions.HTTPError as error:
             raise HttpCallError("request", _describe(error)) from None
         return HttpAnswer(response.status, data, response.headers.get("Content-Type", ""), truncated)
+
+    def _open(self, destination: Destination, method: str, options: dict[str, Any]) -> BaseHTTPResponse:
+        """Send the request to the destination's first address that accepts a connection."""
+        if not any(name.lower() == "host" for name in options["headers"]):
+            options["headers"] = {**options["headers"], "Host": destination.host_header}
+        pool_kwargs: dict[str, Any] = {}
+        if destination.scheme == "https" and not destination.is_literal:
+            pool_kwargs = {"server_hostname": destination.host, "assert_hostname": destination.host}
+        refused: urllib3.exceptions.NewConnectionError | None = None
+        for address in destination.addresses:
+            pool = self._pools.connection_from_host(
+                address, destination.port, destination.scheme, pool_kwargs=pool_kwargs
+            )
+            try:
+                return pool.urlopen(method, destination.path, assert_same_host=False, **options)
+            except urllib3.exceptions.NewConnectionError as error:
+                refused = error  # not a timeout (ConnectTimeoutError): nothing was sent; try the next
+        if refused is None:
+            raise HttpCallError("connection", f"no address to connect to for {destination.host!r}")
+        raise refused
 
 
 def _describe(error: BaseException) -> str:

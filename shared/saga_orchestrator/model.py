@@ -3,23 +3,51 @@
 ``validation.validate_request`` turns either request form (the seed's flat steps or the richer per-step
 form) into a ``SagaRequest``; ``SagaRequest.to_argument()`` is exactly the JSON the Executions API gets,
 and ``ActionSpec.to_dict()`` is the ``call`` object the workflow hands to the step executor in each
-Cloud Task body. Secret headers are *names* of secrets, never values.
+Cloud Task body, which ``ActionSpec.from_dict`` reads back. Secret headers are *names* of secrets,
+never values.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
+
+from saga_orchestrator.checks import Auth, FieldChecks, json_problems
+from saga_orchestrator.errors import InvalidRequestError
+from saga_orchestrator.settings import Settings
 
 Action = Literal["execute", "compensate"]
-Auth = Literal["oidc", "none"]
 JSON = Any
 
 ACTIONS: tuple[Action, ...] = ("execute", "compensate")
-METHODS: tuple[str, ...] = ("POST", "PUT", "PATCH", "DELETE", "GET")
 # Executions API limit on the argument string (bytes of its UTF-8 encoding).
 MAX_ARGUMENT_BYTES = 32 * 1024
+# A saga id labels its execution, so it has the syntax of a Workflows label value (fullmatch).
+SAGA_ID_RE = re.compile(r"[a-z0-9_-]{1,63}")
+# The fields of an action in a saga request (attempts under ``retry``) and in a task's ``call`` (the
+# shape of ``ActionSpec.to_dict()``).
+REQUEST_ACTION_KEYS = frozenset(
+    {"url", "method", "payload", "headers", "secret_headers", "auth", "timeout_seconds", "retry"}
+)
+CALL_KEYS = (REQUEST_ACTION_KEYS - {"retry"}) | {"max_attempts"}
+
+
+def derive_saga_id(message_id: str) -> str:
+    """The saga id of a request without one: stable per Pub/Sub message, so a redelivery dedupes."""
+    return "saga-" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+
+
+def is_saga_id(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and SAGA_ID_RE.fullmatch(value) is not None
+
+
+def new_saga_id() -> str:
+    return "saga-" + uuid.uuid4().hex[:20]
 
 
 @dataclass(frozen=True)
@@ -64,6 +92,87 @@ class ActionSpec:
             "timeout_seconds": _number(self.timeout_seconds),
             "max_attempts": self.max_attempts,
         }
+
+    @classmethod
+    def from_dict(
+        cls,
+        call: Any,
+        settings: Settings,
+        *,
+        path: str = "call",
+        form: Literal["request", "call"] = "call",
+    ) -> ActionSpec:
+        """One action on its own: by default the step executor's view of a Cloud Task's ``call`` (the
+        shape of ``to_dict``); with ``form="request"`` an action as a request writes it (``TaskManager``).
+
+        It is checked with every rule of the door, the allowlist included, so no task body makes the
+        executor call a host it may not. ``$ref`` targets were checked at the door; here any step name is
+        accepted. A missing ``max_attempts`` is the execute default. Raises ``InvalidRequestError``
+        naming every bad field under ``path``."""
+        problems = json_problems(call, path)
+        if problems:  # nothing else can be checked safely
+            raise InvalidRequestError(problems)
+        checks = FieldChecks(settings)
+        spec = cls.read(
+            checks,
+            call,
+            path,
+            form=form,
+            default_attempts=settings.default_execute_max_attempts,
+            referable=None,
+        )
+        checks.raise_if_any()
+        assert spec is not None  # read() answers None only after recording why
+        return spec
+
+    @classmethod
+    def read(
+        cls,
+        checks: FieldChecks,
+        raw: Any,
+        path: str,
+        *,
+        form: Literal["request", "call"],
+        default_attempts: int,
+        referable: Collection[str] | None,
+    ) -> ActionSpec | None:
+        """An action in the request form (attempts under ``retry``) or the call form (``max_attempts``),
+        its problems added to ``checks``; None when it is not an object or has no URL.
+
+        ``referable``: the steps whose outputs ``$ref``s may name (None: any step)."""
+        if not isinstance(raw, dict):
+            checks.add(path, "must be an object")
+            return None
+        checks.unknown_keys(raw, REQUEST_ACTION_KEYS if form == "request" else CALL_KEYS, path)
+        url = checks.url(raw.get("url"), f"{path}.url")
+        method = checks.method(raw.get("method", "POST"), f"{path}.method")
+        payload = raw.get("payload", None if method in ("GET", "DELETE") else {})
+        checks.refs(payload, f"{path}.payload", referable)
+        headers = checks.headers(raw.get("headers", {}), f"{path}.headers", referable)
+        secrets = checks.secret_headers(raw.get("secret_headers", {}), f"{path}.secret_headers", headers)
+        auth = checks.auth(raw.get("auth", "oidc"), f"{path}.auth")
+        timeout = checks.timeout(
+            raw.get("timeout_seconds", checks.settings.default_step_timeout_seconds),
+            f"{path}.timeout_seconds",
+        )
+        if form == "request":
+            attempts = checks.retry(raw.get("retry", {}), f"{path}.retry", default_attempts)
+        else:
+            attempts = checks.attempts(
+                raw.get("max_attempts", default_attempts), f"{path}.max_attempts", default_attempts
+            )
+        if url is None:
+            return None
+        return cls(
+            url=url,
+            method=method,
+            payload=payload,
+            headers=headers,
+            secret_headers={name: SecretRef(*ref) for name, ref in secrets.items()},
+            auth=auth,
+            timeout_seconds=timeout,
+            max_attempts=attempts,
+        )
 
 
 @dataclass(frozen=True)

@@ -14,28 +14,30 @@ Every answer becomes a ``CallOutcome``; ``retryable`` is data on it:
 | 2xx, body not JSON                                     | success, output = body text | |
 | 2xx, body over MAX_OUTPUT_BYTES                        | business    | no (the saga compensates) |
 | 3xx (redirects are never followed: the allowlist)      | business    | no        |
+| not called: egress refused the host or its address    | business    | no        |
 | 408, 425, 429, 5xx                                     | transient   | yes       |
 | other 4xx (409, 422, ...)                              | business    | no        |
 | timeout, connection failure, token fetch failure       | transient   | yes       |
 
 Timeouts: ``timeout_seconds`` bounds connecting (at most ``CONNECT_TIMEOUT_SECONDS``) and each read of
-the response. The HTTP client (pools, TLS, no proxies) is ``saga_orchestrator.httpclient``.
+the response. The HTTP transport and the token source are ports (``ports.HttpTransport``,
+``ports.TokenSource``); the real ones are ``httpclient.HttpClient`` (pools, TLS, no proxies) and
+``auth.GoogleTokenSource``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from saga_orchestrator.auth import TokenSource
-from saga_orchestrator.httpclient import HttpCallError, HttpClient, default_client
+from saga_orchestrator.egress import EgressRefusedError
 from saga_orchestrator.model import Action, ActionSpec
+from saga_orchestrator.ports import HttpCallError, HttpTransport, TokenSource
 from saga_orchestrator.refs import resolve, resolve_header
+from saga_orchestrator.tracing import traceparent
 
 OutcomeKind = Literal["success", "business", "transient"]
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
@@ -82,18 +84,6 @@ class PreparedCall:
 
 def idempotency_key(saga_id: str, step_name: str, action: str) -> str:
     return f"{saga_id}:{step_name}:{action}"
-
-
-def traceparent(saga_id: str) -> str:
-    """W3C trace context: one trace id per saga (derived from its id), a fresh span per call."""
-    # A span id only has to be unique, not secret: the process's PRNG (seeded from the OS, and again
-    # in each forked worker) saves a system call per call. All zeros is not a valid span id.
-    return f"00-{trace_id(saga_id)}-{random.getrandbits(64) or 1:016x}-01"
-
-
-def trace_id(saga_id: str) -> str:
-    """32 hex characters, the same for every call and log line of one saga."""
-    return hashlib.sha256(saga_id.encode("utf-8")).hexdigest()[:32]
 
 
 def origin(url: str) -> str:
@@ -149,10 +139,10 @@ def prepare(
     )
 
 
-def send(call: PreparedCall, http: HttpClient | None = None) -> CallOutcome:
+def send(call: PreparedCall, http: HttpTransport) -> CallOutcome:
     """Make the HTTP call once and classify the answer. Never raises for network trouble."""
     try:
-        answer = (http or default_client()).request(
+        answer = http.request(
             call.method,
             call.url,
             headers=call.headers,
@@ -161,6 +151,9 @@ def send(call: PreparedCall, http: HttpClient | None = None) -> CallOutcome:
             read_timeout=call.timeout_seconds,
             max_body=MAX_OUTPUT_BYTES,
         )
+    except EgressRefusedError as refused:
+        # Before any connection; the same answer on every try (the executor reports it as invalid).
+        return CallOutcome("business", None, None, f"not called: {refused.message}")
     except HttpCallError as error:
         if error.kind == "timeout":
             return CallOutcome("transient", None, None, f"no answer within {call.timeout_seconds:g} s")

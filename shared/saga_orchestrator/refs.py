@@ -2,7 +2,8 @@
 
 A reference object is replaced by the value it names, wherever it appears in a payload (any depth) or as
 a header value (where the value must be a string, number or boolean; numbers and booleans are written
-as JSON). ``outputs`` maps step names to the outputs of the steps that succeeded before this call.
+as JSON; a value that is not a valid header value, such as text with a line break, fails the call as
+a business failure rather than on every attempt). ``outputs`` maps step names to the outputs of the steps that succeeded before this call.
 
 ``unknown`` names steps whose outcome is unknown (their wait ended before an answer): a reference into
 such a step's output resolves to null, so its compensation still reaches the participant, which undoes
@@ -12,11 +13,16 @@ whatever the saga step did (found by ``X-Saga-Id`` / ``X-Saga-Step``) or nothing
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from saga_orchestrator.errors import ReferenceResolutionError
-from saga_orchestrator.validation import REF_RE
+
+# Both matched with fullmatch.
+REF_RE = re.compile(r"steps\.([A-Za-z0-9_-]{1,63})\.output((?:\.[A-Za-z0-9_-]+)*)")
+# A header value http.client sends as given: printable ASCII, spaces and tabs, no line break.
+HEADER_VALUE_RE = re.compile(r"[\t\x20-\x7e]*")
 
 
 def is_ref(value: Any) -> bool:
@@ -24,7 +30,7 @@ def is_ref(value: Any) -> bool:
 
 
 def lookup(ref: str, outputs: Mapping[str, Any], unknown: Collection[str] = ()) -> Any:
-    match = REF_RE.match(ref)
+    match = REF_RE.fullmatch(ref)
     if not match:
         raise ReferenceResolutionError(ref, "must look like steps.<name>.output[.<key>...]")
     step, rest = match.group(1), match.group(2)
@@ -68,11 +74,15 @@ def resolve_header(value: Any, outputs: Mapping[str, Any], unknown: Collection[s
     resolved = resolve(value, outputs, unknown)
     if resolved is None and unknown:
         return ""
+    ref = value["$ref"] if is_ref(value) else "?"
     if isinstance(resolved, str):
+        if not HEADER_VALUE_RE.fullmatch(resolved):
+            raise ReferenceResolutionError(
+                ref, "a header value must be printable ASCII, spaces and tabs (no line break or control)"
+            )
         return resolved
     if isinstance(resolved, bool | int | float):
         return json.dumps(resolved)
-    ref = value["$ref"] if is_ref(value) else "?"
     raise ReferenceResolutionError(
         ref, f"a header value must be a string, number or boolean, not {type(resolved).__name__}"
     )

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from saga_orchestrator.errors import FieldError, InvalidRequestError
 
-SagaStatus = Literal["succeeded", "compensated", "failed", "rejected"]
+# How a saga ended (``SagaStatus`` is the seed API's view of an execution, ``ports.SagaStatus``).
+SagaOutcome = Literal["succeeded", "compensated", "failed", "rejected"]
 SAGA_STATUSES: tuple[str, ...] = ("succeeded", "compensated", "failed", "rejected")
 STEP_STATUSES: tuple[str, ...] = (
     "succeeded",
@@ -64,7 +65,7 @@ class StepResult:
 @dataclass(frozen=True)
 class SagaResult:
     saga_id: str
-    status: SagaStatus
+    status: SagaOutcome
     execution: str | None
     failed_step: str | None = None
     reason: str | None = None
@@ -117,6 +118,14 @@ def rejected_result(
     )
 
 
+def _required_str(data: dict[str, Any], key: str, path: str, errors: list[FieldError]) -> str:
+    value = data.get(key)
+    if isinstance(value, str) and value:
+        return value
+    errors.append(FieldError(f"{path}{key}", "is required and must be a string"))
+    return ""
+
+
 def _opt_str(data: dict[str, Any], key: str, path: str, errors: list[FieldError]) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
@@ -131,10 +140,7 @@ def _action(raw: Any, path: str, errors: list[FieldError]) -> ActionResult | Non
     if not isinstance(raw, dict):
         errors.append(FieldError(path, "must be an object or null"))
         return None
-    status = raw.get("status")
-    if not isinstance(status, str) or not status:
-        errors.append(FieldError(f"{path}.status", "is required and must be a string"))
-        status = ""
+    status = _required_str(raw, "status", f"{path}.", errors)
     attempts = raw.get("attempts", 0)
     if attempts is not None and (not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0):
         errors.append(FieldError(f"{path}.attempts", "must be a non-negative integer or null (unknown)"))
@@ -158,56 +164,10 @@ def parse_result(data: Any) -> SagaResult:
     if not isinstance(data, dict):
         raise InvalidRequestError([FieldError("", "the result must be a JSON object")])
     errors: list[FieldError] = []
-    saga_id = data.get("saga_id")
-    if not isinstance(saga_id, str) or not saga_id:
-        errors.append(FieldError("saga_id", "is required and must be a string"))
-    status = data.get("status")
-    if status not in SAGA_STATUSES:
-        errors.append(FieldError("status", f"must be one of {', '.join(SAGA_STATUSES)}"))
-    execution = data.get("execution")
-    if status != "rejected" and (not isinstance(execution, str) or "/executions/" not in execution):
-        errors.append(FieldError("execution", "is required: projects/P/locations/L/workflows/W/executions/E"))
-    metadata = data.get("metadata", {})
-    if metadata is None:
-        metadata = {}
-    if not isinstance(metadata, dict):
-        errors.append(FieldError("metadata", "must be an object"))
-        metadata = {}
-    steps: list[StepResult] = []
-    raw_steps = data.get("steps", [])
-    if not isinstance(raw_steps, list):
-        errors.append(FieldError("steps", "must be a list"))
-        raw_steps = []
-    for index, raw in enumerate(raw_steps):
-        path = f"steps[{index}]"
-        if not isinstance(raw, dict):
-            errors.append(FieldError(path, "must be an object"))
-            continue
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            errors.append(FieldError(f"{path}.name", "is required and must be a string"))
-        step_status = raw.get("status")
-        if step_status not in STEP_STATUSES:
-            errors.append(FieldError(f"{path}.status", f"must be one of {', '.join(STEP_STATUSES)}"))
-        steps.append(
-            StepResult(
-                name=str(name),
-                status=str(step_status),
-                execute=_action(raw.get("execute"), f"{path}.execute", errors),
-                compensate=_action(raw.get("compensate"), f"{path}.compensate", errors),
-            )
-        )
-    raw_errors = data.get("errors", [])
-    field_errors: list[FieldError] = []
-    if isinstance(raw_errors, list):
-        for item in raw_errors:
-            if isinstance(item, dict) and isinstance(item.get("message"), str):
-                field_errors.append(FieldError(str(item.get("field", "")), item["message"]))
-            else:
-                errors.append(FieldError("errors", "each entry must be {field, message}"))
-                break
-    else:
-        errors.append(FieldError("errors", "must be a list"))
+    saga_id, status, execution = _identity(data, errors)
+    metadata = _metadata(data.get("metadata", {}), errors)
+    steps = _steps(data.get("steps", []), errors)
+    field_errors = _field_errors(data.get("errors", []), errors)
     failed_step = _opt_str(data, "failed_step", "", errors)
     reason = _opt_str(data, "reason", "", errors)
     started_at = _opt_str(data, "started_at", "", errors)
@@ -216,9 +176,9 @@ def parse_result(data: Any) -> SagaResult:
     if errors:
         raise InvalidRequestError(errors)
     return SagaResult(
-        saga_id=str(saga_id),
-        status=status,  # type: ignore[arg-type]
-        execution=execution if isinstance(execution, str) else None,
+        saga_id=saga_id,
+        status=status,
+        execution=execution,
         failed_step=failed_step,
         reason=reason,
         steps=tuple(steps),
@@ -228,3 +188,62 @@ def parse_result(data: Any) -> SagaResult:
         errors=tuple(field_errors),
         event_id=event_id,
     )
+
+
+def _identity(data: dict[str, Any], errors: list[FieldError]) -> tuple[str, SagaOutcome, str | None]:
+    """Saga id, outcome and execution name (every outcome but ``rejected`` comes from an execution)."""
+    saga_id = _required_str(data, "saga_id", "", errors)
+    status: Any = data.get("status")  # an outcome once it passes this check; else never used
+    if status not in SAGA_STATUSES:
+        errors.append(FieldError("status", f"must be one of {', '.join(SAGA_STATUSES)}"))
+    execution = data.get("execution")
+    if status != "rejected" and (not isinstance(execution, str) or "/executions/" not in execution):
+        errors.append(FieldError("execution", "is required: projects/P/locations/L/workflows/W/executions/E"))
+    return saga_id, status, execution if isinstance(execution, str) else None
+
+
+def _metadata(metadata: Any, errors: list[FieldError]) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        errors.append(FieldError("metadata", "must be an object"))
+        return {}
+    return metadata
+
+
+def _steps(raw_steps: Any, errors: list[FieldError]) -> list[StepResult]:
+    if not isinstance(raw_steps, list):
+        errors.append(FieldError("steps", "must be a list"))
+        return []
+    steps = (_step(raw, f"steps[{index}]", errors) for index, raw in enumerate(raw_steps))
+    return [step for step in steps if step is not None]
+
+
+def _step(raw: Any, path: str, errors: list[FieldError]) -> StepResult | None:
+    if not isinstance(raw, dict):
+        errors.append(FieldError(path, "must be an object"))
+        return None
+    name = _required_str(raw, "name", f"{path}.", errors)
+    status = raw.get("status")
+    if status not in STEP_STATUSES:
+        errors.append(FieldError(f"{path}.status", f"must be one of {', '.join(STEP_STATUSES)}"))
+    return StepResult(
+        name=name,
+        status=str(status),
+        execute=_action(raw.get("execute"), f"{path}.execute", errors),
+        compensate=_action(raw.get("compensate"), f"{path}.compensate", errors),
+    )
+
+
+def _field_errors(raw_errors: Any, errors: list[FieldError]) -> list[FieldError]:
+    """The ``errors`` of a ``rejected`` result: ``[{field, message}]``."""
+    if not isinstance(raw_errors, list):
+        errors.append(FieldError("errors", "must be a list"))
+        return []
+    found: list[FieldError] = []
+    for item in raw_errors:
+        if not isinstance(item, dict) or not isinstance(item.get("message"), str):
+            errors.append(FieldError("errors", "each entry must be {field, message}"))
+            break
+        found.append(FieldError(str(item.get("field", "")), item["message"]))
+    return found

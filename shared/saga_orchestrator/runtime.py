@@ -12,17 +12,16 @@ of start_saga's rejections, step_executor's Secret Manager client) on the first 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from saga_orchestrator.clients import ClientFactory
 from saga_orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from saga_orchestrator.executor import StepExecutor
-    from saga_orchestrator.model import SagaRequest
-    from saga_orchestrator.starter import PubsubPublisher, SagaStarter
-    from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator, StartOutcome
+    from saga_orchestrator.pubsub import PubsubPublisher
+    from saga_orchestrator.starter import SagaStarter
 
 
 class FunctionRuntime:
@@ -35,27 +34,25 @@ class FunctionRuntime:
         self._publisher: PubsubPublisher | None = None
 
     def publisher(self) -> PubsubPublisher:
-        from saga_orchestrator.starter import PubsubPublisher
+        from saga_orchestrator.pubsub import PubsubPublisher
 
         with self._lock:
             if self._publisher is None:
                 # One result per call, and the caller waits for its id: no batching delay.
-                client = _Deferred(lambda: self.clients.publisher(immediate=True))
-                self._publisher = PubsubPublisher(client, self.settings.result_topic_path)
+                self._publisher = PubsubPublisher(
+                    lambda: self.clients.publisher(immediate=True), self.settings.result_topic_path
+                )
             return self._publisher
 
     def starter(self) -> SagaStarter:
+        from saga_orchestrator.executions import WorkflowExecutions
         from saga_orchestrator.starter import SagaStarter
-        from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
         publisher = self.publisher()
         with self._lock:
             if self._starter is None:
-                s = self.settings
-                orchestrator = SagaOrchestrator(
-                    s.project_id, s.location, s.workflow, clients=self.clients, settings=s
-                )
-                self._starter = SagaStarter(s, starter=_StartAfterLookup(orchestrator), publisher=publisher)
+                executions = WorkflowExecutions(self.clients.executions, self.settings.workflow_path)
+                self._starter = SagaStarter(self.settings, executions=executions, publisher=publisher)
             return self._starter
 
     def executor(self) -> StepExecutor:
@@ -66,44 +63,10 @@ class FunctionRuntime:
         with self._lock:
             if self._executor is None:
                 s = self.settings
-                secrets = SecretReader(
-                    _Deferred(self.clients.secrets), s.project_id, ttl_seconds=s.secret_cache_seconds
-                )
+                secrets = SecretReader(self.clients.secrets, s.project_id, ttl_seconds=s.secret_cache_seconds)
                 http = HttpClient.from_env(self.clients.env)
                 self._executor = StepExecutor(s, secrets=secrets, tokens=self.clients.tokens(), http=http)
             return self._executor
-
-
-class _Deferred:
-    """Stands for the object ``build()`` returns, built on the first attribute access (thread-safe)."""
-
-    def __init__(self, build: Callable[[], Any]) -> None:
-        self._build = build
-        self._target: Any = None
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        target = self._target
-        if target is None:
-            with self._lock:
-                if self._target is None:
-                    self._target = self._build()
-                target = self._target
-        return getattr(target, name)
-
-
-class _StartAfterLookup:
-    """``SagaStarter`` looks the saga id up before it starts: the start then only creates the execution
-    (``SagaOrchestrator.start`` alone would list the executions a second time)."""
-
-    def __init__(self, orchestrator: SagaOrchestrator) -> None:
-        self._orchestrator = orchestrator
-
-    def find_execution(self, saga_id: str) -> str | None:
-        return self._orchestrator.find_execution(saga_id)
-
-    def start(self, request: SagaRequest) -> StartOutcome:
-        return self._orchestrator.create(request)
 
 
 _current: FunctionRuntime | None = None

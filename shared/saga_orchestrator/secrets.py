@@ -11,19 +11,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from saga_orchestrator.errors import SecretAccessError
 from saga_orchestrator.model import SecretRef
 
+if TYPE_CHECKING:
+    from google.cloud.secretmanager import SecretManagerServiceClient
+
 
 class SecretReader:
-    """Thread-safe. ``client`` is a ``SecretManagerServiceClient`` (or anything with its
-    ``access_secret_version(request=...)``); ``clock`` returns monotonic seconds."""
+    """Implements ``ports.SecretSource``; thread-safe. ``client`` gives the ``SecretManagerServiceClient``
+    when a value must be read (a process that reads no secret never builds one); ``clock`` returns
+    monotonic seconds."""
 
     def __init__(
         self,
-        client: Any,
+        client: Callable[[], SecretManagerServiceClient],
         project_id: str,
         *,
         ttl_seconds: float = 60,
@@ -63,7 +67,7 @@ class SecretReader:
             gexc.Unauthenticated,
         )
         try:
-            response = self._client.access_secret_version(request={"name": name})
+            response = self._client().access_secret_version(request={"name": name})
         except permanent as error:
             raise SecretAccessError(
                 name, f"{type(error).__name__}: {error.message}", retryable=False

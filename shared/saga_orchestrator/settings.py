@@ -33,9 +33,6 @@ DEFAULTS: dict[str, str] = {
     "SAGA_SECRET_CACHE_SECONDS": "60",
 }
 
-# Hosts a participant URL may never name, whatever the allowlist says.
-ALWAYS_DENIED_HOSTS: tuple[str, ...] = ("metadata.google.internal", "metadata", "169.254.169.254")
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -104,25 +101,31 @@ class Settings:
             secret_cache_seconds=number("SAGA_SECRET_CACHE_SECONDS", float, 0),
             metadata_host=(env.get("GCE_METADATA_HOST") or "").strip().lower() or None,
         )
-        if settings.queue_max_backoff_seconds < settings.queue_min_backoff_seconds:
+        errors.extend(settings._limit_errors())
+        if errors:
+            raise InvalidRequestError(errors)
+        return settings
+
+    def _limit_errors(self) -> list[FieldError]:
+        """Values that are well formed alone but break a limit of Cloud Tasks or another setting."""
+        errors: list[FieldError] = []
+        if self.queue_max_backoff_seconds < self.queue_min_backoff_seconds:
             errors.append(
                 FieldError(
                     "SAGA_QUEUE_MAX_BACKOFF_SECONDS", "must not be less than SAGA_QUEUE_MIN_BACKOFF_SECONDS"
                 )
             )
-        if settings.dispatch_deadline_seconds > 1800:
+        if self.dispatch_deadline_seconds > 1800:
             errors.append(
                 FieldError("SAGA_DISPATCH_DEADLINE_SECONDS", "must be at most 1800 (Cloud Tasks limit)")
             )
         for name, value in (
-            ("SAGA_DEFAULT_EXECUTE_MAX_ATTEMPTS", settings.default_execute_max_attempts),
-            ("SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS", settings.default_compensate_max_attempts),
+            ("SAGA_DEFAULT_EXECUTE_MAX_ATTEMPTS", self.default_execute_max_attempts),
+            ("SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS", self.default_compensate_max_attempts),
         ):
-            if value > settings.queue_max_attempts:
+            if value > self.queue_max_attempts:
                 errors.append(FieldError(name, "must not exceed SAGA_QUEUE_MAX_ATTEMPTS"))
-        if errors:
-            raise InvalidRequestError(errors)
-        return settings
+        return errors
 
     @property
     def workflow_path(self) -> str:

@@ -5,31 +5,34 @@ Pub/Sub message id) labels the execution, and an existing execution with that la
 started". An invalid request is answered with a ``rejected`` result on ``saga-results`` and then
 acknowledged (never redelivered); any other failure (Workflows or Pub/Sub unavailable) propagates so the
 event is redelivered.
+
+Every message gets exactly one answer. Decoding and validation are total (``validation``); should they
+still raise something else, that is a defect, and the message is rejected naming it (logged as an
+error) rather than redelivered for a day. The saga id of a rejection is the request's when it is a valid
+saga id, else the one derived from the Pub/Sub message id; its metadata is echoed only when it is an
+object of JSON text.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import json
+import traceback
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from saga_orchestrator.checks import json_problems, readable
 from saga_orchestrator.errors import FieldError, InvalidRequestError
-from saga_orchestrator.events import PubsubMessage, encode_result, event_source
+from saga_orchestrator.events import encode_result, event_source
 from saga_orchestrator.logging import get_logger, log_context, trace_name
-from saga_orchestrator.model import SagaRequest
-from saga_orchestrator.participant import trace_id
+from saga_orchestrator.model import SagaRequest, derive_saga_id, is_saga_id
+from saga_orchestrator.ports import Publisher, SagaExecutions
 from saga_orchestrator.result import rejected_result
 from saga_orchestrator.settings import Settings
-from saga_orchestrator.validation import (
-    SAGA_ID_RE,
-    decode_request,
-    derive_saga_id,
-    utc_now_iso,
-    validate_request,
-)
+from saga_orchestrator.times import normalize_time, utc_now_iso
+from saga_orchestrator.tracing import trace_id
+from saga_orchestrator.validation import decode_request, validate_request
 
 log = get_logger("saga_orchestrator.starter")
 
@@ -40,18 +43,6 @@ class RequestMessage:
     publish_time: str | None
     data: bytes
     attributes: dict[str, str] = field(default_factory=dict)
-
-
-class Starter(Protocol):
-    """Starts the saga workflow; ``SagaOrchestrator`` is the real one."""
-
-    def find_execution(self, saga_id: str) -> str | None: ...
-
-    def start(self, request: SagaRequest) -> Any: ...
-
-
-class Publisher(Protocol):
-    def publish(self, message: PubsubMessage) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -77,9 +68,11 @@ def decode_event(event_id: str | None, data: Any) -> RequestMessage:
         raise InvalidRequestError([FieldError("message", "the event data has no Pub/Sub message")])
     message = data["message"]
     message_id = message.get("messageId") or message.get("message_id") or event_id
-    if not isinstance(message_id, str) or not message_id:
+    if not isinstance(message_id, str) or not message_id or json_problems(message_id):
         raise InvalidRequestError([FieldError("message.messageId", "is missing")])
     publish_time = message.get("publishTime") or message.get("publish_time")
+    if json_problems(publish_time):
+        publish_time = None
     attributes = message.get("attributes") or {}
     raw = message.get("data")
     if raw is None or raw == "":
@@ -92,24 +85,26 @@ def decode_event(event_id: str | None, data: Any) -> RequestMessage:
         raise InvalidRequestError([FieldError("", "the message data is not valid base64")]) from None
     return RequestMessage(
         message_id=message_id,
-        publish_time=_normalize_time(publish_time) if isinstance(publish_time, str) else None,
+        publish_time=normalize_time(publish_time) if isinstance(publish_time, str) else None,
         data=decoded,
         attributes={str(k): str(v) for k, v in attributes.items()} if isinstance(attributes, dict) else {},
     )
 
 
 class SagaStarter:
-    def __init__(self, settings: Settings, *, starter: Starter, publisher: Publisher) -> None:
+    def __init__(self, settings: Settings, *, executions: SagaExecutions, publisher: Publisher) -> None:
         self.settings = settings
-        self._starter = starter
+        self._executions = executions
         self._publisher = publisher
 
     def handle_event(self, event_id: str | None, data: Any) -> StartResult:
+        fallback = event_id if isinstance(event_id, str) and event_id else "unknown"
         try:
             message = decode_event(event_id, data)
         except InvalidRequestError as error:
-            fallback = event_id or "unknown"
             return self._reject(derive_saga_id(fallback), error.errors, fallback, None)
+        except Exception as error:  # a defect: answer it rather than have the event redelivered
+            return self._reject(derive_saga_id(fallback), [_defect(error)], fallback, None)
         return self.handle_message(message)
 
     def handle_message(self, message: RequestMessage) -> StartResult:
@@ -120,35 +115,39 @@ class SagaStarter:
                 raw, self.settings, message_id=message.message_id, requested_at=message.publish_time
             )
         except InvalidRequestError as error:
-            given = raw.get("saga_id") if isinstance(raw, dict) else None
-            saga_id = (
-                given
-                if isinstance(given, str) and SAGA_ID_RE.match(given)
-                else derive_saga_id(message.message_id)
-            )
-            metadata = (
-                raw.get("metadata")
-                if isinstance(raw, dict) and isinstance(raw.get("metadata"), dict)
-                else None
-            )
-            return self._reject(saga_id, error.errors, message.message_id, metadata)
+            return self._reject_request(raw, error.errors, message.message_id)
+        except Exception as error:  # a defect: answer it rather than have the event redelivered
+            return self._reject_request(raw, [_defect(error)], message.message_id)
+        return self._start(request)
+
+    def _start(self, request: SagaRequest) -> StartResult:
+        """At most one execution per saga id: an existing one makes the request a duplicate."""
         trace = trace_name(self.settings.project_id, trace_id(request.saga_id))
         with log_context(saga_id=request.saga_id, trace=trace):
-            existing = self._starter.find_execution(request.saga_id)
+            existing = self._executions.find(request.saga_id)
             if existing:
                 log.info("duplicate request: the saga was already started", execution=existing)
                 return StartResult("duplicate", request.saga_id, existing)
-            started = self._starter.start(request)
-            name = getattr(started, "execution_name", started)
-            if not getattr(started, "created", True):  # another start of this saga won the race
-                log.info("duplicate request: the saga was already started", execution=name)
-                return StartResult("duplicate", request.saga_id, str(name))
-            log.info("saga started", execution=name, steps=len(request.steps))
-            return StartResult("started", request.saga_id, str(name))
+            started = self._executions.create(request)
+            if not started.created:  # another start of this saga won the race
+                log.info("duplicate request: the saga was already started", execution=started.execution_name)
+                return StartResult("duplicate", request.saga_id, started.execution_name)
+            log.info("saga started", execution=started.execution_name, steps=len(request.steps))
+            return StartResult("started", request.saga_id, started.execution_name)
+
+    def _reject_request(self, raw: Any, errors: list[FieldError], message_id: str) -> StartResult:
+        """Reject under the request's own saga id when it is valid, echoing its metadata when it is
+        publishable."""
+        given = raw.get("saga_id") if isinstance(raw, dict) else None
+        saga_id = given if is_saga_id(given) else derive_saga_id(message_id)
+        metadata = raw.get("metadata") if isinstance(raw, dict) else None
+        echoed = metadata if isinstance(metadata, dict) and not json_problems(metadata) else None
+        return self._reject(saga_id, errors, message_id, echoed)
 
     def _reject(
         self, saga_id: str, errors: list[FieldError], event_id: str, metadata: dict[str, Any] | None
     ) -> StartResult:
+        event_id = readable(event_id)
         result = rejected_result(
             saga_id, errors, finished_at=utc_now_iso(), event_id=event_id, metadata=metadata
         )
@@ -161,25 +160,10 @@ class SagaStarter:
         return StartResult("rejected", saga_id, None, tuple(errors), message_id)
 
 
-def _normalize_time(value: str) -> str:
-    try:
-        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    moment = moment.astimezone(datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-class PubsubPublisher:
-    """Publishes to one topic with a ``google.cloud.pubsub_v1.PublisherClient``; waits for the id."""
-
-    def __init__(self, client: Any, topic_path: str, *, timeout_seconds: float = 60) -> None:
-        self._client = client
-        self._topic = topic_path
-        self._timeout = timeout_seconds
-
-    def publish(self, message: PubsubMessage) -> str:
-        future = self._client.publish(self._topic, message.data, **message.attributes)
-        return str(future.result(timeout=self._timeout))
+def _defect(error: Exception) -> FieldError:
+    """An exception decoding or validating should never raise, as a problem to report."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+    text = readable(f"{type(error).__name__}: {error}")
+    log.error("checking the saga request raised; it is rejected (a defect)", error=text, where=where)
+    return FieldError("", f"the request could not be checked ({text})")

@@ -13,426 +13,64 @@ retry settings are per queue); a step chooses only how many attempts it gets.
 ``$ref`` objects (``{"$ref": "steps.<name>.output[.<key or index>]..."}``) may appear anywhere in a
 payload and as a header value. An ``execute`` may reference steps before it; a ``compensate`` may also
 reference its own step (to undo exactly what its execute created). URLs may not be references: they
-are checked against the allowlist here.
+are checked against the allowlist (``egress``) here. The checks of one action are ``checks``'; the
+bounds of each action's wait are ``budget``'s.
+
+Decoding and validation are total: any bytes, and any value, end in a ``SagaRequest`` or an
+``InvalidRequestError`` naming the field, never in another exception. Message data is at most
+``MAX_REQUEST_BYTES`` and nests at most ``checks.MAX_NESTING_DEPTH`` arrays and objects (both checked
+before the JSON is parsed). A value that is not JSON text (too deep, a lone surrogate, a number that is
+not finite or not 64-bit) is reported alone: nothing else is checked on such a value.
 """
 
 from __future__ import annotations
 
-import datetime
-import functools
-import hashlib
-import ipaddress
 import json
-import math
 import re
-import uuid
-from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Collection
+from itertools import accumulate
+from typing import Any, NoReturn
 
+from saga_orchestrator.budget import wait_seconds
+from saga_orchestrator.checks import (
+    MAX_NESTING_DEPTH,
+    TOO_DEEP,
+    FieldChecks,
+    field_path,
+    is_int,
+    json_problems,
+    readable,
+)
 from saga_orchestrator.errors import FieldError, InvalidRequestError
 from saga_orchestrator.model import (
+    ACTIONS,
     MAX_ARGUMENT_BYTES,
-    METHODS,
+    Action,
     ActionSpec,
     SagaRequest,
-    SecretRef,
     StepSpec,
+    derive_saga_id,
+    is_saga_id,
+    new_saga_id,
 )
-from saga_orchestrator.settings import ALWAYS_DENIED_HOSTS, Settings
+from saga_orchestrator.settings import Settings
+from saga_orchestrator.times import utc_now_iso
 
-SAGA_ID_RE = re.compile(r"^[a-z0-9_-]{1,63}$")
-STEP_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
-SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-SECRET_VERSION_RE = re.compile(r"^(latest|[1-9][0-9]{0,18})$")
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
-REF_RE = re.compile(r"^steps\.([A-Za-z0-9_-]{1,63})\.output((?:\.[A-Za-z0-9_-]+)*)$")
-MAX_URL_LENGTH = 2083
-# Headers the step executor sets itself; a request may not supply them.
-RESERVED_HEADERS = frozenset(
-    h.lower()
-    for h in (
-        "Authorization",
-        "Idempotency-Key",
-        "X-Saga-Id",
-        "X-Saga-Step",
-        "X-Saga-Action",
-        "traceparent",
-        "Host",
-        "Content-Length",
-        "Content-Type",
-        "Transfer-Encoding",
-        "Connection",
-    )
-)
+# Matched with fullmatch; a step name is sent as the X-Saga-Step header.
+STEP_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 MAX_DEADLINE_SECONDS = 365 * 24 * 3600
-# Time one attempt needs beyond the participant call (secret access, token, callback), seconds.
-ATTEMPT_OVERHEAD_SECONDS = 20
-# Extra margin on each callback wait (queue dispatch latency, clock skew), seconds.
-WAIT_SLACK_SECONDS = 60
-MIN_TIMEOUT_SECONDS = 1
+# Message data beyond this is refused unparsed: a request normalizes to at most MAX_ARGUMENT_BYTES, and
+# the normalized form is never smaller than the compact request, so this leaves room for whitespace and
+# escapes only.
+MAX_REQUEST_BYTES = 2 * MAX_ARGUMENT_BYTES
+# Strings in JSON text (possessive: linear time) and everything but brackets.
+_JSON_STRING_RE = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_BRACKET_RE = re.compile(r"[^\[\]{}]++")
+_JSON_TOKEN_RE = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{},]', re.DOTALL)
 
 FLAT_KEYS = frozenset({"name", "execute_url", "execute_payload", "compensate_url", "compensate_payload"})
 RICH_KEYS = frozenset({"name", "execute", "compensate"})
-ACTION_KEYS = frozenset(
-    {"url", "method", "payload", "headers", "secret_headers", "auth", "timeout_seconds", "retry"}
-)
 TOP_KEYS = frozenset({"saga_id", "steps", "deadline_seconds", "metadata"})
-
-
-def derive_saga_id(message_id: str) -> str:
-    """The saga id of a request without one: stable per Pub/Sub message, so a redelivery dedupes."""
-    return "saga-" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:20]
-
-
-def new_saga_id() -> str:
-    return "saga-" + uuid.uuid4().hex[:20]
-
-
-def max_timeout_seconds(settings: Settings) -> float:
-    """One attempt (call + overhead) must fit in the Cloud Tasks dispatch deadline."""
-    return max(MIN_TIMEOUT_SECONDS, settings.dispatch_deadline_seconds - ATTEMPT_OVERHEAD_SECONDS)
-
-
-def wait_seconds(max_attempts: int, timeout_seconds: float, settings: Settings, deadline_seconds: int) -> int:
-    """Bound on the workflow's wait for one action's callback, in whole seconds.
-
-    max_attempts × (timeout + overhead) + the queue's backoff before each retry + slack, never more than
-    the saga deadline.
-    """
-    attempts = max_attempts * (timeout_seconds + ATTEMPT_OVERHEAD_SECONDS)
-    backoff = sum(settings.retry_delay_seconds(k) for k in range(1, max_attempts))
-    return int(min(math.ceil(attempts + backoff + WAIT_SLACK_SECONDS), deadline_seconds))
-
-
-_LINK_LOCAL_V4 = ipaddress.ip_network("169.254.0.0/16")
-
-
-def host_error(url: str, settings: Settings) -> str | None:
-    """Why ``url`` may not be called (scheme, credentials, denied or unlisted host), or None if it may."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as error:
-        return f"is not a valid URL ({error})"
-    if parts.scheme not in ("http", "https"):
-        return f"scheme must be http or https, got {parts.scheme or 'none'!r}"
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        return "has no host"
-    if parts.username is not None or parts.password is not None:
-        return "must not carry credentials"
-    effective_port = port if port is not None else (443 if parts.scheme == "https" else 80)
-    verdict = _host_verdict(host, effective_port, settings.allowed_hosts, settings.metadata_host)
-    if verdict == "denied":
-        return f"host {host!r} is the metadata server or link-local and is never called"
-    if verdict == "unlisted":
-        shown = host if port is None else f"{host}:{port}"
-        return f"host {shown!r} is not on the allowlist (SAGA_ALLOWED_HOSTS)"
-    return None
-
-
-@functools.lru_cache(maxsize=1024)
-def _host_verdict(
-    host: str, port: int, allowed_hosts: tuple[str, ...], metadata_host: str | None
-) -> str | None:
-    """``denied``, ``unlisted`` or None (allowed); a pure function of its arguments, so remembered: a
-    step_executor instance checks the same few hosts on every task."""
-    if _denied(host, port, metadata_host):
-        return "denied"
-    if not any(_matches(entry, host, port) for entry in allowed_hosts):
-        return "unlisted"
-    return None
-
-
-def _split_host_port(entry: str) -> tuple[str, int | None]:
-    entry = entry.strip().lower()
-    if entry.startswith("["):
-        host, _, rest = entry[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
-    host, sep, port = entry.rpartition(":")
-    if sep and port.isdigit() and ":" not in host:
-        return host.rstrip("."), int(port)
-    return entry.rstrip("."), None
-
-
-def _matches(entry: str, host: str, port: int) -> bool:
-    entry_host, entry_port = _split_host_port(entry)
-    if entry_port is not None and entry_port != port:
-        return False
-    if entry_host.startswith("*."):
-        return host.endswith(entry_host[1:]) and len(host) > len(entry_host) - 1
-    return host == entry_host
-
-
-def _denied(host: str, port: int, metadata_host: str | None) -> bool:
-    if host in ALWAYS_DENIED_HOSTS:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if address is not None and (address.is_link_local or address in _LINK_LOCAL_V4):
-        return True
-    if metadata_host:
-        meta_host, meta_port = _split_host_port(metadata_host)
-        if host == meta_host and (meta_port is None or meta_port == port):
-            return True
-    return False
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-class _Collector:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.errors: list[FieldError] = []
-
-    def add(self, field: str, message: str) -> None:
-        self.errors.append(FieldError(field, message))
-
-    def unknown_keys(
-        self, value: Mapping[str, Any], allowed: frozenset[str], path: str, hint: str = ""
-    ) -> None:
-        for key in sorted(set(value) - allowed):
-            where = f"{path}.{key}" if path else key
-            self.add(where, "is not a known field" + (f" ({hint})" if hint else ""))
-
-    # --- actions ----------------------------------------------------------------------------------------
-
-    def action(
-        self,
-        raw: Any,
-        path: str,
-        *,
-        default_attempts: int,
-        referable: set[str],
-    ) -> ActionSpec | None:
-        s = self.settings
-        if not isinstance(raw, dict):
-            self.add(path, "must be an object")
-            return None
-        self.unknown_keys(raw, ACTION_KEYS, path)
-        url = raw.get("url")
-        if not isinstance(url, str) or not url:
-            self.add(f"{path}.url", "is required and must be a string")
-        elif len(url) > MAX_URL_LENGTH:
-            self.add(f"{path}.url", f"must be at most {MAX_URL_LENGTH} characters")
-        else:
-            problem = host_error(url, s)
-            if problem:
-                self.add(f"{path}.url", problem)
-        method = raw.get("method", "POST")
-        if not isinstance(method, str) or method.upper() not in METHODS:
-            self.add(f"{path}.method", f"must be one of {', '.join(METHODS)}")
-            method = "POST"
-        method = method.upper()
-        payload = raw.get("payload", None if method in ("GET", "DELETE") else {})
-        self.refs(payload, f"{path}.payload", referable)
-        headers = raw.get("headers", {})
-        if not isinstance(headers, dict):
-            self.add(f"{path}.headers", "must be an object of header name to string")
-            headers = {}
-        for name, value in headers.items():
-            hpath = f"{path}.headers.{name}"
-            if not HEADER_NAME_RE.match(name):
-                self.add(hpath, "is not a valid header name")
-            elif name.lower() in RESERVED_HEADERS:
-                self.add(hpath, "is set by the step executor and may not be supplied")
-            if isinstance(value, dict) and set(value) == {"$ref"}:
-                self.refs(value, hpath, referable)
-            elif not isinstance(value, str):
-                self.add(hpath, "must be a string or a $ref")
-            elif "\n" in value or "\r" in value:
-                self.add(hpath, "must not contain line breaks")
-        secret_headers: dict[str, SecretRef] = {}
-        raw_secrets = raw.get("secret_headers", {})
-        if not isinstance(raw_secrets, dict):
-            self.add(f"{path}.secret_headers", "must be an object of header name to secret")
-            raw_secrets = {}
-        for name, ref in raw_secrets.items():
-            spath = f"{path}.secret_headers.{name}"
-            if not HEADER_NAME_RE.match(name):
-                self.add(spath, "is not a valid header name")
-            elif name.lower() in RESERVED_HEADERS:
-                self.add(spath, "is set by the step executor and may not be supplied")
-            elif name.lower() in {h.lower() for h in headers}:
-                self.add(spath, "is also given in headers")
-            secret = self.secret(ref, spath)
-            if secret:
-                secret_headers[name] = secret
-        auth = raw.get("auth", "oidc")
-        if auth not in ("oidc", "none"):
-            self.add(f"{path}.auth", "must be 'oidc' or 'none'")
-            auth = "oidc"
-        timeout = raw.get("timeout_seconds", s.default_step_timeout_seconds)
-        limit = max_timeout_seconds(s)
-        if not _is_number(timeout) or not MIN_TIMEOUT_SECONDS <= timeout <= limit:
-            self.add(f"{path}.timeout_seconds", f"must be a number from {MIN_TIMEOUT_SECONDS} to {limit:g}")
-            timeout = s.default_step_timeout_seconds
-        attempts = default_attempts
-        retry = raw.get("retry", {})
-        if not isinstance(retry, dict):
-            self.add(f"{path}.retry", "must be an object")
-        else:
-            self.unknown_keys(
-                retry, frozenset({"max_attempts"}), f"{path}.retry", "backoff is the task queue's"
-            )
-            attempts = retry.get("max_attempts", default_attempts)
-            if not _is_int(attempts) or not 1 <= attempts <= s.queue_max_attempts:
-                self.add(f"{path}.retry.max_attempts", f"must be an integer from 1 to {s.queue_max_attempts}")
-                attempts = default_attempts
-        if not isinstance(url, str):
-            return None
-        return ActionSpec(
-            url=url,
-            method=method,
-            payload=payload,
-            headers=dict(headers),
-            secret_headers=secret_headers,
-            auth=auth,
-            timeout_seconds=timeout,
-            max_attempts=attempts,
-        )
-
-    def secret(self, ref: Any, path: str) -> SecretRef | None:
-        if isinstance(ref, str):
-            ref = {"secret": ref}
-        if not isinstance(ref, dict):
-            self.add(path, "must be a secret name or {secret, version}")
-            return None
-        self.unknown_keys(ref, frozenset({"secret", "version"}), path)
-        name = ref.get("secret")
-        version = ref.get("version", "latest")
-        if _is_int(version):
-            version = str(version)
-        ok = True
-        if not isinstance(name, str) or not SECRET_NAME_RE.match(name):
-            self.add(f"{path}.secret", "must be 1-255 letters, digits, '_' or '-'")
-            ok = False
-        if not isinstance(version, str) or not SECRET_VERSION_RE.match(version):
-            self.add(f"{path}.version", "must be 'latest' or a positive integer")
-            ok = False
-        return SecretRef(str(name), str(version)) if ok else None
-
-    def refs(self, value: Any, path: str, referable: set[str]) -> None:
-        if isinstance(value, dict):
-            if "$ref" in value:
-                ref = value["$ref"]
-                if set(value) != {"$ref"}:
-                    self.add(path, "a $ref object must have no other keys")
-                if not isinstance(ref, str):
-                    self.add(path, "$ref must be a string")
-                    return
-                match = REF_RE.match(ref)
-                if not match:
-                    self.add(path, f"$ref {ref!r} must look like steps.<name>.output[.<key>...]")
-                elif match.group(1) not in referable:
-                    self.add(
-                        path,
-                        f"$ref {ref!r} names step {match.group(1)!r}, which does not run before this call",
-                    )
-                return
-            for key, item in value.items():
-                self.refs(item, f"{path}.{key}", referable)
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                self.refs(item, f"{path}[{index}]", referable)
-
-    # --- steps ------------------------------------------------------------------------------------------
-
-    def step(self, raw: Any, index: int, earlier: list[str], deadline: int) -> StepSpec | None:
-        s = self.settings
-        path = f"steps[{index}]"
-        if not isinstance(raw, dict):
-            self.add(path, "must be an object")
-            return None
-        name = raw.get("name")
-        if not isinstance(name, str) or not STEP_NAME_RE.match(name):
-            self.add(f"{path}.name", "is required: 1-63 letters, digits, '_' or '-'")
-            name = None
-        elif name in earlier:
-            self.add(f"{path}.name", f"duplicates the name of steps[{earlier.index(name)}]")
-        flat = bool(set(raw) & (FLAT_KEYS - {"name"}))
-        rich = bool(set(raw) & (RICH_KEYS - {"name"}))
-        if flat and rich:
-            self.add(path, "mixes the flat form (execute_url, ...) and the rich form (execute, ...)")
-            return None
-        if flat:
-            self.unknown_keys(raw, FLAT_KEYS, path)
-            execute_raw: Any = {"url": raw.get("execute_url")}
-            if "execute_payload" in raw:
-                execute_raw["payload"] = raw["execute_payload"]
-            compensate_raw: Any = None
-            if raw.get("compensate_url") is not None or "compensate_payload" in raw:
-                compensate_raw = {"url": raw.get("compensate_url")}
-                if "compensate_payload" in raw:
-                    compensate_raw["payload"] = raw["compensate_payload"]
-            flat_errors_start = len(self.errors)
-        else:
-            self.unknown_keys(raw, RICH_KEYS, path)
-            execute_raw = raw.get("execute")
-            compensate_raw = raw.get("compensate")
-            flat_errors_start = -1
-            if execute_raw is None:
-                self.add(f"{path}.execute", "is required")
-        before = set(earlier)
-        execute = None
-        if execute_raw is not None:
-            execute = self.action(
-                execute_raw,
-                f"{path}.execute",
-                default_attempts=s.default_execute_max_attempts,
-                referable=before,
-            )
-        compensate = None
-        if compensate_raw is not None:
-            compensate = self.action(
-                compensate_raw,
-                f"{path}.compensate",
-                default_attempts=s.default_compensate_max_attempts,
-                referable=before | ({name} if name else set()),
-            )
-        if flat_errors_start >= 0:
-            self._rename_flat(flat_errors_start, path)
-        if name is None or execute is None:
-            return None
-        return StepSpec(
-            name=name,
-            execute=execute,
-            compensate=compensate,
-            execute_wait_seconds=wait_seconds(execute.max_attempts, execute.timeout_seconds, s, deadline),
-            compensate_wait_seconds=(
-                wait_seconds(compensate.max_attempts, compensate.timeout_seconds, s, deadline)
-                if compensate
-                else 0
-            ),
-        )
-
-    def _rename_flat(self, start: int, path: str) -> None:
-        """Report flat-form problems under the flat field names the user wrote."""
-        renames = {
-            f"{path}.execute.url": f"{path}.execute_url",
-            f"{path}.execute.payload": f"{path}.execute_payload",
-            f"{path}.compensate.url": f"{path}.compensate_url",
-            f"{path}.compensate.payload": f"{path}.compensate_payload",
-        }
-        for i in range(start, len(self.errors)):
-            error = self.errors[i]
-            for old, new in renames.items():
-                if (
-                    error.field == old
-                    or error.field.startswith(old + ".")
-                    or error.field.startswith(old + "[")
-                ):
-                    self.errors[i] = FieldError(new + error.field[len(old) :], error.message)
-                    break
 
 
 def validate_request(
@@ -448,44 +86,20 @@ def validate_request(
     ``saga_id`` (when given) overrides the request's; otherwise the request's, else one derived from
     ``message_id`` (stable across redeliveries), else a random one. Raises ``InvalidRequestError``.
     """
-    c = _Collector(settings)
     if not isinstance(data, dict):
         raise InvalidRequestError([FieldError("", "the request must be a JSON object")])
-    c.unknown_keys(data, TOP_KEYS, "")
-    chosen = saga_id if saga_id is not None else data.get("saga_id")
-    if chosen is None:
-        chosen = derive_saga_id(message_id) if message_id else new_saga_id()
-    elif not isinstance(chosen, str) or not SAGA_ID_RE.match(chosen):
-        c.add("saga_id", "must be 1-63 lowercase letters, digits, '_' or '-' (a Workflows label value)")
-    deadline = data.get("deadline_seconds", settings.default_deadline_seconds)
-    if not _is_int(deadline) or not 1 <= deadline <= MAX_DEADLINE_SECONDS:
-        c.add("deadline_seconds", f"must be an integer from 1 to {MAX_DEADLINE_SECONDS}")
-        deadline = settings.default_deadline_seconds
-    metadata = data.get("metadata", {})
-    if not isinstance(metadata, dict):
-        c.add("metadata", "must be an object")
-        metadata = {}
-    steps_raw = data.get("steps")
-    steps: list[StepSpec] = []
-    if not isinstance(steps_raw, list) or not steps_raw:
-        c.add("steps", "is required: a non-empty list")
-    else:
-        if len(steps_raw) > settings.max_steps:
-            c.add(
-                "steps",
-                f"has {len(steps_raw)} steps; at most {settings.max_steps} are allowed (SAGA_MAX_STEPS)",
-            )
-        names: list[str] = []
-        for index, raw in enumerate(steps_raw):
-            step = c.step(raw, index, names, deadline)
-            raw_name = raw.get("name") if isinstance(raw, dict) else None
-            names.append(raw_name if isinstance(raw_name, str) else f"\0{index}")
-            if step:
-                steps.append(step)
-    if c.errors:
-        raise InvalidRequestError(c.errors)
+    problems = json_problems(data)
+    if problems:  # nothing else can be checked safely
+        raise InvalidRequestError(problems)
+    checks = _RequestChecks(settings)
+    checks.unknown_keys(data, TOP_KEYS, "")
+    chosen = checks.saga_id(saga_id if saga_id is not None else data.get("saga_id"), message_id)
+    deadline = checks.deadline(data.get("deadline_seconds", settings.default_deadline_seconds))
+    metadata = checks.metadata(data.get("metadata", {}))
+    steps = checks.steps(data.get("steps"), deadline)
+    checks.raise_if_any()
     request = SagaRequest(
-        saga_id=str(chosen),
+        saga_id=chosen,
         steps=tuple(steps),
         deadline_seconds=deadline,
         metadata=metadata,
@@ -494,63 +108,202 @@ def validate_request(
     )
     size = len(request.argument_json().encode("utf-8"))
     if size > MAX_ARGUMENT_BYTES:
-        raise InvalidRequestError(
-            [
-                FieldError(
-                    "",
-                    f"the normalized request is {size} bytes; the Workflows argument limit is {MAX_ARGUMENT_BYTES}",
-                )
-            ]
+        message = (
+            f"the normalized request is {size} bytes; the Workflows argument limit is {MAX_ARGUMENT_BYTES}"
         )
+        raise InvalidRequestError([FieldError("", message)])
     return request
 
 
 def decode_request(raw: bytes) -> Any:
-    """UTF-8 JSON bytes → value; raises ``InvalidRequestError`` for anything else."""
+    """UTF-8 JSON bytes → value; raises ``InvalidRequestError`` for anything else: more than
+    ``MAX_REQUEST_BYTES``, not UTF-8, nested deeper than ``MAX_NESTING_DEPTH``, not JSON (``NaN`` and
+    ``Infinity`` included), or a number Python will not read (over 4,300 digits)."""
+    if len(raw) > MAX_REQUEST_BYTES:
+        _refuse(
+            f"the message data is {len(raw)} bytes; at most {MAX_REQUEST_BYTES} are read "
+            f"(the normalized request must fit the Workflows argument limit of {MAX_ARGUMENT_BYTES})"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InvalidRequestError(
-            [FieldError("", f"the message data is not UTF-8 ({error.reason})")]
-        ) from None
+        _refuse(f"the message data is not UTF-8 ({error.reason})")
+    if json_text_depth(text) > MAX_NESTING_DEPTH:
+        raise InvalidRequestError([FieldError(readable(_too_deep_at(text)), TOO_DEEP)])
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
-        raise InvalidRequestError(
-            [
-                FieldError(
-                    "",
-                    f"the message data is not JSON: {error.msg} at line {error.lineno} column {error.colno}",
-                )
-            ]
-        ) from None
+        _refuse(f"the message data is not JSON: {error.msg} at line {error.lineno} column {error.colno}")
+    except ValueError as error:  # _no_constant, or an integer of over 4,300 digits
+        _refuse(f"the message data is not JSON this service reads: {error}")
 
 
-def parse_call(call: Any, settings: Settings, *, path: str = "call") -> ActionSpec:
-    """Re-check a normalized action (a Cloud Task's ``call``), including the allowlist.
+def json_text_depth(text: str) -> int:
+    """How deep arrays and objects nest in ``text``, counted without parsing it (linear time, no
+    recursion); brackets in strings do not count. Meaningful for JSON text; a number for any text."""
+    brackets = _NOT_BRACKET_RE.sub("", _JSON_STRING_RE.sub("", text))
+    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
 
-    ``$ref`` targets were checked at the door; here any step name is accepted.
-    """
-    c = _Collector(settings)
-    if isinstance(call, dict) and "max_attempts" in call:
-        call = dict(call)
-        call["retry"] = {"max_attempts": call.pop("max_attempts")}
-    spec = c.action(call, path, default_attempts=settings.default_execute_max_attempts, referable=_AnyName())
-    if c.errors or spec is None:
-        raise InvalidRequestError(c.errors or [FieldError(path, "is not a valid call")])
+
+def _too_deep_at(text: str) -> str:
+    """The path of the first array or object in JSON ``text`` that sits deeper than
+    ``MAX_NESTING_DEPTH``, found by reading tokens, not by parsing (which would recurse that deep)."""
+    kinds: list[str] = []  # "[" or "{" of each open array or object
+    # Where in each open one the reader is: an index, a key, or None between a "," and the next key.
+    at: list[str | int | None] = []
+    for match in _JSON_TOKEN_RE.finditer(text):
+        token = match.group()
+        if token in "[{":
+            if len(kinds) == MAX_NESTING_DEPTH:
+                return field_path("", ["?" if part is None else part for part in at])
+            kinds.append(token)
+            at.append(0 if token == "[" else None)
+        elif token in "]}":
+            del kinds[-1:], at[-1:]
+        elif token == "," and kinds:
+            at[-1] = at[-1] + 1 if isinstance(at[-1], int) else None
+        elif token.startswith('"') and kinds and kinds[-1] == "{" and at[-1] is None:
+            at[-1] = _key_text(token)
+    return ""
+
+
+def _key_text(token: str) -> str:
+    try:
+        key = json.loads(token)
+    except ValueError:
+        return token[1:-1]
+    return key if isinstance(key, str) else token[1:-1]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _refuse(message: str) -> NoReturn:
+    raise InvalidRequestError([FieldError("", message)])
+
+
+class _RequestChecks(FieldChecks):
+    """The checks of a whole request: its top-level fields and its steps, each step's actions through
+    ``ActionSpec.read``."""
+
+    def saga_id(self, chosen: Any, message_id: str | None) -> str:
+        if chosen is None:
+            return derive_saga_id(message_id) if message_id else new_saga_id()
+        if not is_saga_id(chosen):
+            self.add(
+                "saga_id", "must be 1-63 lowercase letters, digits, '_' or '-' (a Workflows label value)"
+            )
+        return str(chosen)
+
+    def deadline(self, deadline: Any) -> int:
+        if is_int(deadline) and 1 <= deadline <= MAX_DEADLINE_SECONDS:
+            return int(deadline)
+        self.add("deadline_seconds", f"must be an integer from 1 to {MAX_DEADLINE_SECONDS}")
+        return self.settings.default_deadline_seconds
+
+    def metadata(self, metadata: Any) -> dict[str, Any]:
+        if isinstance(metadata, dict):
+            return metadata
+        self.add("metadata", "must be an object")
+        return {}
+
+    def steps(self, steps_raw: Any, deadline: int) -> list[StepSpec]:
+        if not isinstance(steps_raw, list) or not steps_raw:
+            self.add("steps", "is required: a non-empty list")
+            return []
+        limit = self.settings.max_steps
+        if len(steps_raw) > limit:
+            self.add("steps", f"has {len(steps_raw)} steps; at most {limit} are allowed (SAGA_MAX_STEPS)")
+        names: list[str] = []
+        steps: list[StepSpec] = []
+        for index, raw in enumerate(steps_raw):
+            step = self.step(raw, index, names, deadline)
+            raw_name = raw.get("name") if isinstance(raw, dict) else None
+            # A step without a usable name still takes its place, under a name no step can have.
+            names.append(raw_name if isinstance(raw_name, str) else f"\0{index}")
+            if step:
+                steps.append(step)
+        return steps
+
+    def step(self, raw: Any, index: int, earlier: list[str], deadline: int) -> StepSpec | None:
+        path = f"steps[{index}]"
+        if not isinstance(raw, dict):
+            self.add(path, "must be an object")
+            return None
+        name = self._step_name(raw.get("name"), f"{path}.name", earlier)
+        forms = self._step_actions(raw, path)
+        if forms is None:
+            return None
+        execute_raw, compensate_raw, flat = forms
+        flat_errors_start = len(self.errors)
+        execute = self._action(execute_raw, f"{path}.execute", "execute", set(earlier))
+        own = {name} if name else set()
+        compensate = self._action(compensate_raw, f"{path}.compensate", "compensate", set(earlier) | own)
+        if flat:
+            self._rename_flat(flat_errors_start, path)
+        if name is None or execute is None:
+            return None
+        return StepSpec(
+            name=name,
+            execute=execute,
+            compensate=compensate,
+            execute_wait_seconds=self._wait(execute, deadline),
+            compensate_wait_seconds=self._wait(compensate, deadline) if compensate else 0,
+        )
+
+    def _step_name(self, name: Any, path: str, earlier: list[str]) -> str | None:
+        if not isinstance(name, str) or not STEP_NAME_RE.fullmatch(name):
+            self.add(path, "is required: 1-63 letters, digits, '_' or '-'")
+            return None
+        if name in earlier:
+            self.add(path, f"duplicates the name of steps[{earlier.index(name)}]")
+        return name
+
+    def _step_actions(self, raw: dict[str, Any], path: str) -> tuple[Any, Any, bool] | None:
+        """The raw execute and compensate of a step in either form, and whether it is the flat form;
+        None when it mixes the two."""
+        flat = bool(set(raw) & (FLAT_KEYS - {"name"}))
+        rich = bool(set(raw) & (RICH_KEYS - {"name"}))
+        if flat and rich:
+            self.add(path, "mixes the flat form (execute_url, ...) and the rich form (execute, ...)")
+            return None
+        if flat:
+            self.unknown_keys(raw, FLAT_KEYS, path)
+            return _flat_action(raw, "execute"), _flat_action(raw, "compensate"), True
+        self.unknown_keys(raw, RICH_KEYS, path)
+        if raw.get("execute") is None:
+            self.add(f"{path}.execute", "is required")
+        return raw.get("execute"), raw.get("compensate"), False
+
+    def _action(self, raw: Any, path: str, action: Action, referable: Collection[str]) -> ActionSpec | None:
+        if raw is None:
+            return None
+        s = self.settings
+        default = s.default_execute_max_attempts if action == "execute" else s.default_compensate_max_attempts
+        return ActionSpec.read(self, raw, path, form="request", default_attempts=default, referable=referable)
+
+    def _wait(self, action: ActionSpec, deadline: int) -> int:
+        return wait_seconds(action.max_attempts, action.timeout_seconds, self.settings, deadline)
+
+    def _rename_flat(self, start: int, path: str) -> None:
+        """Report flat-form problems under the flat field names the user wrote."""
+        renames = {f"{path}.{a}.{f}": f"{path}.{a}_{f}" for a in ACTIONS for f in ("url", "payload")}
+        for i in range(start, len(self.errors)):
+            error = self.errors[i]
+            for old, new in renames.items():
+                if error.field == old or error.field.startswith((old + ".", old + "[")):
+                    self.errors[i] = FieldError(new + error.field[len(old) :], error.message)
+                    break
+
+
+def _flat_action(raw: dict[str, Any], action: Action) -> dict[str, Any] | None:
+    """A flat step's ``<action>_url`` and ``<action>_payload`` as a rich action (no compensate when the
+    step names neither)."""
+    url, payload = f"{action}_url", f"{action}_payload"
+    if action == "compensate" and raw.get(url) is None and payload not in raw:
+        return None
+    spec: dict[str, Any] = {"url": raw.get(url)}
+    if payload in raw:
+        spec["payload"] = raw[payload]
     return spec
-
-
-class _AnyName(set[str]):
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-def utc_now_iso() -> str:
-    return format_time(datetime.datetime.now(datetime.UTC))
-
-
-def format_time(moment: datetime.datetime) -> str:
-    """RFC 3339 UTC with millisecond precision and a ``Z``."""
-    moment = moment.astimezone(datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

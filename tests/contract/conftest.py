@@ -8,24 +8,33 @@ from typing import Any
 import functions_framework
 import pytest
 from saga_orchestrator import runtime
-from saga_orchestrator.auth import StaticTokenSource
 from saga_orchestrator.clients import ClientFactory
-from saga_orchestrator.testing import FakeGoogleApis, RecordingHttpServer
+from saga_orchestrator.settings import Settings
+
+from tests.contract.cloud import LocalCloud, StaticTokenSource
+from tests.support.http import RecordingHttpServer
 
 ROOT = Path(__file__).parents[2]
+PROJECT = "local-project"
+RESULTS = f"projects/{PROJECT}/topics/saga-results"
 
 
 @pytest.fixture
-def google_apis() -> Iterator[FakeGoogleApis]:
-    apis = FakeGoogleApis().start()
-    yield apis
-    apis.stop()
+def local_cloud() -> Iterator[LocalCloud]:
+    cloud = LocalCloud()
+    yield cloud
+    cloud.close()
 
 
 @pytest.fixture
-def function_env(google_apis: FakeGoogleApis) -> dict[str, str]:
+def function_env(local_cloud: LocalCloud) -> dict[str, str]:
     """What the deployed functions would see (deployment.env defaults + the emulator addresses)."""
-    return {**google_apis.env(), "SAGA_PROJECT_ID": "local-project", "GCE_METADATA_HOST": "127.0.0.1:8089"}
+    return {**local_cloud.env, "SAGA_PROJECT_ID": PROJECT, "GCE_METADATA_HOST": "127.0.0.1:8089"}
+
+
+@pytest.fixture
+def workflow_path(function_env: dict[str, str]) -> str:
+    return Settings.from_env(function_env).workflow_path
 
 
 @pytest.fixture
@@ -37,7 +46,7 @@ def tokens() -> StaticTokenSource:
 def installed_runtime(
     function_env: dict[str, str], tokens: StaticTokenSource
 ) -> Iterator[runtime.FunctionRuntime]:
-    """The documented seam: the functions use this runtime (real clients, real gRPC to the fakes)."""
+    """The documented seam: the functions use this runtime (real clients, real gRPC to the emulators)."""
     clients = ClientFactory(function_env, tokens=tokens)
     rt = runtime.FunctionRuntime(function_env, clients)
     runtime.set_runtime_for_testing(rt)
@@ -66,13 +75,11 @@ def make_client(installed_runtime: runtime.FunctionRuntime) -> Iterator[Callable
 
 @pytest.fixture
 def participant() -> Iterator[RecordingHttpServer]:
-    server = RecordingHttpServer().start()
-    yield server
-    server.stop()
+    with RecordingHttpServer() as server:
+        yield server
 
 
 @pytest.fixture
 def callback() -> Iterator[RecordingHttpServer]:
-    server = RecordingHttpServer().start()
-    yield server
-    server.stop()
+    with RecordingHttpServer() as server:
+        yield server

@@ -4,15 +4,16 @@ import json
 from pathlib import Path
 
 import pytest
-from google.api_core import exceptions as gexc
 from saga_orchestrator.events import decode_result
 
+from tests.contract.conftest import RESULTS
+
 DATA = Path(__file__).parents[1] / "data"
-RESULTS = "projects/local-project/topics/saga-results"
 
 
 @pytest.fixture
-def saga_completion(make_client):
+def saga_completion(make_client, local_cloud):
+    local_cloud.create_topic(RESULTS)
     return make_client("saga_completion", "http")
 
 
@@ -20,10 +21,10 @@ def completion_body() -> dict:
     return json.loads((DATA / "completion-compensated.json").read_text())
 
 
-def test_a_result_is_published_as_a_binary_cloudevent(saga_completion, google_apis):
+def test_a_result_is_published_as_a_binary_cloudevent(saga_completion, local_cloud):
     response = saga_completion.post("/", json=completion_body(), headers={"Authorization": "Bearer oidc"})
     assert response.status_code == 200
-    [message] = google_apis.published(RESULTS)
+    [message] = local_cloud.published(RESULTS)
     assert response.get_json() == {
         "message_id": message.message_id,
         "event_id": message.attributes["ce-id"],
@@ -37,20 +38,20 @@ def test_a_result_is_published_as_a_binary_cloudevent(saga_completion, google_ap
     assert json.loads(message.data) == completion_body()
 
 
-def test_a_repeated_completion_publishes_the_same_event_id(saga_completion, google_apis):
+def test_a_repeated_completion_publishes_the_same_event_id(saga_completion, local_cloud):
     saga_completion.post("/", json=completion_body())
     saga_completion.post("/", json=completion_body())
-    first, second = google_apis.published(RESULTS)
+    first, second = local_cloud.published(RESULTS)
     assert first.attributes["ce-id"] == second.attributes["ce-id"]
 
 
-def test_a_body_that_is_not_json_is_a_400(saga_completion, google_apis):
+def test_a_body_that_is_not_json_is_a_400(saga_completion, local_cloud):
     response = saga_completion.post("/", data=b"{oops", headers={"Content-Type": "application/json"})
     assert response.status_code == 400
-    assert google_apis.published() == []
+    assert local_cloud.published(RESULTS) == []
 
 
-def test_an_invalid_result_is_a_400_naming_every_field(saga_completion, google_apis):
+def test_an_invalid_result_is_a_400_naming_every_field(saga_completion, local_cloud):
     body = completion_body()
     body["status"] = "done"
     del body["execution"]
@@ -60,9 +61,9 @@ def test_an_invalid_result_is_a_400_naming_every_field(saga_completion, google_a
         {"field": "status", "message": "must be one of succeeded, compensated, failed, rejected"},
         {"field": "execution", "message": "is required: projects/P/locations/L/workflows/W/executions/E"},
     ]
-    assert google_apis.published() == []
+    assert local_cloud.published(RESULTS) == []
 
 
-def test_a_publish_failure_is_a_500_so_the_workflow_retries(saga_completion, google_apis):
-    google_apis.fail_next("Publish", gexc.NotFound("Topic not found"))
+def test_a_publish_failure_is_a_500_so_the_workflow_retries(make_client):
+    saga_completion = make_client("saga_completion", "http")  # the result topic does not exist
     assert saga_completion.post("/", json=completion_body()).status_code == 500

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.api_core import exceptions as gexc
 from saga_orchestrator.events import decode_result
-from saga_orchestrator.validation import derive_saga_id
+from saga_orchestrator.model import derive_saga_id
 
-RESULTS = "projects/local-project/topics/saga-results"
+from tests.contract.conftest import RESULTS
+
 DATA = Path(__file__).parents[1] / "data"
 
 
@@ -19,8 +19,16 @@ def load_fixture(name: str) -> Any:
 
 
 @pytest.fixture
-def start_saga(make_client):
+def start_saga(make_client, local_cloud, workflow_path):
+    local_cloud.create_topic(RESULTS)
+    local_cloud.deploy_workflow(workflow_path)
     return make_client("start_saga", "cloudevent")
+
+
+@pytest.fixture
+def executions(local_cloud, workflow_path):
+    """The executions of the saga workflow, oldest first."""
+    return lambda: local_cloud.executions(workflow_path)
 
 
 def post_binary(client, body, headers=None):
@@ -35,11 +43,11 @@ def binary_event_with_data(data: bytes | str, message_id: str = "555") -> dict:
     return body
 
 
-def test_a_binary_mode_event_starts_one_labelled_execution(start_saga, google_apis):
+def test_a_binary_mode_event_starts_one_labelled_execution(start_saga, local_cloud, executions):
     fixture = load_fixture("eventarc-message-published-binary.json")
     response = start_saga.post("/", headers=fixture["headers"], data=json.dumps(fixture["body"]))
     assert response.status_code == 200
-    [execution] = google_apis.state.executions.values()
+    [execution] = executions()
     assert execution.name.startswith(
         "projects/local-project/locations/us-central1/workflows/saga-orchestrator/"
     )
@@ -49,32 +57,24 @@ def test_a_binary_mode_event_starts_one_labelled_execution(start_saga, google_ap
     assert argument["event_id"] == "2070443601311540"
     assert argument["requested_at"] == "2026-11-25T22:00:00.123Z"
     assert [s["name"] for s in argument["steps"]] == ["create_booking", "process_payment"]
-    assert google_apis.published(RESULTS) == []
+    assert local_cloud.published(RESULTS) == []
 
 
-def test_a_redelivered_event_starts_nothing_new(start_saga, google_apis):
+def test_a_redelivered_event_starts_nothing_new(start_saga, executions):
     fixture = load_fixture("eventarc-message-published-binary.json")
     for _ in range(3):
         assert (
             start_saga.post("/", headers=fixture["headers"], data=json.dumps(fixture["body"])).status_code
             == 200
         )
-    assert len(google_apis.state.executions) == 1
+    assert len(executions()) == 1
 
 
-def test_a_new_saga_is_looked_up_then_created_then_checked_for_a_racing_start(start_saga, google_apis):
-    fixture = load_fixture("eventarc-message-published-binary.json")
-    assert (
-        start_saga.post("/", headers=fixture["headers"], data=json.dumps(fixture["body"])).status_code == 200
-    )
-    assert google_apis.state.calls == {"ListExecutions": 2, "CreateExecution": 1}
-
-
-def test_a_structured_mode_event_starts_the_saga(start_saga, google_apis):
+def test_a_structured_mode_event_starts_the_saga(start_saga, executions):
     fixture = load_fixture("eventarc-message-published-structured.json")
     response = start_saga.post("/", headers=fixture["headers"], data=json.dumps(fixture["body"]))
     assert response.status_code == 200
-    [execution] = google_apis.state.executions.values()
+    [execution] = executions()
     argument = json.loads(execution.argument)
     assert argument["saga_id"] == "order-1001"
     assert argument["steps"][1]["execute"]["secret_headers"] == {
@@ -82,27 +82,27 @@ def test_a_structured_mode_event_starts_the_saga(start_saga, google_apis):
     }
 
 
-def test_a_request_without_saga_id_gets_one_derived_from_the_message_id(start_saga, google_apis):
+def test_a_request_without_saga_id_gets_one_derived_from_the_message_id(start_saga, executions):
     body = binary_event_with_data(
         json.dumps({"steps": [{"name": "a", "execute_url": "http://localhost:1/x"}]}).encode()
     )
     post_binary(start_saga, body)
     post_binary(start_saga, body)
-    [execution] = google_apis.state.executions.values()
+    [execution] = executions()
     assert execution.labels["saga_id"] == derive_saga_id("555")
 
 
-def rejected(google_apis):
-    [message] = google_apis.published(RESULTS)
+def rejected(local_cloud):
+    [message] = local_cloud.published(RESULTS)
     event = decode_result(message.data, message.attributes)
     assert event.type == "dev.sagaorchestrator.saga.v1.rejected"
     return event
 
 
-def test_data_that_is_not_json_is_acknowledged_and_rejected(start_saga, google_apis):
+def test_data_that_is_not_json_is_acknowledged_and_rejected(start_saga, local_cloud, executions):
     response = post_binary(start_saga, binary_event_with_data(b"{not json"))
     assert response.status_code == 200
-    event = rejected(google_apis)
+    event = rejected(local_cloud)
     assert [e.to_dict() for e in event.result.errors] == [
         {
             "field": "",
@@ -110,18 +110,18 @@ def test_data_that_is_not_json_is_acknowledged_and_rejected(start_saga, google_a
         }
     ]
     assert event.subject == derive_saga_id("555")
-    assert google_apis.state.executions == {}
+    assert executions() == []
 
 
-def test_data_that_is_not_base64_is_acknowledged_and_rejected(start_saga, google_apis):
+def test_data_that_is_not_base64_is_acknowledged_and_rejected(start_saga, local_cloud):
     response = post_binary(start_saga, binary_event_with_data("%%%not-base64%%%"))
     assert response.status_code == 200
-    assert [e.message for e in rejected(google_apis).result.errors] == [
+    assert [e.message for e in rejected(local_cloud).result.errors] == [
         "the message data is not valid base64"
     ]
 
 
-def test_an_invalid_request_is_rejected_naming_every_problem(start_saga, google_apis):
+def test_an_invalid_request_is_rejected_naming_every_problem(start_saga, local_cloud, executions):
     request = {
         "saga_id": "bad-1",
         "metadata": {"order": 9},
@@ -132,7 +132,7 @@ def test_an_invalid_request_is_rejected_naming_every_problem(start_saga, google_
     }
     response = post_binary(start_saga, binary_event_with_data(json.dumps(request).encode(), "777"))
     assert response.status_code == 200
-    event = rejected(google_apis)
+    event = rejected(local_cloud)
     assert event.subject == "bad-1"
     assert event.result.metadata == {"order": 9}
     assert event.result.event_id == "777"
@@ -145,24 +145,58 @@ def test_an_invalid_request_is_rejected_naming_every_problem(start_saga, google_
         ("steps[1].execute.url", "host 'evil.test' is not on the allowlist (SAGA_ALLOWED_HOSTS)"),
         ("steps[1].execute.retry.max_attempts", "must be an integer from 1 to 20"),
     ]
-    assert google_apis.state.executions == {}
+    assert executions() == []
 
 
-def test_an_unavailable_workflows_api_fails_the_event_so_it_is_redelivered(start_saga, google_apis):
-    google_apis.fail_next("CreateExecution", gexc.InternalServerError("backend down"))
+def test_a_start_that_workflows_refuses_fails_the_event_so_it_is_redelivered(
+    make_client, local_cloud, workflow_path
+):
+    local_cloud.create_topic(RESULTS)
+    start_saga = make_client("start_saga", "cloudevent")  # the saga workflow is not deployed yet
     fixture = load_fixture("eventarc-message-published-binary.json")
     response = start_saga.post("/", headers=fixture["headers"], data=json.dumps(fixture["body"]))
     assert response.status_code == 500
     assert response.headers.get("X-Google-Status") == "crash"
-    assert google_apis.published(RESULTS) == []
-    # The redelivery succeeds.
+    assert local_cloud.published(RESULTS) == []
+    # The redelivery, once the workflow is there, succeeds.
+    local_cloud.deploy_workflow(workflow_path)
     assert (
         start_saga.post("/", headers=fixture["headers"], data=json.dumps(fixture["body"])).status_code == 200
     )
-    assert len(google_apis.state.executions) == 1
+    assert len(local_cloud.executions(workflow_path)) == 1
 
 
-def test_a_rejection_that_cannot_be_published_fails_the_event(start_saga, google_apis):
-    google_apis.fail_next("Publish", gexc.NotFound("Topic not found"))
+def test_a_rejection_that_cannot_be_published_fails_the_event(make_client):
+    start_saga = make_client("start_saga", "cloudevent")  # the result topic does not exist
     response = post_binary(start_saga, binary_event_with_data(b"[]"))
     assert response.status_code == 500
+
+
+@pytest.mark.parametrize(
+    ("data", "subject", "field", "message"),
+    [
+        (
+            b'{"saga_id": "deep-1", "steps": [{"name": "a", "execute_url": "http://localhost:1/x", '
+            b'"execute_payload": ' + b"[" * 1000 + b"]" * 1000 + b"}]}",
+            derive_saga_id("888"),  # the data did not decode: its saga id cannot be read
+            "steps[0].execute_payload" + "[0]" * 61,
+            "nests arrays and objects more than 64 levels deep",
+        ),
+        (
+            b'{"saga_id": "lone-1", "steps": [{"name": "a", "execute_url": "http://localhost:1/x/\\ud800"}]}',
+            "lone-1",
+            "steps[0].execute_url",
+            "is a string that is not Unicode text: a lone surrogate U+D800 at character 21",
+        ),
+    ],
+    ids=["nested-1000-deep", "lone-surrogate"],
+)
+def test_data_no_request_can_hold_is_acknowledged_and_rejected_naming_the_field(
+    start_saga, local_cloud, executions, data, subject, field, message
+):
+    response = post_binary(start_saga, binary_event_with_data(data, "888"))
+    assert response.status_code == 200
+    event = rejected(local_cloud)
+    assert event.subject == subject
+    assert [(e.field, e.message) for e in event.result.errors] == [(field, message)]
+    assert executions() == []

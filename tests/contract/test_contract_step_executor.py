@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from saga_orchestrator.testing import ScriptedResponse
+
+from tests.support.http import ScriptedResponse
 
 DATA = Path(__file__).parents[1] / "data"
 SECRET_VALUE = "pk_live_do_not_log_me"
 
 
 @pytest.fixture
-def step_executor(make_client, google_apis):
-    google_apis.add_secret_version("local-project", "payment-api-key", SECRET_VALUE.encode())
+def step_executor(make_client, local_cloud):
+    local_cloud.add_secret_version("local-project", "payment-api-key", SECRET_VALUE.encode())
     return make_client("step_executor", "http")
 
 

@@ -20,28 +20,30 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import jsonschema
 import pytest
 from google.cloud.workflows import executions_v1
-from saga_orchestrator.validation import derive_saga_id
+from saga_orchestrator.model import derive_saga_id
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
 from devstack.processes import ManagedProcess, free_ports, participant_spec
 from devstack.settings import REPO_ROOT
 from devstack.stack import LocalStack, ResultEvent
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 
 RESULT_TIMEOUT = 60.0
+WAIT_TIMEOUT = 30.0  # for anything but a result (see wait_for_result)
+POLL_EVERY = 0.05  # the stack shares the machine with the polls
 LOAD_SAGAS = 100
 LOAD_TIMEOUT = 120.0
 RESULT_SCHEMA = json.loads((REPO_ROOT / "schemas" / "saga-result.schema.json").read_text(encoding="utf-8"))
 EVENT_TYPE = "dev.sagaorchestrator.saga.v1."
 PAYMENT_SECRET = "payment-api-key"
 
-T = TypeVar("T")
 ENDED_WITHOUT_RESULT = (executions_v1.Execution.State.FAILED, executions_v1.Execution.State.CANCELLED)
 
 
@@ -193,18 +195,6 @@ def calls_of(stack: LocalStack, saga_id: str, services: Iterable[str] = SERVICES
     return sorted(mine, key=lambda call: (call["at"], call["seq"]))
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30.0, every: float = 0.05) -> T:
-    """Poll ``probe`` until it returns something truthy (not None, False, 0 or empty), at most ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(every)
-
-
 def schema_problems(result: Any) -> list[str]:
     validator = jsonschema.Draft202012Validator(RESULT_SCHEMA)
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(result)]
@@ -344,8 +334,9 @@ def settled(orchestrator: SagaOrchestrator, execution: str, timeout: float = 30.
     """The execution's state once it left ACTIVE (the result is published just before it returns)."""
     return eventually(
         lambda: state if (state := orchestrator.get_saga_status(execution).state) != "ACTIVE" else None,
-        f"execution {execution} to finish",
-        timeout,
+        what=f"execution {execution} to finish",
+        timeout=timeout,
+        every=POLL_EVERY,
     )
 
 
@@ -608,7 +599,12 @@ def test_a_participant_that_refuses_connections_is_retried_until_it_listens(
             and entry.get("outcome") == "transient"
         )
 
-    eventually(lambda: refused_attempts() >= 2, "two refused attempts of reserve_hotel")
+    eventually(
+        lambda: refused_attempts() >= 2,
+        what="two refused attempts of reserve_hotel",
+        timeout=WAIT_TIMEOUT,
+        every=POLL_EVERY,
+    )
     spec = participant_spec("hotel", port, certs_url=f"http://{stack.config.metadata}/oauth2/v1/certs")
     late = ManagedProcess.start(
         dataclasses.replace(spec, name="participant-hotel-late"), log_dir=stack.log_dir
@@ -812,10 +808,17 @@ def test_cancelling_a_running_saga_stops_it_where_it_is(
         }
     }
     stack.publish_request(trip(stack, saga_id, options))
-    execution = eventually(lambda: orchestrator.find_execution(saga_id), "the saga's execution")
+    execution = eventually(
+        lambda: orchestrator.find_execution(saga_id),
+        what="the saga's execution",
+        timeout=WAIT_TIMEOUT,
+        every=POLL_EVERY,
+    )
     eventually(
         lambda: [c for c in calls_of(stack, saga_id, ["hotel"]) if c["status"] is None],
-        "reserve_hotel to be in flight",
+        what="reserve_hotel to be in flight",
+        timeout=WAIT_TIMEOUT,
+        every=POLL_EVERY,
     )
 
     assert orchestrator.cancel_saga(execution) == "CANCELLED"
@@ -832,7 +835,9 @@ def test_cancelling_a_running_saga_stops_it_where_it_is(
         lambda: (
             not [t for t in stack.factory.tasks().list_tasks(parent=queue) if execution_id in t.name] or None
         ),
-        "reserve_hotel's task to be done after its outcome went unheard",
+        what="reserve_hotel's task to be done after its outcome went unheard",
+        timeout=WAIT_TIMEOUT,
+        every=POLL_EVERY,
     )
     assert [c["status"] is not None for c in calls_of(stack, saga_id, ["hotel"])] == [True]
     calls = calls_of(stack, saga_id)
@@ -964,7 +969,9 @@ def test_the_same_request_published_twice_starts_one_saga(stack: LocalStack, res
             >= 2
             else None
         ),
-        "start_saga to handle both messages",
+        what="start_saga to handle both messages",
+        timeout=WAIT_TIMEOUT,
+        every=POLL_EVERY,
     )
     assert sorted(handled) == ["duplicate request: the saga was already started", "saga started"]
     # When both deliveries arrive at once, both may create an execution; the one that yields cancels its

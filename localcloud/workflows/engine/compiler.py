@@ -1,64 +1,129 @@
-"""Turns expression ASTs and value templates into plain Python closures of the frame, once, at load time.
+"""Compiles every value template and assignment path of a loaded workflow to Python closures, once, at
+load time: the one way the engine evaluates an expression.
 
-A compiled template is a synchronous function ``fn(frame) -> value`` with exactly the semantics of
-``evaluator.evaluate_template`` (same results, same errors, same order of evaluation), without a coroutine
-and an ``isinstance`` dispatch per node. Only a template that calls a subworkflow cannot be compiled (the
-call must ``await``); it stays with the evaluator. Built-ins usable in expressions are never ``async``: the
-loader refuses blocking functions there.
+A ``Code`` is ``run(frame) -> value``. Most code is synchronous: no coroutine and no ``isinstance``
+dispatch per node. Code that calls a subworkflow (or an asynchronous built-in) somewhere inside has
+``awaits`` set: its ``run`` returns an awaitable, and every node above such a call is *lifted*: it
+evaluates its parts in the same order, awaiting the ones that await, then combines the values with the
+same function as its synchronous form. The semantics of each operator live in ``operators.py``, once.
+
+The AST holds no closures: ``CompiledProgram`` keeps the code beside the AST, keyed by the identity of
+each template and assignment node (the program keeps those nodes alive).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from localcloud.workflows.engine.evaluator import (
+from localcloud.workflows.engine.operators import (
     BINARY_OPERATORS,
-    Frame,
-    Scope,
-    apply_binary,
-    copy_value,
+    check_boolean,
     get_index,
     get_key,
+    logical_not,
     negate,
+    string_key,
 )
-from localcloud.workflows.engine.stdlib import BUILTINS, CONSTANTS
+from localcloud.workflows.engine.scope import Frame, Scope
+from localcloud.workflows.engine.stdlib import BUILTINS, CONSTANTS, Builtin
 from localcloud.workflows.lang import ast
 from localcloud.workflows.lang.errors import WorkflowError
-from localcloud.workflows.lang.values import type_error, type_name
+from localcloud.workflows.lang.values import deep_copy
 
-Compiled = Callable[[Frame], Any]
+Run = Callable[[Frame], Any]
 
-__all__ = ["RETURNS_ARGUMENT", "Compiled", "compile_expr", "compile_template", "may_alias"]
-
-
-def compile_template(template: ast.Template, routines: Container[str]) -> Compiled | None:
-    """``None`` when the template calls one of ``routines`` (a subworkflow) anywhere."""
-    if isinstance(template, ast.Const):
-        value = template.value
-        if isinstance(value, list | dict):
-            return lambda frame: copy_value(value)
-        return lambda frame: value
-    if isinstance(template, ast.ExprTemplate):
-        return compile_expr(template.expr, routines)
-    if isinstance(template, ast.ListTemplate):
-        return _list_of([compile_template(item, routines) for item in template.items])
-    if isinstance(template, ast.MapTemplate):
-        entries = [(key, compile_template(value, routines)) for key, value in template.entries]
-        if not _all_compiled([fn for _, fn in entries]):
-            return None
-        compiled_entries: list[tuple[str, Compiled]] = entries  # type: ignore[assignment]
-        return lambda frame: {key: fn(frame) for key, fn in compiled_entries}
-    return None
+__all__ = ["RETURNS_ARGUMENT", "Code", "CompiledProgram", "compile_program", "may_alias"]
 
 
-def compile_path(path: tuple[ast.Expr, ...], routines: Container[str]) -> Callable[[Frame], list[Any]] | None:
-    """The keys of an assignment target such as ``a.b[i]``, evaluated left to right."""
-    parts = [compile_expr(part, routines) for part in path]
-    if not _all_compiled(parts):
-        return None
-    compiled_parts: list[Compiled] = parts  # type: ignore[assignment]
-    return lambda frame: [part(frame) for part in compiled_parts]
+@dataclass(frozen=True, slots=True)
+class Code:
+    """``run(frame)`` gives the value, or an awaitable of it when ``awaits``. ``aliases`` (templates only):
+    whether the value may share lists or maps with a variable, so that assigning it must copy."""
+
+    run: Run
+    awaits: bool = False
+    aliases: bool = False
+
+
+@dataclass(frozen=True)
+class CompiledProgram:
+    """A loaded workflow: its AST and, beside it, the compiled code of every template and assignment path."""
+
+    program: ast.Program
+    templates: dict[int, Code]
+    paths: dict[int, Code]
+
+    @property
+    def routines(self) -> dict[str, ast.Routine]:
+        return self.program.routines
+
+    @property
+    def main(self) -> ast.Routine:
+        return self.program.main
+
+    def template(self, template: ast.Template) -> Code:
+        return self.templates[id(template)]
+
+    def path(self, assignment: ast.Assignment) -> Code:
+        """The keys of an assignment target such as ``a.b[i]`` (``["b", i]``), evaluated left to right."""
+        return self.paths[id(assignment)]
+
+
+def compile_program(program: ast.Program) -> CompiledProgram:
+    routines = program.routines
+    templates: dict[int, Code] = {}
+    paths: dict[int, Code] = {}
+    for routine in routines.values():
+        for node in _nodes(routine.steps):
+            if isinstance(node, ast.Assignment):
+                paths[id(node)] = _sequence([compile_expr(part, routines) for part in node.path])
+            else:
+                code = compile_template(node, routines)
+                templates[id(node)] = Code(code.run, code.awaits, may_alias(node))
+    return CompiledProgram(program, templates, paths)
+
+
+def _nodes(steps: Sequence[ast.Step]) -> Iterator[ast.Template | ast.Assignment]:
+    """Every template and assignment inside ``steps``, nested steps included."""
+    for step in steps:
+        if isinstance(step, ast.AssignStep):
+            for assignment in step.assignments:
+                yield assignment
+                yield assignment.value
+        elif isinstance(step, ast.CallStep):
+            yield from (template for _, template in step.args)
+        elif isinstance(step, ast.ReturnStep | ast.RaiseStep):
+            yield step.value
+        elif isinstance(step, ast.StepsStep):
+            yield from _nodes(step.steps)
+        elif isinstance(step, ast.SwitchStep):
+            for case in step.cases:
+                yield case.condition
+                yield from _nodes([case.body] if case.body is not None else [])
+        elif isinstance(step, ast.ForStep):
+            yield from _loop_nodes(step)
+        elif isinstance(step, ast.ParallelStep):
+            yield from _parallel_nodes(step)
+        elif isinstance(step, ast.TryStep):
+            yield from _nodes(step.body)
+            yield from [step.retry] if step.retry is not None else []
+            yield from _nodes(step.except_steps or ())
+
+
+def _loop_nodes(step: ast.ForStep) -> Iterator[ast.Template | ast.Assignment]:
+    yield from (template for template in (step.items, step.range) if template is not None)
+    yield from _nodes(step.steps)
+
+
+def _parallel_nodes(step: ast.ParallelStep) -> Iterator[ast.Template | ast.Assignment]:
+    if step.concurrency_limit is not None:
+        yield step.concurrency_limit
+    for branch in step.branches or ():
+        yield from _nodes(branch.steps)
+    if step.loop is not None:
+        yield from _loop_nodes(step.loop)
 
 
 def may_alias(template: ast.Template) -> bool:
@@ -91,51 +156,98 @@ def _expr_may_alias(expr: ast.Expr) -> bool:
     return False
 
 
-def _list_of(items: list[Compiled | None]) -> Compiled | None:
-    """A list built from compiled items, or None when one of them could not be compiled."""
-    if not _all_compiled(items):
-        return None
-    compiled_items: list[Compiled] = items  # type: ignore[assignment]
-    return lambda frame: [item(frame) for item in compiled_items]
+# ----------------------------------------------------------------------------------------- combinators
 
 
-def _all_compiled(fns: list[Compiled | None]) -> bool:
-    return all(fn is not None for fn in fns)
+def _lifted(
+    parts: Sequence[Code], finish: Callable[[Frame, list[Any]], Any], *, awaits: bool = False
+) -> Code:
+    """The awaiting form of a node: its parts evaluated left to right (awaiting those that await), then
+    ``finish(frame, values)``, itself awaited when ``awaits``."""
+
+    async def run(frame: Frame) -> Any:
+        values = []
+        for part in parts:
+            value = part.run(frame)
+            values.append(await value if part.awaits else value)
+        result = finish(frame, values)
+        return await result if awaits else result
+
+    return Code(run, awaits=True)
 
 
-def compile_expr(expr: ast.Expr, routines: Container[str]) -> Compiled | None:
+def _combine(parts: Sequence[Code], combine: Callable[..., Any]) -> Code:
+    """A node whose value is ``combine(*values of its parts)``, the parts evaluated left to right."""
+    if any(part.awaits for part in parts):
+        return _lifted(parts, lambda frame, values: combine(*values))
+    runs = [part.run for part in parts]
+    if len(runs) == 1:
+        (only,) = runs
+        return Code(lambda frame: combine(only(frame)))
+    if len(runs) == 2:
+        first, second = runs
+        return Code(lambda frame: combine(first(frame), second(frame)))
+    return Code(lambda frame: combine(*[run(frame) for run in runs]))
+
+
+def _sequence(parts: Sequence[Code]) -> Code:
+    """The list of the parts' values."""
+    if any(part.awaits for part in parts):
+        return _lifted(parts, lambda frame, values: values)
+    runs = [part.run for part in parts]
+    return Code(lambda frame: [run(frame) for run in runs])
+
+
+# ------------------------------------------------------------------------------------------- templates
+
+
+def compile_template(template: ast.Template, routines: Container[str]) -> Code:
+    if isinstance(template, ast.Const):
+        value = template.value
+        if isinstance(value, list | dict):
+            return Code(lambda frame: deep_copy(value))
+        return Code(lambda frame: value)
+    if isinstance(template, ast.ExprTemplate):
+        return compile_expr(template.expr, routines)
+    if isinstance(template, ast.ListTemplate):
+        return _sequence([compile_template(item, routines) for item in template.items])
+    if isinstance(template, ast.MapTemplate):
+        keys = [key for key, _ in template.entries]
+        values = [compile_template(value, routines) for _, value in template.entries]
+        if any(value.awaits for value in values):
+            return _combine([_sequence(values)], lambda items: dict(zip(keys, items, strict=True)))
+        entries = [(key, value.run) for key, value in zip(keys, values, strict=True)]
+        return Code(lambda frame: {key: run(frame) for key, run in entries})
+    raise TypeError(f"unknown template {template!r}")
+
+
+# ----------------------------------------------------------------------------------------- expressions
+
+
+def compile_expr(expr: ast.Expr, routines: Container[str]) -> Code:
     if isinstance(expr, ast.Literal):
         value = expr.value
-        return lambda frame: value
+        return Code(lambda frame: value)
     if isinstance(expr, ast.Name):
-        return _name(expr.name, expr.name in routines or expr.name in BUILTINS)
+        return Code(_name(expr.name, expr.name in routines or expr.name in BUILTINS))
     if isinstance(expr, ast.Member):
         return _member(expr, routines)
     if isinstance(expr, ast.Index):
-        target = compile_expr(expr.target, routines)
-        index = compile_expr(expr.index, routines)
-        if target is None or index is None:
-            return None
-        return lambda frame: get_index(target(frame), index(frame))
+        return _combine([compile_expr(expr.target, routines), compile_expr(expr.index, routines)], get_index)
     if isinstance(expr, ast.Binary):
         return _binary(expr, routines)
     if isinstance(expr, ast.Unary):
-        operand = compile_expr(expr.operand, routines)
-        if operand is None:
-            return None
-        if expr.op == "not":
-            return lambda frame: _not(operand(frame))
-        return lambda frame: negate(operand(frame))
+        return _combine([compile_expr(expr.operand, routines)], logical_not if expr.op == "not" else negate)
     if isinstance(expr, ast.ListLit):
-        return _list_of([compile_expr(item, routines) for item in expr.items])
+        return _sequence([compile_expr(item, routines) for item in expr.items])
     if isinstance(expr, ast.MapLit):
         return _map_literal(expr, routines)
     if isinstance(expr, ast.Call):
         return _call(expr, routines)
-    return None
+    raise TypeError(f"unknown expression {expr!r}")
 
 
-def _name(name: str, is_function: bool) -> Compiled:
+def _name(name: str, is_function: bool) -> Run:
     def load(frame: Frame) -> Any:
         scope: Scope | None = frame.scope
         while scope is not None:
@@ -150,140 +262,111 @@ def _name(name: str, is_function: bool) -> Compiled:
     return load
 
 
-def _defined(frame: Frame, name: str) -> bool:
-    scope: Scope | None = frame.scope
-    while scope is not None:
-        if name in scope.vars:
-            return True
-        scope = scope.parent
-    return False
-
-
-def _member(expr: ast.Member, routines: Container[str]) -> Compiled | None:
+def _member(expr: ast.Member, routines: Container[str]) -> Code:
     target = compile_expr(expr.target, routines)
-    if target is None:
-        return None
     key = expr.name
+    if target.awaits:  # ``f(x).key`` with ``f`` a subworkflow
+        return _combine([target], lambda value: get_key(value, key))
+    target_run = target.run
 
     def member(frame: Frame) -> Any:
-        value = target(frame)
+        value = target_run(frame)
         if type(value) is dict and key in value:
             return value[key]
         return get_key(value, key)
 
     dotted = ast.dotted_name(expr)
     if dotted is None or (dotted not in CONSTANTS and dotted not in BUILTINS):
-        return member
-    # ``http.default_retry`` or ``sys.now`` used as a value, unless ``http``/``sys`` is a variable
+        return Code(member)
+    return Code(_named_value(dotted, member))
+
+
+def _named_value(dotted: str, member: Run) -> Run:
+    """``http.default_retry`` or ``sys.now`` used as a value, unless ``http``/``sys`` is a variable."""
     root = dotted.split(".", 1)[0]
     if dotted in CONSTANTS:
         constant = CONSTANTS[dotted]
-
-        def named(frame: Frame) -> Any:
-            return member(frame) if _defined(frame, root) else copy_value(constant)
-
-        return named
-    function_name = dotted
-
-    def function(frame: Frame) -> Any:
-        return member(frame) if _defined(frame, root) else ast.FunctionRef(function_name)
-
-    return function
+        return lambda frame: member(frame) if frame.scope.owner(root) is not None else deep_copy(constant)
+    return lambda frame: member(frame) if frame.scope.owner(root) is not None else ast.FunctionRef(dotted)
 
 
-def _binary(expr: ast.Binary, routines: Container[str]) -> Compiled | None:
+def _binary(expr: ast.Binary, routines: Container[str]) -> Code:
     left = compile_expr(expr.left, routines)
     right = compile_expr(expr.right, routines)
-    if left is None or right is None:
-        return None
     op = expr.op
     if op == "and" or op == "or":
-        shortcut = op == "or"  # the left value that decides the result on its own
+        return _logical(op, left, right)
+    return _combine([left, right], BINARY_OPERATORS[op])
+
+
+def _logical(op: str, left: Code, right: Code) -> Code:
+    """``and``/``or``: the right side is evaluated only when the left one does not decide."""
+    shortcut = op == "or"  # the left value that decides the result on its own
+    left_run, right_run = left.run, right.run
+    if not (left.awaits or right.awaits):
 
         def logical(frame: Frame) -> Any:
-            first = left(frame)
-            if not isinstance(first, bool):
-                raise type_error(f"'{op}' needs booleans, got {type_name(first)}")
-            if first is shortcut:
-                return first
-            second = right(frame)
-            if not isinstance(second, bool):
-                raise type_error(f"'{op}' needs booleans, got {type_name(second)}")
-            return second
+            if check_boolean(op, left_run(frame)) is shortcut:
+                return shortcut
+            return check_boolean(op, right_run(frame))
 
-        return logical
-    operator = BINARY_OPERATORS.get(op)
-    if operator is None:
-        return lambda frame: apply_binary(op, left(frame), right(frame))
-    bound = operator
+        return Code(logical)
 
-    def binary(frame: Frame) -> Any:
-        first = left(frame)
-        return bound(first, right(frame))
+    async def lifted(frame: Frame) -> Any:
+        first = left_run(frame)
+        if check_boolean(op, await first if left.awaits else first) is shortcut:
+            return shortcut
+        second = right_run(frame)
+        return check_boolean(op, await second if right.awaits else second)
 
-    return binary
+    return Code(lifted, awaits=True)
 
 
-def _not(operand: Any) -> bool:
-    if not isinstance(operand, bool):
-        raise type_error(f"'not' needs a boolean, got {type_name(operand)}")
-    return not operand
+def _map_literal(expr: ast.MapLit, routines: Container[str]) -> Code:
+    parts: list[Code] = []
+    for key, value in expr.entries:
+        parts.append(_combine([compile_expr(key, routines)], string_key))
+        parts.append(compile_expr(value, routines))
+    return _combine([_sequence(parts)], lambda values: dict(zip(values[::2], values[1::2], strict=True)))
 
 
-def _map_literal(expr: ast.MapLit, routines: Container[str]) -> Compiled | None:
-    entries = [(compile_expr(k, routines), compile_expr(v, routines)) for k, v in expr.entries]
-    if not all(k is not None and v is not None for k, v in entries):
-        return None
-    compiled_entries: list[tuple[Compiled, Compiled]] = entries  # type: ignore[assignment]
-
-    def build(frame: Frame) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key_fn, value_fn in compiled_entries:
-            key = key_fn(frame)
-            if not isinstance(key, str):
-                raise type_error(f"map keys must be strings, got {type_name(key)}")
-            result[key] = value_fn(frame)
-        return result
-
-    return build
-
-
-def _call(expr: ast.Call, routines: Container[str]) -> Compiled | None:
+def _call(expr: ast.Call, routines: Container[str]) -> Code:
     name = expr.function
-    if name in routines:
-        return None
     args = [compile_expr(arg, routines) for arg in expr.args]
-    if not _all_compiled(args):
-        return None
-    compiled_args: list[Compiled] = args  # type: ignore[assignment]
+    if name in routines:
+        return _lifted(args, lambda frame, values: frame.call_routine(name, values), awaits=True)
     builtin = BUILTINS.get(name)
-    if builtin is None:
+    if builtin is None:  # refused at load; kept for programs built by hand
 
-        def unknown(frame: Frame) -> Any:
-            for arg in compiled_args:
-                arg(frame)
+        def unknown(*values: Any) -> Any:
             raise WorkflowError.tagged("KeyError", f"function '{name}' not found")
 
-        return unknown
-    if builtin.is_async:
-        return None
+        return _combine(args, unknown) if args else Code(lambda frame: unknown())
     fn = builtin.fn
-    count = len(compiled_args)
-    if not len(builtin.required) <= count <= len(builtin.params):
+    if builtin.is_async or any(arg.awaits for arg in args):
+        return _lifted(
+            args,
+            lambda frame, values: fn(frame.host, *builtin.bind_positional(values)),
+            awaits=builtin.is_async,
+        )
+    return Code(_builtin_call(builtin, [arg.run for arg in args]))
 
-        def misfit(frame: Frame) -> Any:
-            return fn(frame.host, *builtin.bind_positional([arg(frame) for arg in compiled_args]))
 
-        return misfit
+def _builtin_call(builtin: Builtin, runs: list[Run]) -> Run:
+    """A call of a synchronous built-in, with the common arities spelled out (the hot path)."""
+    fn = builtin.fn
+    count = len(runs)
+    if not len(builtin.required) <= count <= len(builtin.params):  # refused at load
+        return lambda frame: fn(frame.host, *builtin.bind_positional([run(frame) for run in runs]))
     tail = tuple(builtin.defaults[p] for p in builtin.params[count:])
     if count == 0:
         return lambda frame: fn(frame.host, *tail)
     if count == 1:
-        (only,) = compiled_args
+        (only,) = runs
         if not tail:
             return lambda frame: fn(frame.host, only(frame))
         return lambda frame: fn(frame.host, only(frame), *tail)
     if count == 2 and not tail:
-        first, second = compiled_args
+        first, second = runs
         return lambda frame: fn(frame.host, first(frame), second(frame))
-    return lambda frame: fn(frame.host, *[arg(frame) for arg in compiled_args], *tail)
+    return lambda frame: fn(frame.host, *[run(frame) for run in runs], *tail)

@@ -1,6 +1,7 @@
-"""Runs a loaded ``Program``: asyncio-native, so an execution parked on ``events.await_callback`` or
-``sys.sleep`` costs one coroutine. All time goes through ``host.clock``. Cancel an execution by
-cancelling its task.
+"""Runs a loaded workflow (a ``CompiledProgram``): asyncio-native, so an execution parked on
+``events.await_callback`` or ``sys.sleep`` costs one coroutine. All time goes through ``host.clock``.
+Cancel an execution by cancelling its task. Every value comes from the code compiled at load
+(``compiler.py``): ``code.run(frame)``, awaited only when ``code.awaits``.
 
 Scoping (https://cloud.google.com/workflows/docs/reference/syntax/iteration): each routine call has its
 own variables; a ``for`` loop's variable and the variables first created inside its body disappear after
@@ -14,21 +15,18 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from localcloud.workflows.engine.compiler import RETURNS_ARGUMENT
-from localcloud.workflows.engine.compiler import may_alias as _may_alias
-from localcloud.workflows.engine.evaluator import Scope, call_function, evaluate, evaluate_template, get_index
+from localcloud.workflows.engine.compiler import RETURNS_ARGUMENT, CompiledProgram
 from localcloud.workflows.engine.host import Host
 from localcloud.workflows.engine.metering import StepMeter
-from localcloud.workflows.engine.stdlib import BUILTINS, EXTERNAL_FUNCTIONS, HTTP_FUNCTIONS
+from localcloud.workflows.engine.scope import Scope
+from localcloud.workflows.engine.stdlib import BUILTINS, EXTERNAL_FUNCTIONS, HTTP_FUNCTIONS, Builtin
 from localcloud.workflows.lang import ast
-from localcloud.workflows.lang.ast import Program
 from localcloud.workflows.lang.errors import WorkflowError
 from localcloud.workflows.lang.values import (
     MEMORY_LIMIT_BYTES,
     deep_copy,
     is_int,
     is_number,
-    size_of,
     type_error,
     type_name,
 )
@@ -63,8 +61,10 @@ class _End(Exception):
 
 
 class _Execution:
-    def __init__(self, program: Program, host: Host, meter: StepMeter, step_limit: int) -> None:
-        self.program = program
+    def __init__(self, program: CompiledProgram, host: Host, meter: StepMeter, step_limit: int) -> None:
+        self.routines = program.routines
+        self.templates = program.templates
+        self.paths = program.paths
         self.host = host
         self.meter = meter
         self.step_limit = step_limit
@@ -76,13 +76,18 @@ class _Execution:
                 "ResourceLimitError", f"the execution exceeded the limit of {self.step_limit} steps"
             )
 
+    async def evaluate(self, template: ast.Template, frame: _Frame) -> Any:
+        code = self.templates[id(template)]
+        value = code.run(frame)
+        return await value if code.awaits else value
+
     async def invoke(self, name: str, args: Mapping[str, Any], caller: _Frame | None) -> Any:
         depth = 1 if caller is None else caller.depth + 1
         if depth > MAX_CALL_DEPTH:
             raise WorkflowError.tagged(
                 "RecursionError", f"maximum call stack depth {MAX_CALL_DEPTH} exceeded"
             )
-        routine = self.program.routines[name]
+        routine = self.routines[name]
         values: dict[str, Any] = {}
         for param in routine.params:
             if param.name in args:
@@ -138,29 +143,28 @@ class _Execution:
         if counted and not inline_try:
             self.count(frame, step)
         if isinstance(step, ast.AssignStep):
+            templates = self.templates
             for assignment in step.assignments:
-                template = assignment.value
-                fn = template.fn
-                value = fn(frame) if fn is not None else await evaluate_template(template, frame)
-                aliases = template.aliases
-                if aliases or (aliases is None and _may_alias(template)):
+                code = templates[id(assignment.value)]
+                value = code.run(frame)
+                if code.awaits:
+                    value = await value
+                if code.aliases:
                     value = deep_copy(value)
                 if not assignment.path:
                     frame.scope.set(assignment.target, value)
                     continue
-                path_fn = assignment.path_fn
-                if path_fn is not None:
-                    keys = path_fn(frame)
-                else:
-                    keys = [await evaluate(part, frame) for part in assignment.path]
-                self.store(frame, assignment.target, keys, value)
+                path = self.paths[id(assignment)]
+                keys = path.run(frame)
+                frame.scope.store(assignment.target, await keys if path.awaits else keys, value)
             self.check_memory(frame)
             return step.next
         if isinstance(step, ast.ReturnStep):
-            fn = step.value.fn
-            raise _Return(fn(frame) if fn is not None else await evaluate_template(step.value, frame))
+            code = self.templates[id(step.value)]
+            value = code.run(frame)
+            raise _Return(await value if code.awaits else value)
         if isinstance(step, ast.RaiseStep):
-            raise WorkflowError(await evaluate_template(step.value, frame))
+            raise WorkflowError(await self.evaluate(step.value, frame))
         if isinstance(step, ast.NextStep):
             return step.next
         if isinstance(step, ast.StepsStep):
@@ -180,54 +184,6 @@ class _Execution:
 
     # -- assign
 
-    def store(self, frame: _Frame, target: str, keys: list[Any], value: Any) -> None:
-        """``target[keys[0]][keys[1]]... = value``, creating the missing maps on the way."""
-        owner = frame.scope.owner(target)
-        if owner is None:
-            owner = frame.scope
-            container: Any = {}
-            owner.define(target, container)
-        else:
-            container = owner.vars[target]
-        # Keep the variable's measured size current by the difference this write makes; if the write
-        # fails half-way the size stays forgotten and is measured again at the next check.
-        known = owner.sizes.pop(target, None)
-        delta = 0
-        last_position = len(keys) - 1
-        for position, key in enumerate(keys):
-            last = position == last_position
-            if isinstance(container, dict):
-                if not isinstance(key, str):
-                    raise type_error(f"map keys must be strings, got {type_name(key)}")
-                if last:
-                    if known is not None:
-                        if key in container:
-                            delta += size_of(value) - size_of(container[key])
-                        else:
-                            delta += len(key) + 3 + size_of(value)
-                    container[key] = value
-                else:
-                    current = container.get(key)
-                    if not isinstance(current, dict | list):
-                        if known is not None:
-                            delta += 2 - size_of(current) if key in container else len(key) + 5
-                        current = container[key] = {}
-                    container = current
-            elif isinstance(container, list):
-                if not is_int(key):
-                    raise type_error(f"list index must be an integer, got {type_name(key)}")
-                get_index(container, key)  # IndexError when out of range
-                if last:
-                    if known is not None:
-                        delta += size_of(value) - size_of(container[key])
-                    container[key] = value
-                else:
-                    container = container[key]
-            else:
-                raise type_error(f"cannot assign into a {type_name(container)}")
-        if known is not None:
-            owner.sizes[target] = known + delta
-
     def check_memory(self, frame: _Frame) -> None:
         if frame.scope.memory() > MEMORY_LIMIT_BYTES:
             raise WorkflowError.tagged(
@@ -240,9 +196,11 @@ class _Execution:
     async def call_step(self, step: ast.CallStep, frame: _Frame, counted: bool) -> str | None:
         args: dict[str, Any] = {}
         try:
+            templates = self.templates
             for name, template in step.args:
-                fn = template.fn
-                args[name] = fn(frame) if fn is not None else await evaluate_template(template, frame)
+                code = templates[id(template)]
+                value = code.run(frame)
+                args[name] = await value if code.awaits else value
         except WorkflowError:
             if counted:
                 self.count(frame, step)
@@ -260,8 +218,7 @@ class _Execution:
             value = await self.host.call_connector(step.function, args)
         else:
             builtin = BUILTINS[step.function]
-            bound = builtin.bind_named(args)
-            value = await builtin.fn(self.host, *bound) if builtin.is_async else builtin.fn(self.host, *bound)
+            value = await self.call_builtin(builtin, builtin.bind_named(args))
             if step.function in RETURNS_ARGUMENT:  # may be (part of) an argument: store a copy
                 value = deep_copy(value)
         if step.result is not None:
@@ -273,8 +230,10 @@ class _Execution:
 
     async def switch_step(self, step: ast.SwitchStep, frame: _Frame) -> str | None:
         for case in step.cases:
-            fn = case.condition.fn
-            condition = fn(frame) if fn is not None else await evaluate_template(case.condition, frame)
+            code = self.templates[id(case.condition)]
+            condition = code.run(frame)
+            if code.awaits:
+                condition = await condition
             if condition is None:
                 condition = False
             if not isinstance(condition, bool):
@@ -292,12 +251,12 @@ class _Execution:
 
     async def loop_values(self, step: ast.ForStep, frame: _Frame) -> list[Any]:
         if step.items is not None:
-            items = await evaluate_template(step.items, frame)
+            items = await self.evaluate(step.items, frame)
             if isinstance(items, list):
                 return items
             raise type_error(f"for 'in' needs a list, got {type_name(items)} (use keys() for a map)")
         assert step.range is not None
-        bounds = await evaluate_template(step.range, frame)
+        bounds = await self.evaluate(step.range, frame)
         if not isinstance(bounds, list) or len(bounds) != 2 or not all(is_number(b) for b in bounds):
             raise type_error("for 'range' needs a list of two numbers")
         start, end = bounds
@@ -334,7 +293,7 @@ class _Execution:
     async def parallel_step(self, step: ast.ParallelStep, frame: _Frame) -> None:
         limit = MAX_CONCURRENT_BRANCHES
         if step.concurrency_limit is not None:
-            requested = await evaluate_template(step.concurrency_limit, frame)
+            requested = await self.evaluate(step.concurrency_limit, frame)
             if not is_int(requested) or requested < 1:
                 raise WorkflowError.tagged("ValueError", "concurrency_limit must be a positive integer")
             limit = min(limit, requested)
@@ -421,7 +380,7 @@ class _Execution:
     async def retry_policy(
         self, template: ast.Template, frame: _Frame
     ) -> tuple[Any, int, float, float, float]:
-        policy = await evaluate_template(template, frame)
+        policy = await self.evaluate(template, frame)
         if not isinstance(policy, dict):
             raise type_error("retry must be a policy map")
         predicate = policy.get("predicate", ast.FunctionRef("http.default_retry_predicate"))
@@ -442,12 +401,24 @@ class _Execution:
 
     async def predicate(self, predicate: Any, payload: Any, frame: _Frame) -> bool:
         if isinstance(predicate, ast.FunctionRef):
-            outcome = await call_function(predicate.name, [payload], frame)
+            outcome = await self.call_function(predicate.name, [payload], frame)
         else:
             raise type_error(f"a retry predicate must be a function, got {type_name(predicate)}")
         if not isinstance(outcome, bool):
             raise type_error(f"the retry predicate returned a {type_name(outcome)}, not a boolean")
         return outcome
+
+    async def call_function(self, name: str, args: list[Any], frame: _Frame) -> Any:
+        """A subworkflow or a built-in called by name with positional arguments (a retry predicate)."""
+        if name in self.routines:
+            return await frame.call_routine(name, args)
+        builtin = BUILTINS.get(name)
+        if builtin is None:
+            raise WorkflowError.tagged("KeyError", f"function '{name}' not found")
+        return await self.call_builtin(builtin, builtin.bind_positional(args))
+
+    async def call_builtin(self, builtin: Builtin, bound: list[Any]) -> Any:
+        return await builtin.fn(self.host, *bound) if builtin.is_async else builtin.fn(self.host, *bound)
 
 
 class _Frame:
@@ -471,11 +442,8 @@ class _Frame:
         frame.step = self.step
         return frame
 
-    def is_routine(self, name: str) -> bool:
-        return name in self.execution.program.routines
-
     async def call_routine(self, name: str, args: list[Any]) -> Any:
-        routine = self.execution.program.routines[name]
+        routine = self.execution.routines[name]
         if len(args) > len(routine.params):
             raise type_error(f"subworkflow '{name}' takes at most {len(routine.params)} arguments")
         return await self.execution.invoke(
@@ -516,7 +484,12 @@ def error_context(error: WorkflowError) -> str:
 
 
 async def run_execution(
-    program: Program, argument: Any, host: Host, *, meter: StepMeter | None = None, step_limit: int = 100_000
+    program: CompiledProgram,
+    argument: Any,
+    host: Host,
+    *,
+    meter: StepMeter | None = None,
+    step_limit: int = 100_000,
 ) -> Any:
     """Run ``main`` with ``argument`` and return its result (JSON-able). Raises ``WorkflowError`` for an
     uncaught error, with ``.stack`` (innermost first: ``{"step", "routine", "line", "column"}``) and

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,15 +85,16 @@ def dotted_name(expr: Expr) -> str | None:
 
 
 @dataclass(frozen=True)
+class Position:
+    """Where a YAML node starts in the source, counted from 1."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
 class Template:
-    """A YAML value evaluated at run time: constants stay as they are, ``${...}`` strings are evaluated.
-
-    The loader sets ``fn``, the template compiled to a plain function of the frame (None when it calls a
-    subworkflow, which needs the async evaluator), and ``aliases``: whether its value may share lists or
-    maps with a variable, so that assigning it must copy."""
-
-    fn: Callable[[Any], Any] | None = field(default=None, kw_only=True, compare=False, repr=False)
-    aliases: bool | None = field(default=None, kw_only=True, compare=False, repr=False)
+    """A YAML value evaluated at run time: constants stay as they are, ``${...}`` strings are evaluated."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,14 @@ class Const(Template):
 
 @dataclass(frozen=True)
 class ExprTemplate(Template):
+    """``source`` is the YAML text (``${...}``); ``position`` is where its node starts and
+    ``expr_column`` the column of the expression's first character (after a quote and ``${``), to which
+    an expression node's ``offset`` adds."""
+
     expr: Expr
     source: str
+    position: Position | None = field(default=None, compare=False)
+    expr_column: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -122,12 +128,6 @@ class MapTemplate(Template):
 
 
 @dataclass(frozen=True)
-class Position:
-    line: int
-    column: int
-
-
-@dataclass(frozen=True)
 class Step:
     name: str
     position: Position
@@ -139,8 +139,7 @@ class Assignment:
     target: str  # the root variable
     path: tuple[Expr, ...]  # each element evaluates to a key (string) or an index (int)
     value: Template
-    # the path compiled by the loader: the list of keys (None: evaluate ``path`` one by one)
-    path_fn: Callable[[Any], list[Any]] | None = field(default=None, compare=False, repr=False)
+    position: Position | None = field(default=None, compare=False)  # of the target
 
 
 @dataclass(frozen=True)
@@ -154,6 +153,9 @@ class CallStep(Step):
     args: tuple[tuple[str, Template], ...]
     result: str | None
     kind: str  # "subworkflow", "builtin" or "connector"
+    call_position: Position | None = field(default=None, compare=False)
+    args_position: Position | None = field(default=None, compare=False)
+    result_position: Position | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ class ParallelStep(Step):
     exception_policy: str
     branches: tuple[Branch, ...] | None
     loop: ForStep | None
+    shared_positions: tuple[Position, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ class TryStep(Step):
     )  # evaluates to {predicate, max_retries, backoff: {initial_delay, max_delay, multiplier}}
     except_as: str | None
     except_steps: tuple[Step, ...] | None
+    except_as_position: Position | None = field(default=None, compare=False)
 
 
 # ------------------------------------------------------------------------------------------------ program

@@ -12,29 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-# The official error tags (https://cloud.google.com/workflows/docs/reference/syntax/error-types).
-TAGS = frozenset(
-    {
-        "AuthError",
-        "ConnectionError",
-        "ConnectionFailedError",
-        "HttpError",
-        "IndexError",
-        "KeyError",
-        "OperationError",
-        "ParallelNestingError",
-        "RecursionError",
-        "ResourceLimitError",
-        "ResponseTypeError",
-        "SystemError",
-        "TimeoutError",
-        "TypeError",
-        "UnhandledBranchError",
-        "ValueError",
-        "ZeroDivisionError",
-    }
-)
-
 
 class WorkflowError(Exception):
     def __init__(self, payload: Any) -> None:

@@ -7,11 +7,18 @@ All binary operators are left-associative.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from localcloud.workflows.lang import ast
 from localcloud.workflows.lang.lexer import ExpressionSyntaxError, Token, tokenize
 from localcloud.workflows.lang.values import INT_MAX
 
-# token kind -> (left binding power, role). Prefix operators use their entry as the right binding power.
+# How tightly each operator binds: token kind -> binding power. An infix or postfix operator (a binary
+# operator, ``[``, ``.``, ``(``) binds the expression on its left when its power is above the power of the
+# operator that is parsing that expression. The prefix operators ``not`` and ``unary-`` (the key for a
+# leading ``-``) parse their operand with their power. The right operand of a binary operator is parsed
+# with the operator's own power, which makes every binary operator left-associative.
 BINDING_POWER: dict[str, int] = {
     "or": 10,
     "and": 20,
@@ -35,6 +42,9 @@ BINDING_POWER: dict[str, int] = {
     "(": 100,
 }
 BINARY = frozenset({"or", "and", "<", "<=", ">=", ">", "==", "!=", "in", "+", "-", "*", "/", "//", "%"})
+POSTFIX = frozenset({"[", ".", "("})  # index, member, call
+
+T = TypeVar("T")
 
 MAX_EXPRESSION_LENGTH = 400  # characters (https://cloud.google.com/workflows/quotas)
 
@@ -74,7 +84,7 @@ class _Parser:
         left = self.prefix(self.take())
         while True:
             token = self.peek()
-            lbp = BINDING_POWER.get(token.kind, 0) if token.kind in BINARY or token.kind in "[.(" else 0
+            lbp = BINDING_POWER[token.kind] if token.kind in BINARY or token.kind in POSTFIX else 0
             if lbp <= rbp:
                 return left
             self.take()
@@ -114,32 +124,28 @@ class _Parser:
             self.expect(")")
             return inner
         if kind == "[":
-            items: list[ast.Expr] = []
-            if self.peek().kind != "]":
-                while True:
-                    items.append(self.expression(0))
-                    if self.peek().kind == ",":
-                        self.take()
-                        continue
-                    break
-            self.expect("]")
-            return ast.ListLit(token.offset, tuple(items))
+            return ast.ListLit(token.offset, self.separated("]", lambda: self.expression(0)))
         if kind == "{":
-            entries: list[tuple[ast.Expr, ast.Expr]] = []
-            if self.peek().kind != "}":
-                while True:
-                    key = self.expression(0)
-                    self.expect(":")
-                    entries.append((key, self.expression(0)))
-                    if self.peek().kind == ",":
-                        self.take()
-                        continue
-                    break
-            self.expect("}")
-            return ast.MapLit(token.offset, tuple(entries))
+            return ast.MapLit(token.offset, self.separated("}", self.entry))
         if kind == "eof":
             raise ExpressionSyntaxError("unexpected end of expression", token.offset)
         raise ExpressionSyntaxError(f"unexpected {token.text!r}", token.offset)
+
+    def separated(self, close: str, item: Callable[[], T]) -> tuple[T, ...]:
+        """Items separated by commas up to ``close`` (no trailing comma), which is consumed."""
+        items: list[T] = []
+        if self.peek().kind != close:
+            items.append(item())
+            while self.peek().kind == ",":
+                self.take()
+                items.append(item())
+        self.expect(close)
+        return tuple(items)
+
+    def entry(self) -> tuple[ast.Expr, ast.Expr]:
+        key = self.expression(0)
+        self.expect(":")
+        return key, self.expression(0)
 
     def infix(self, token: Token, left: ast.Expr, lbp: int) -> ast.Expr:
         kind = token.kind
@@ -156,15 +162,6 @@ class _Parser:
             function = ast.dotted_name(left)
             if function is None:
                 raise ExpressionSyntaxError("only named functions can be called", token.offset)
-            args: list[ast.Expr] = []
-            if self.peek().kind != ")":
-                while True:
-                    args.append(self.expression(0))
-                    if self.peek().kind == ",":
-                        self.take()
-                        continue
-                    break
-            self.expect(")")
-            return ast.Call(left.offset, function, tuple(args))
+            return ast.Call(left.offset, function, self.separated(")", lambda: self.expression(0)))
         right = self.expression(lbp)
         return ast.Binary(token.offset, kind, left, right)

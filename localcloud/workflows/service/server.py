@@ -5,22 +5,31 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import grpc
 from aiohttp import web
-from google.cloud.workflows.executions_v1.types import executions as ex
-from google.cloud.workflows_v1.types import workflows as wf
-from google.longrunning import operations_pb2
 
 from localcloud import _grpc
+from localcloud.auth import TokenAuthority
 from localcloud.runtime import Context
 from localcloud.workflows.engine.stdlib.http import new_session
-from localcloud.workflows.service.callbacks import CallbackRegistry, http_app
+from localcloud.workflows.service.admin_http import AdminSource, add_admin_routes
+from localcloud.workflows.service.callbacks import CallbackRegistry
+from localcloud.workflows.service.callbacks_http import MAX_CALLBACK_BODY_BYTES, add_callback_routes
 from localcloud.workflows.service.connectors import Connectors
+from localcloud.workflows.service.executions_api import EXECUTIONS_REQUEST_TYPES, ExecutionsApi
 from localcloud.workflows.service.service_host import HostServices, internal_prefixes_from_env
-from localcloud.workflows.service.state import ExecutionsApi, OperationsApi, WorkflowsApi, WorkflowsState
+from localcloud.workflows.service.state import WorkflowsState
+from localcloud.workflows.service.workflows_api import (
+    OPERATIONS_REQUEST_TYPES,
+    WORKFLOWS_REQUEST_TYPES,
+    OperationsApi,
+    WorkflowsApi,
+)
 
 WORKFLOWS_SERVICE = "google.cloud.workflows.v1.Workflows"
 OPERATIONS_SERVICE = "google.longrunning.Operations"
@@ -53,47 +62,32 @@ class WorkflowsService:
 
 
 def handlers(state: WorkflowsState) -> list[grpc.GenericRpcHandler]:
-    workflows, operations, executions = WorkflowsApi(state), OperationsApi(state), ExecutionsApi(state)
-
-    def table(service: str, api: object, methods: dict[str, object]) -> grpc.GenericRpcHandler:
-        return _grpc.service(
-            service,
-            {n: _grpc.unary(getattr(api, n), t, method=f"{service}/{n}") for n, t in methods.items()},
-        )
-
     return [
-        table(
-            WORKFLOWS_SERVICE,
-            workflows,
-            {
-                "CreateWorkflow": wf.CreateWorkflowRequest,
-                "GetWorkflow": wf.GetWorkflowRequest,
-                "ListWorkflows": wf.ListWorkflowsRequest,
-                "UpdateWorkflow": wf.UpdateWorkflowRequest,
-                "DeleteWorkflow": wf.DeleteWorkflowRequest,
-                "ListWorkflowRevisions": wf.ListWorkflowRevisionsRequest,
-            },
-        ),
-        table(
-            OPERATIONS_SERVICE,
-            operations,
-            {
-                "GetOperation": operations_pb2.GetOperationRequest,
-                "ListOperations": operations_pb2.ListOperationsRequest,
-                "DeleteOperation": operations_pb2.DeleteOperationRequest,
-            },
-        ),
-        table(
-            EXECUTIONS_SERVICE,
-            executions,
-            {  # raw protobuf classes: these run once or more per saga
-                "CreateExecution": ex.CreateExecutionRequest.pb(),
-                "GetExecution": ex.GetExecutionRequest.pb(),
-                "ListExecutions": ex.ListExecutionsRequest.pb(),
-                "CancelExecution": ex.CancelExecutionRequest.pb(),
-            },
-        ),
+        _table(WORKFLOWS_SERVICE, WorkflowsApi(state), WORKFLOWS_REQUEST_TYPES),
+        _table(OPERATIONS_SERVICE, OperationsApi(state), OPERATIONS_REQUEST_TYPES),
+        _table(EXECUTIONS_SERVICE, ExecutionsApi(state), EXECUTIONS_REQUEST_TYPES),
     ]
+
+
+def _table(service: str, api: object, request_types: dict[str, Any]) -> grpc.GenericRpcHandler:
+    return _grpc.service(
+        service,
+        {n: _grpc.unary(getattr(api, n), t, method=f"{service}/{n}") for n, t in request_types.items()},
+    )
+
+
+def http_app(
+    registry: CallbackRegistry,
+    authority: TokenAuthority,
+    admin: AdminSource,
+    *,
+    now: Callable[[], float] | None = None,
+) -> web.Application:
+    """The callbacks API and the admin pages, on one address."""
+    app = web.Application(client_max_size=MAX_CALLBACK_BODY_BYTES + 1024)
+    add_callback_routes(app, registry, authority, now or registry.clock.now)
+    add_admin_routes(app, admin)
+    return app
 
 
 async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None = None) -> WorkflowsService:

@@ -18,12 +18,16 @@ import dataclasses
 import datetime
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from saga_orchestrator.clients import ClientFactory, default_factory
-from saga_orchestrator.errors import SagaError, TaskAlreadyExistsError
+from saga_orchestrator.cloudtasks import HttpTask, TaskQueue
+from saga_orchestrator.errors import SagaError
+from saga_orchestrator.model import ActionSpec
 from saga_orchestrator.settings import Settings
-from saga_orchestrator.validation import parse_call
+
+if TYPE_CHECKING:
+    from google.cloud.tasks_v2 import Task
 
 TASK_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 MAX_SCHEDULE_SECONDS = 30 * 24 * 3600
@@ -53,6 +57,7 @@ class TaskManager:
         self.queue_path = self.settings.queue_path
         self.executor_url = executor_url or env.get("SAGA_STEP_EXECUTOR_URL") or None
         self.invoker_email = invoker_email or env.get("SAGA_TASKS_INVOKER_EMAIL") or None
+        self._queue = TaskQueue(self._clients.tasks, self.queue_path)
 
     def create_retry_task(
         self,
@@ -65,7 +70,7 @@ class TaskManager:
         headers: dict[str, str] | None = None,
         method: str = "POST",
         oidc_audience: str | None = None,
-    ) -> Any:
+    ) -> Task:
         """Create the task; returns the created ``google.cloud.tasks_v2.Task``.
 
         ``schedule_time`` is a datetime or seconds from now (at most 30 days). ``task_id`` names the
@@ -75,16 +80,12 @@ class TaskManager:
         audience = its origin. Raises ``InvalidRequestError`` for a bad call (host not allowed,
         max_attempts outside 1..SAGA_QUEUE_MAX_ATTEMPTS, ...).
         """
-        from google.api_core import exceptions as gexc
-        from google.cloud import tasks_v2
-        from google.protobuf import duration_pb2, timestamp_pb2
-
         if not self.executor_url:
             raise SagaError(
                 "TaskManager needs the step executor's URL (executor_url= or SAGA_STEP_EXECUTOR_URL): "
                 "Cloud Tasks retry settings are per queue, so max_attempts is enforced by the executor"
             )
-        spec = parse_call(
+        spec = ActionSpec.from_dict(
             {
                 "url": url,
                 "method": method,
@@ -95,45 +96,36 @@ class TaskManager:
             },
             self.settings,
             path="task",
+            form="request",
         )
         if task_id is not None and (not task_id or len(task_id) > 500 or set(task_id) - TASK_ID_CHARS):
             raise ValueError("task_id must be 1-500 letters, digits, '_' or '-'")
-        name_id = task_id or uuid.uuid4().hex
-        envelope = {
-            "saga_id": "tasks",
-            "execution_id": None,
-            "step_index": 0,
-            "step_name": name_id,
-            "action": "execute",
-            "call": spec.to_dict(),
-            "callback_url": None,
-            "outputs": {},
-        }
-        http_request = tasks_v2.HttpRequest(
-            http_method=tasks_v2.HttpMethod.POST,
-            url=self.executor_url,
-            headers={"Content-Type": "application/json"},
-            body=json.dumps(envelope, separators=(",", ":")).encode("utf-8"),
-        )
-        if self.invoker_email:
-            http_request.oidc_token = tasks_v2.OidcToken(
-                service_account_email=self.invoker_email, audience=oidc_audience or self.executor_url
+        envelope = _envelope(task_id or uuid.uuid4().hex, spec.to_dict())
+        return self._queue.create(
+            HttpTask(
+                url=self.executor_url,
+                body=json.dumps(envelope, separators=(",", ":")).encode("utf-8"),
+                dispatch_deadline_seconds=int(self.settings.dispatch_deadline_seconds),
+                invoker_email=self.invoker_email,
+                audience=oidc_audience,
+                name=f"{self.queue_path}/tasks/{task_id}" if task_id is not None else None,
+                schedule_time=_schedule(schedule_time),
             )
-        task = tasks_v2.Task(
-            http_request=http_request,
-            dispatch_deadline=duration_pb2.Duration(seconds=int(self.settings.dispatch_deadline_seconds)),
         )
-        if task_id is not None:
-            task.name = f"{self.queue_path}/tasks/{task_id}"
-        when = _schedule(schedule_time)
-        if when is not None:
-            stamp = timestamp_pb2.Timestamp()
-            stamp.FromDatetime(when)
-            task.schedule_time = stamp
-        try:
-            return self._clients.tasks().create_task(parent=self.queue_path, task=task)
-        except gexc.AlreadyExists:
-            raise TaskAlreadyExistsError(f"{self.queue_path}/tasks/{name_id}") from None
+
+
+def _envelope(name_id: str, call: dict[str, Any]) -> dict[str, Any]:
+    """The step executor's task body for one call without a saga (no callback, no outputs)."""
+    return {
+        "saga_id": "tasks",
+        "execution_id": None,
+        "step_index": 0,
+        "step_name": name_id,
+        "action": "execute",
+        "call": call,
+        "callback_url": None,
+        "outputs": {},
+    }
 
 
 def _schedule(value: datetime.datetime | float | None) -> datetime.datetime | None:

@@ -3,18 +3,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from saga_orchestrator.testing import FakeGoogleApis, RecordingHttpServer
+
+from tests.contract.cloud import LocalCloud
+from tests.support.http import RecordingHttpServer
 
 
 @pytest.fixture
 def http_server() -> Iterator[RecordingHttpServer]:
-    server = RecordingHttpServer().start()
-    yield server
-    server.stop()
+    with RecordingHttpServer() as server:
+        yield server
 
 
 @pytest.fixture
-def google_apis() -> Iterator[FakeGoogleApis]:
-    apis = FakeGoogleApis().start()
-    yield apis
-    apis.stop()
+def local_cloud() -> Iterator[LocalCloud]:
+    cloud = LocalCloud()
+    yield cloud
+    cloud.close()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from saga_orchestrator.testing import ScriptedResponse
+from tests.support.http import ScriptedResponse
 
 FLAVOR = (("Metadata-Flavor", "Google"),)
 SA_PATH = "/computeMetadata/v1/instance/service-accounts/default"

@@ -4,12 +4,13 @@ from saga_orchestrator import clients
 from saga_orchestrator.clients import ClientFactory
 
 
-def test_clients_talk_to_the_emulator_named_in_the_environment(google_apis):
-    factory = ClientFactory(google_apis.env())
+def test_clients_talk_to_the_emulator_named_in_the_environment(local_cloud):
+    factory = ClientFactory(local_cloud.env)
     try:
-        factory.executions().list_executions(parent="projects/p/locations/l/workflows/w")
+        local_cloud.deploy_workflow("projects/p/locations/l/workflows/w")
+        assert list(factory.executions().list_executions(parent="projects/p/locations/l/workflows/w")) == []
         assert factory.tasks() is factory.tasks()
-        assert factory.emulator_host("tasks") == google_apis.address
+        assert factory.emulator_host("tasks") == local_cloud.env["CLOUD_TASKS_EMULATOR_HOST"]
     finally:
         factory.close()
 
@@ -34,14 +35,16 @@ def test_the_default_factory_is_built_once_and_can_be_replaced(monkeypatch):
         clients.set_default_factory(None)
 
 
-def test_an_immediate_publisher_sends_a_lone_message_without_waiting_for_a_batch(google_apis):
-    factory = ClientFactory(google_apis.env())
+def test_an_immediate_publisher_sends_a_lone_message_without_waiting_for_a_batch(local_cloud):
+    factory = ClientFactory(local_cloud.env)
     try:
+        local_cloud.create_topic("projects/p/topics/results")
         immediate = factory.publisher(immediate=True)
         assert immediate is factory.publisher(immediate=True)
         assert immediate is not factory.publisher()
         # Its batches never time out: only a batch that is full at one message is ever sent.
-        assert immediate.publish("projects/p/topics/results", b"one").result(timeout=10) == "1"
-        assert [m.data for m in google_apis.published("projects/p/topics/results")] == [b"one"]
+        message_id = immediate.publish("projects/p/topics/results", b"one").result(timeout=10)
+        [published] = local_cloud.published("projects/p/topics/results")
+        assert (published.data, published.message_id) == (b"one", message_id)
     finally:
         factory.close()

@@ -2,17 +2,21 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from typing import Any
 
 import pytest
-from saga_orchestrator.auth import StaticTokenSource
 from saga_orchestrator.errors import InvalidRequestError
 from saga_orchestrator.events import PubsubMessage, decode_result
 from saga_orchestrator.executor import StepExecutor
-from saga_orchestrator.model import SecretRef
+from saga_orchestrator.httpclient import HttpClient
+from saga_orchestrator.model import SagaRequest, SecretRef
+from saga_orchestrator.ports import StartOutcome
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.starter import SagaStarter, decode_event
-from saga_orchestrator.testing import RecordingHttpServer, ScriptedResponse
+
+from tests.contract.cloud import StaticTokenSource
+from tests.support.http import RecordingHttpServer, ScriptedResponse
 
 
 class NoSecrets:
@@ -21,7 +25,9 @@ class NoSecrets:
 
 
 def executor() -> StepExecutor:
-    return StepExecutor(Settings.from_env({}), secrets=NoSecrets(), tokens=StaticTokenSource())
+    return StepExecutor(
+        Settings.from_env({}), secrets=NoSecrets(), tokens=StaticTokenSource(), http=HttpClient()
+    )
 
 
 def body(participant: RecordingHttpServer, callback_url: str | None, max_attempts: int = 2) -> dict[str, Any]:
@@ -62,16 +68,24 @@ def test_an_invalid_task_with_a_callback_is_reported_as_invalid(http_server):
 
 
 class Recorder:
-    def __init__(self) -> None:
-        self.started: list[Any] = []
-        self.published: list[PubsubMessage] = []
+    """Stands for the starter's ports: ``SagaExecutions`` and ``Publisher``."""
 
-    def find_execution(self, saga_id: str) -> str | None:
+    def __init__(self, racing_winner: str | None = None) -> None:
+        self.calls: list[str] = []
+        self.started: list[SagaRequest] = []
+        self.published: list[PubsubMessage] = []
+        self.racing_winner = racing_winner
+
+    def find(self, saga_id: str) -> str | None:
+        self.calls.append("find")
         return next((f"exec-{r.saga_id}" for r in self.started if r.saga_id == saga_id), None)
 
-    def start(self, request: Any) -> str:
+    def create(self, request: SagaRequest) -> StartOutcome:
+        self.calls.append("create")
+        if self.racing_winner:
+            return StartOutcome(self.racing_winner, created=False)
         self.started.append(request)
-        return f"exec-{request.saga_id}"
+        return StartOutcome(f"exec-{request.saga_id}", created=True)
 
     def publish(self, message: PubsubMessage) -> str:
         self.published.append(message)
@@ -85,7 +99,7 @@ def event_data(request: Any, message_id: str = "m-1") -> dict[str, Any]:
 
 def test_the_starter_starts_then_dedupes_then_rejects():
     recorder = Recorder()
-    starter = SagaStarter(Settings.from_env({}), starter=recorder, publisher=recorder)
+    starter = SagaStarter(Settings.from_env({}), executions=recorder, publisher=recorder)
     request = {"saga_id": "t-1", "steps": [{"name": "a", "execute_url": "http://localhost:1/"}]}
     assert starter.handle_event("m-1", event_data(request)).outcome == "started"
     assert starter.handle_event("m-1", event_data(request)).outcome == "duplicate"
@@ -94,6 +108,24 @@ def test_the_starter_starts_then_dedupes_then_rejects():
     assert result.outcome == "rejected"
     event = decode_result(recorder.published[0].data, recorder.published[0].attributes)
     assert [e.field for e in event.result.errors] == ["message"]
+
+
+def test_the_starter_looks_the_saga_up_before_it_creates_the_execution():
+    recorder = Recorder()
+    starter = SagaStarter(Settings.from_env({}), executions=recorder, publisher=recorder)
+    request = {"saga_id": "t-1", "steps": [{"name": "a", "execute_url": "http://localhost:1/"}]}
+    result = starter.handle_event("m-1", event_data(request))
+    assert (result.outcome, result.execution_name) == ("started", "exec-t-1")
+    assert recorder.calls == ["find", "create"]
+
+
+def test_a_start_that_lost_a_race_is_a_duplicate_naming_the_winner():
+    recorder = Recorder(racing_winner="exec-first")
+    starter = SagaStarter(Settings.from_env({}), executions=recorder, publisher=recorder)
+    request = {"saga_id": "t-1", "steps": [{"name": "a", "execute_url": "http://localhost:1/"}]}
+    result = starter.handle_event("m-1", event_data(request))
+    assert (result.outcome, result.execution_name) == ("duplicate", "exec-first")
+    assert recorder.published == []
 
 
 @pytest.mark.parametrize(
@@ -113,3 +145,49 @@ def test_malformed_envelopes_are_invalid_requests(data, message):
 def test_an_envelope_delivered_as_json_text_is_read():
     text = json.dumps({"message": {"data": base64.b64encode(b"{}").decode(), "message_id": "9"}})
     assert decode_event(None, text).message_id == "9"
+
+
+def resolving(table: dict[str, str]) -> Any:
+    """A resolver in ``socket.getaddrinfo``'s shape answering from ``table``."""
+
+    def resolve(host: str, port: int, family: int = 0, type: int = 0) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (table[host], port))]
+
+    return resolve
+
+
+def test_a_task_whose_callback_host_is_refused_fails_fast_naming_the_host(http_server, capsys):
+    # The allowlist is restricted by port and does not list the Workflows callback host.
+    settings = Settings.from_env({"SAGA_ALLOWED_HOSTS": "127.0.0.1:1"})
+    task = body(http_server, f"http://localhost:{http_server.port}/cb")
+    task["call"]["url"] = "http://127.0.0.1:1/undo"
+    executor = StepExecutor(settings, secrets=NoSecrets(), tokens=StaticTokenSource(), http=HttpClient())
+    reply = executor.handle(task, {"X-CloudTasks-TaskRetryCount": "0"})
+    assert reply.status_code == 200  # Cloud Tasks stops: another try gets the same answer
+    assert reply.body["outcome"] == "refused"
+    assert http_server.requests == []
+    entry = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert entry["severity"] == "ERROR"
+    assert f"'localhost:{http_server.port}' is not on the allowlist" in entry["message"]
+    assert entry["callback_host"] == "localhost"
+
+
+def test_a_participant_whose_name_resolves_to_an_internal_address_is_reported_invalid_at_once(http_server):
+    settings = Settings.from_env({"SAGA_ALLOWED_HOSTS": "*.example.com,127.0.0.1"})
+    executor = StepExecutor(
+        settings,
+        secrets=NoSecrets(),
+        tokens=StaticTokenSource(),
+        http=HttpClient(),
+        resolver=resolving({"pay.example.com": "10.0.0.1"}),
+    )
+    task = body(http_server, http_server.url("/cb"), max_attempts=5)
+    task["call"]["url"] = "https://pay.example.com/undo"
+    reply = executor.handle(task, {"X-CloudTasks-TaskRetryCount": "0"})
+    assert reply.status_code == 200
+    [report] = http_server.requests_to("/cb")
+    error = json.loads(report.body)["error"]
+    assert error["kind"] == "invalid"
+    assert error["message"].startswith(
+        "not called: host 'pay.example.com' resolves to 10.0.0.1, a private address"
+    )

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from saga_orchestrator.auth import StaticTokenSource
 from saga_orchestrator.httpclient import HttpClient
 from saga_orchestrator.model import ActionSpec
 from saga_orchestrator.participant import (
@@ -18,9 +18,13 @@ from saga_orchestrator.participant import (
     prepare,
     send,
 )
-from saga_orchestrator.testing import RecordingHttpServer, ScriptedResponse, self_signed_certificate
+
+from tests.contract.cloud import StaticTokenSource
+from tests.support.http import RecordingHttpServer, ScriptedResponse
+from tests.support.tls import self_signed_certificate
 
 CTX = CallContext("trip-42", "book_flight", "execute", attempt=2)
+HTTP = HttpClient.from_env({})
 
 
 def call(server: RecordingHttpServer, path: str = "/op", **fields: Any) -> CallOutcome:
@@ -28,7 +32,7 @@ def call(server: RecordingHttpServer, path: str = "/op", **fields: Any) -> CallO
         url=server.url(path), payload={"seat": "12A"}, timeout_seconds=fields.pop("timeout", 5), **fields
     )
     prepared = prepare(spec, CTX, outputs={}, secret_values={}, tokens=StaticTokenSource())
-    return send(prepared)
+    return send(prepared, HTTP)
 
 
 def test_the_participant_gets_the_payload_and_the_saga_headers(http_server):
@@ -45,7 +49,7 @@ def test_the_participant_gets_the_payload_and_the_saga_headers(http_server):
         secret_values={"X-Api-Key": "s3cret"},
         tokens=tokens,
     )
-    outcome = send(prepared)
+    outcome = send(prepared, HTTP)
     assert outcome == CallOutcome("success", 200, {}, "")
     [seen] = http_server.requests_to("/book")
     assert seen.method == "POST"
@@ -79,7 +83,7 @@ def test_auth_none_sends_no_authorization(http_server):
 
 def test_get_without_payload_sends_no_body(http_server):
     spec = ActionSpec(url=http_server.url("/status"), method="GET", payload=None, auth="none")
-    send(prepare(spec, CTX, outputs={}, secret_values={}, tokens=None))
+    send(prepare(spec, CTX, outputs={}, secret_values={}, tokens=None), HTTP)
     [seen] = http_server.requests_to("/status")
     assert seen.method == "GET" and seen.body == b"" and "Content-Type" not in seen.headers
 
@@ -164,7 +168,7 @@ def test_a_refused_connection_is_transient():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     spec = ActionSpec(url=f"http://127.0.0.1:{port}/op", auth="none", timeout_seconds=2)
-    outcome = send(prepare(spec, CTX, outputs={}, secret_values={}, tokens=None))
+    outcome = send(prepare(spec, CTX, outputs={}, secret_values={}, tokens=None), HTTP)
     assert outcome.kind == "transient" and outcome.message.startswith("connection failed")
 
 
@@ -185,7 +189,7 @@ def test_calls_ignore_proxies_named_in_the_environment(http_server, monkeypatch)
     spec = ActionSpec(url=http_server.url("/direct"), payload={}, timeout_seconds=5)
     prepared = prepare(spec, CTX, outputs={}, secret_values={}, tokens=StaticTokenSource())
     assert send(prepared, HttpClient.from_env({"HTTP_PROXY": proxy})).kind == "success"
-    assert send(prepared).kind == "success"
+    assert send(prepared, HttpClient.from_env(os.environ)).kind == "success"
     assert len(http_server.requests_to("/direct")) == 2
 
 

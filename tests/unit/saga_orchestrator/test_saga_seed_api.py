@@ -22,18 +22,29 @@ STEPS = [
 ]
 
 
+QUEUE = "projects/shop/locations/us-central1/queues/saga-tasks"
+
+
+def workflow(location: str = "us-central1") -> str:
+    return f"projects/shop/locations/{location}/workflows/saga-orchestrator"
+
+
 @pytest.fixture
-def clients(google_apis):
-    factory = ClientFactory(google_apis.env())
+def clients(local_cloud):
+    local_cloud.deploy_workflow(workflow())
+    local_cloud.create_paused_queue(QUEUE)
+    factory = ClientFactory(local_cloud.env)
     yield factory
     factory.close()
 
 
-def test_execute_saga_starts_one_labelled_execution_with_the_normalized_argument(google_apis, clients):
+def test_execute_saga_starts_one_labelled_execution_with_the_normalized_argument(local_cloud, clients):
+    local_cloud.deploy_workflow(workflow("europe-west1"))
     orchestrator = SagaOrchestrator("shop", "europe-west1", "saga-orchestrator", clients=clients)
     name = orchestrator.execute_saga(STEPS, saga_id="trip-42", metadata={"order": 1})
     assert name.startswith("projects/shop/locations/europe-west1/workflows/saga-orchestrator/executions/")
-    execution = google_apis.state.executions[name]
+    [execution] = local_cloud.executions(workflow("europe-west1"))
+    assert execution.name == name
     assert dict(execution.labels) == {"saga_id": "trip-42"}
     argument = json.loads(execution.argument)
     assert argument["saga_id"] == "trip-42"
@@ -42,39 +53,38 @@ def test_execute_saga_starts_one_labelled_execution_with_the_normalized_argument
     assert argument["event_id"] is None
 
 
-def test_execute_saga_with_the_same_saga_id_returns_the_existing_execution(google_apis, clients):
+def test_execute_saga_with_the_same_saga_id_returns_the_existing_execution(local_cloud, clients):
     orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
     first = orchestrator.execute_saga(STEPS, saga_id="trip-42")
     assert orchestrator.execute_saga(STEPS, saga_id="trip-42") == first
     assert orchestrator.execute_saga(STEPS, saga_id="trip-43") != first
-    assert len(google_apis.state.executions) == 2
+    assert len(local_cloud.executions(workflow())) == 2
 
 
-def test_a_start_that_lost_a_race_cancels_its_own_execution_and_answers_with_the_winner(google_apis, clients):
+def test_a_start_that_lost_a_race_cancels_its_own_execution_and_answers_with_the_winner(local_cloud, clients):
     orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
     request = validate_request({"saga_id": "trip-42", "steps": STEPS}, orchestrator.settings)
     first = orchestrator.create(request)  # alone: it wins
     assert first.created
     second = orchestrator.create(request)  # as if its lookup ran before the first create
-    states = {name: e.state.name for name, e in google_apis.state.executions.items()}
+    states = {e.name: e.state.name for e in local_cloud.executions(workflow())}
     assert sorted(states.values()) == ["ACTIVE", "CANCELLED"]
     [winner] = [name for name, state in states.items() if state == "ACTIVE"]
     assert second.execution_name == winner
     assert second.created == (winner != first.execution_name)
-    assert google_apis.state.calls["CancelExecution"] == 1
 
 
-def test_execute_saga_refuses_an_invalid_saga_before_calling_workflows(google_apis, clients):
+def test_execute_saga_refuses_an_invalid_saga_before_calling_workflows(local_cloud, clients):
     orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
     with pytest.raises(InvalidRequestError) as caught:
         orchestrator.execute_saga(
             [{"name": "x", "execute_url": "http://169.254.169.254/"}], deadline_seconds=0
         )
     assert [e.field for e in caught.value.errors] == ["deadline_seconds", "steps[0].execute_url"]
-    assert google_apis.state.executions == {}
+    assert local_cloud.executions(workflow()) == []
 
 
-def test_status_and_cancel(google_apis, clients):
+def test_status_and_cancel(local_cloud, clients):
     orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
     name = orchestrator.execute_saga(STEPS)
     status = orchestrator.get_saga_status(name)
@@ -84,14 +94,13 @@ def test_status_and_cancel(google_apis, clients):
     assert orchestrator.get_saga_status(name).state == "CANCELLED"
 
 
-def test_an_unavailable_workflows_api_surfaces_as_the_google_exception(google_apis, clients):
-    google_apis.fail_next("ListExecutions", gexc.ServiceUnavailable("try later"))
-    orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
-    with pytest.raises(gexc.ServiceUnavailable):
+def test_a_workflows_api_error_surfaces_as_the_google_exception(clients):
+    orchestrator = SagaOrchestrator("shop", "us-central1", "not-deployed", clients=clients)
+    with pytest.raises(gexc.NotFound):
         orchestrator.execute_saga(STEPS, saga_id="trip-1")
 
 
-def test_create_retry_task_routes_the_call_through_the_step_executor(google_apis, clients):
+def test_create_retry_task_routes_the_call_through_the_step_executor(local_cloud, clients):
     manager = TaskManager(
         "shop",
         "us-central1",
@@ -110,7 +119,7 @@ def test_create_retry_task_routes_the_call_through_the_step_executor(google_apis
         headers={"X-Tenant": "t"},
     )
     assert task.name == "projects/shop/locations/us-central1/queues/saga-tasks/tasks/order-1"
-    stored = google_apis.state.tasks[task.name]
+    stored = local_cloud.task(task.name)
     request = stored.http_request
     assert request.url == "https://step-executor.example.run.app/"
     assert request.oidc_token.service_account_email == "invoker@shop.iam.gserviceaccount.com"
@@ -127,7 +136,7 @@ def test_create_retry_task_routes_the_call_through_the_step_executor(google_apis
     assert stored.dispatch_deadline.total_seconds() == 120
 
 
-def test_a_named_task_created_twice_is_a_clear_error(google_apis, clients):
+def test_a_named_task_created_twice_is_a_clear_error(local_cloud, clients):
     manager = TaskManager(
         "shop", "us-central1", "saga-tasks", clients=clients, executor_url="http://127.0.0.1:1/"
     )
@@ -137,14 +146,14 @@ def test_a_named_task_created_twice_is_a_clear_error(google_apis, clients):
     assert caught.value.task_name.endswith("/tasks/once")
 
 
-def test_max_attempts_and_host_are_checked_before_creating(google_apis, clients):
+def test_max_attempts_and_host_are_checked_before_creating(local_cloud, clients):
     manager = TaskManager(
         "shop", "us-central1", "saga-tasks", clients=clients, executor_url="http://127.0.0.1:1/"
     )
     with pytest.raises(InvalidRequestError) as caught:
         manager.create_retry_task("http://evil.test/api", {}, 50)
     assert [e.field for e in caught.value.errors] == ["task.url", "task.retry.max_attempts"]
-    assert google_apis.state.tasks == {}
+    assert local_cloud.tasks(QUEUE) == []
 
 
 def test_without_an_executor_url_the_task_manager_says_why():
@@ -153,12 +162,13 @@ def test_without_an_executor_url_the_task_manager_says_why():
         manager.create_retry_task("http://localhost:8081/api", {}, 3)
 
 
-def test_the_executor_url_can_come_from_the_factory_environment(google_apis):
-    factory = ClientFactory({**google_apis.env(), "SAGA_STEP_EXECUTOR_URL": "http://127.0.0.1:9/"})
+def test_the_executor_url_can_come_from_the_factory_environment(local_cloud):
+    local_cloud.create_paused_queue(QUEUE)
+    factory = ClientFactory({**local_cloud.env, "SAGA_STEP_EXECUTOR_URL": "http://127.0.0.1:9/"})
     try:
         task = TaskManager("shop", "us-central1", "saga-tasks", clients=factory).create_retry_task(
             "http://localhost:8081/api", {}, 2
         )
-        assert google_apis.state.tasks[task.name].http_request.url == "http://127.0.0.1:9/"
+        assert local_cloud.task(task.name).http_request.url == "http://127.0.0.1:9/"
     finally:
         factory.close()

@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 from saga_orchestrator.errors import FieldError, InvalidRequestError
+from saga_orchestrator.model import derive_saga_id
 from saga_orchestrator.settings import Settings
-from saga_orchestrator.validation import derive_saga_id, host_error, validate_request, wait_seconds
+from saga_orchestrator.validation import decode_request, validate_request
 
 SETTINGS = Settings.from_env(
     {
@@ -345,27 +346,174 @@ def test_a_missing_saga_id_is_derived_from_the_message_id_so_redeliveries_dedupe
     assert first.saga_id.startswith("saga-") and len(first.saga_id) == 25
 
 
-def test_wait_seconds_add_attempts_backoff_and_slack():
-    # 3 × (30 s timeout + 20 s overhead) + (0.5 + 1) s backoff + 60 s slack = 211.5 → 212
-    assert wait_seconds(3, 30, Settings.from_env({}), 86400) == 212
-    assert wait_seconds(3, 30, Settings.from_env({}), 100) == 100
+# --- bad input never escapes as anything but InvalidRequestError (issue 14) ------------------------------
+
+DEEP = "steps[0].execute_payload" + "[0]" * 61
+
+
+def raw_request(payload_json: str, **step: str) -> bytes:
+    fields = {"name": '"a"', "execute_url": json.dumps(OK), "execute_payload": payload_json, **step}
+    return ('{"steps": [{' + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}]}").encode()
+
+
+RAW_REQUESTS: list[tuple[str, bytes, list[FieldError]]] = [
+    (
+        "a payload nested 1,000 levels deep",
+        raw_request("[" * 1000 + "]" * 1000),
+        [E(DEEP, "nests arrays and objects more than 64 levels deep")],
+    ),
+    (
+        "a lone surrogate escaped in the url",
+        raw_request(json.dumps("x"), execute_url='"https://svc.example.com/x/\\ud800"'),
+        [
+            E(
+                "steps[0].execute_url",
+                "is a string that is not Unicode text: a lone surrogate U+D800 at character 26",
+            )
+        ],
+    ),
+    (
+        "a lone surrogate in a key",
+        raw_request('{"\\udc00": 1}'),
+        [
+            E(
+                "steps[0].execute_payload.\\udc00",
+                "is a key that is not Unicode text: a lone surrogate U+DC00 at character 0",
+            )
+        ],
+    ),
+    (
+        "NaN",
+        raw_request("NaN"),
+        [E("", "the message data is not JSON this service reads: NaN is not a JSON number")],
+    ),
+    (
+        "an integer of 5,000 digits",
+        raw_request("1" * 5000),
+        [
+            E(
+                "",
+                "the message data is not JSON this service reads: Exceeds the limit (4300 digits) for integer "
+                "string conversion: value has 5000 digits; use sys.set_int_max_str_digits() to increase the limit",
+            )
+        ],
+    ),
+    (
+        "an integer beyond 64 bits",
+        raw_request(str(2**63)),
+        [E("steps[0].execute_payload", "is an integer beyond 64 bits (Workflows integers)")],
+    ),
+    (
+        "over 64 KiB",
+        raw_request(json.dumps("x" * 70_000)),
+        [
+            E(
+                "",
+                "the message data is 70094 bytes; at most 65536 are read (the normalized request must fit "
+                "the Workflows argument limit of 32768)",
+            )
+        ],
+    ),
+    ("not UTF-8", b'{"steps": "\xff"}', [E("", "the message data is not UTF-8 (invalid start byte)")]),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [c[1:] for c in RAW_REQUESTS], ids=[c[0] for c in RAW_REQUESTS])
+def test_message_data_that_cannot_be_carried_is_rejected_naming_where(raw, expected):
+    with pytest.raises(InvalidRequestError) as caught:
+        validate_request(decode_request(raw), SETTINGS, message_id="m1")
+    assert caught.value.errors == expected
+
+
+NAME_RULE = "is required: 1-63 letters, digits, '_' or '-'"
+TRAILING_NEWLINE: list[tuple[str, Any, list[FieldError]]] = [
+    (
+        "saga id",
+        {"saga_id": "fz-1\n", "steps": [flat()]},
+        [E("saga_id", "must be 1-63 lowercase letters, digits, '_' or '-' (a Workflows label value)")],
+    ),
+    ("step name", {"steps": [flat("a\n")]}, [E("steps[0].name", NAME_RULE)]),
+    (
+        "header name",
+        {"steps": [rich(headers={"X-A\n": "v"})]},
+        [E("steps[0].execute.headers.X-A\n", "is not a valid header name")],
+    ),
+    (
+        "secret name and version",
+        {"steps": [rich(secret_headers={"X-K": {"secret": "s\n", "version": "latest\n"}})]},
+        [
+            E("steps[0].execute.secret_headers.X-K.secret", "must be 1-255 letters, digits, '_' or '-'"),
+            E("steps[0].execute.secret_headers.X-K.version", "must be 'latest' or a positive integer"),
+        ],
+    ),
+    (
+        "$ref",
+        {"steps": [rich(payload={"id": {"$ref": "steps.a.output\n"}})]},
+        [
+            E(
+                "steps[0].execute.payload.id",
+                "$ref 'steps.a.output\\n' must look like steps.<name>.output[.<key>...]",
+            )
+        ],
+    ),
+]
 
 
 @pytest.mark.parametrize(
-    ("url", "allowed"),
-    [
-        ("https://a.example.com/x", True),
-        ("https://a.b.example.com/x", True),
-        ("https://example.com/x", False),
-        ("https://badexample.com/x", False),
-        ("https://api.partner.io:8443/", True),
-        ("https://api.partner.io:9443/", False),
-        ("http://LOCALHOST:9000/", True),
-        ("http://127.0.0.1:9000/", True),
-        ("http://127.0.0.1:8089/", False),
-        ("http://[fe80::1]/", False),
-        ("http://metadata/", False),
-    ],
+    ("request_data", "expected"), [c[1:] for c in TRAILING_NEWLINE], ids=[c[0] for c in TRAILING_NEWLINE]
 )
-def test_host_allowlist(url, allowed):
-    assert (host_error(url, SETTINGS) is None) is allowed
+def test_a_trailing_newline_matches_no_pattern(request_data, expected):
+    with pytest.raises(InvalidRequestError) as caught:
+        validate_request(request_data, SETTINGS, message_id="m1")
+    assert caught.value.errors == expected
+
+
+def test_header_values_and_urls_hold_only_what_http_client_sends():
+    data = {
+        "steps": [
+            rich(
+                url="https://svc.example.com/a b",
+                headers={"X-Nul": "a\x00b", "X-Uni": "café", "X-Tab": "a\tb"},
+            )
+        ]
+    }
+    with pytest.raises(InvalidRequestError) as caught:
+        validate_request(data, SETTINGS)
+    rule = "must be printable ASCII, spaces and tabs (no control characters)"
+    assert caught.value.errors == [
+        E("steps[0].execute.url", "must not contain spaces or control characters (percent-encode them)"),
+        E("steps[0].execute.headers.X-Nul", rule),
+        E("steps[0].execute.headers.X-Uni", rule),
+    ]
+
+
+def test_python_values_that_are_not_json_are_named():
+    data = {"steps": [rich(payload={1: "x", "s": {1, 2}, "f": float("inf")})]}
+    with pytest.raises(InvalidRequestError) as caught:
+        validate_request(data, SETTINGS)
+    assert caught.value.errors == [
+        E("steps[0].execute.payload.1", "has a key of type int; object keys must be strings"),
+        E("steps[0].execute.payload.s", "is a set, not a JSON value"),
+        E("steps[0].execute.payload.f", "must be a finite number (NaN and Infinity are not JSON)"),
+    ]
+
+
+def test_a_deep_python_value_is_named_without_recursing():
+    payload: Any = "leaf"
+    for _ in range(100_000):
+        payload = [payload]
+    with pytest.raises(InvalidRequestError) as caught:
+        validate_request({"steps": [rich(payload=payload)]}, SETTINGS)
+    assert caught.value.errors == [
+        E("steps[0].execute.payload" + "[0]" * 60, "nests arrays and objects more than 64 levels deep")
+    ]
+
+
+def test_at_most_a_hundred_problems_are_listed_and_the_rest_counted():
+    data = {"steps": [flat()], **{f"k{n:03d}": n for n in range(150)}}
+    with pytest.raises(InvalidRequestError) as caught:
+        validate_request(data, SETTINGS)
+    errors = caught.value.errors
+    assert len(errors) == 101
+    assert errors[0] == E("k000", "is not a known field")
+    assert errors[-1] == E("", "50 more problems not listed")

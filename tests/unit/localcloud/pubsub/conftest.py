@@ -1,17 +1,39 @@
+"""Fixtures for the Pub/Sub emulator's tests: emulators driven by the real clients (through
+``PUBSUB_EMULATOR_HOST``), a recording push endpoint, and helpers to call blocking clients and raw streams."""
+
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pytest
-from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.cloud import pubsub_v1
 
 from localcloud.auth import TokenAuthority
-from localcloud.clock import Clock, ManualClock
-from localcloud.pubsub.server import PubSubService
-from localcloud.pubsub.testing import PushEndpoint, start_local_pubsub
+from localcloud.clock import Clock, ManualClock, SystemClock
+from localcloud.config import LocalCloudConfig
+from localcloud.pubsub.server import PubSubService, start
+from localcloud.runtime import Context
+from tests.support.http import RecordingHttpServer
 
 PROJECT = "local-project"
+T = TypeVar("T")
+
+
+async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking client call off the loop the emulator runs on."""
+    return await asyncio.to_thread(function, *args, **kwargs)
+
+
+async def requests_from(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    """The request iterator of a raw bidirectional stream: what is put on ``queue``, until ``None``."""
+    while True:
+        item = await queue.get()
+        if item is None:
+            return
+        yield item
 
 
 @dataclass
@@ -40,7 +62,8 @@ async def start_pubsub(authority: TokenAuthority, monkeypatch: pytest.MonkeyPatc
     started: list[Local] = []
 
     async def starter(clock: Clock | None = None) -> Local:
-        service = await start_local_pubsub(clock, authority)
+        config = LocalCloudConfig.from_env({"PUBSUB_EMULATOR_HOST": "127.0.0.1:0"})
+        service = await start(Context(config=config, clock=clock or SystemClock(), authority=authority))
         monkeypatch.setenv("PUBSUB_EMULATOR_HOST", service.address)
         local = Local(service, pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient())
         started.append(local)
@@ -68,7 +91,6 @@ async def manual(start_pubsub: Starter, manual_clock: ManualClock) -> Local:
 
 
 @pytest.fixture
-async def endpoint() -> AsyncIterator[PushEndpoint]:
-    target = await PushEndpoint().start()
-    yield target
-    await target.stop()
+def endpoint() -> Iterator[RecordingHttpServer]:
+    with RecordingHttpServer() as server:
+        yield server

@@ -14,9 +14,10 @@ from werkzeug.serving import make_server
 
 from localcloud.clock import ManualClock
 from localcloud.eventarc.triggers import create_pubsub_trigger
-from localcloud.pubsub.testing import PushEndpoint, call, eventually
+from tests.support.eventually import eventually_async
+from tests.support.http import RecordingHttpServer
 
-from .conftest import PROJECT, Local
+from .conftest import PROJECT, Local, call
 
 REGION = "us-central1"
 
@@ -43,12 +44,12 @@ async def _publish(local: Local, topic_id: str, data: bytes, **attributes: str) 
 
 
 async def test_trigger_delivers_a_binary_cloudevent_of_the_documented_shape(
-    live: Local, endpoint: PushEndpoint
+    live: Local, endpoint: RecordingHttpServer
 ) -> None:
-    subscription = await _trigger(live, "saga-requests", endpoint.url, retry=True)
+    subscription = await _trigger(live, "saga-requests", endpoint.url(), retry=True)
     message_id = await _publish(live, "saga-requests", b'{"saga_id": "trip-1"}', origin="test")
-    await eventually(lambda: endpoint.received, message="event")
-    (request,) = endpoint.received
+    await eventually_async(lambda: endpoint.requests, what="event")
+    (request,) = endpoint.requests
     headers = request.headers
     assert headers["ce-specversion"] == "1.0"
     assert headers["ce-type"] == "google.cloud.pubsub.topic.v1.messagePublished"
@@ -101,7 +102,7 @@ async def test_functions_framework_function_receives_the_event(
     url, out = function_server
     await _trigger(live, "ff-topic", url, retry=False)
     message_id = await _publish(live, "ff-topic", b"hello")
-    await eventually(lambda: out.exists() and out.read_text().strip(), message="function called")
+    await eventually_async(lambda: out.exists() and out.read_text().strip(), what="function called")
     received = json.loads(out.read_text().splitlines()[0])
     assert received["attributes"]["id"] == message_id
     assert received["attributes"]["type"] == "google.cloud.pubsub.topic.v1.messagePublished"
@@ -110,30 +111,30 @@ async def test_functions_framework_function_receives_the_event(
 
 
 async def test_trigger_with_retry_redelivers_with_exponential_backoff_from_10s(
-    manual: Local, manual_clock: ManualClock, endpoint: PushEndpoint
+    manual: Local, manual_clock: ManualClock, endpoint: RecordingHttpServer
 ) -> None:
     endpoint.clock = manual_clock
-    endpoint.statuses = [500, 500, 500]
-    await _trigger(manual, "retry-topic", endpoint.url, retry=True)
+    endpoint.script_default(500, 500, 500, 200)
+    await _trigger(manual, "retry-topic", endpoint.url(), retry=True)
     message_id = await _publish(manual, "retry-topic", b"x")
     for expected_attempts, wait in ((1, 10), (2, 20), (3, 40)):
-        await eventually(_count_is(endpoint, expected_attempts), message=f"attempt {expected_attempts}")
-        await eventually(_nacked(manual), message="nack processed")
+        await eventually_async(_count_is(endpoint, expected_attempts), what=f"attempt {expected_attempts}")
+        await eventually_async(_nacked(manual), what="nack processed")
         await manual_clock.advance(wait - 1)
-        assert len(endpoint.received) == expected_attempts
+        assert len(endpoint.requests) == expected_attempts
         await manual_clock.advance(1)
-    await eventually(lambda: len(endpoint.received) == 4, message="fourth attempt")
-    gaps = [round(b.at - a.at) for a, b in zip(endpoint.received, endpoint.received[1:], strict=False)]
+    await eventually_async(lambda: len(endpoint.requests) == 4, what="fourth attempt")
+    gaps = [round(b.at - a.at) for a, b in zip(endpoint.requests, endpoint.requests[1:], strict=False)]
     assert gaps == [10, 20, 40]
-    assert {r.headers["ce-id"] for r in endpoint.received} == {message_id}
-    await eventually(
+    assert {r.headers["ce-id"] for r in endpoint.requests} == {message_id}
+    await eventually_async(
         lambda: not manual.service.state.subscriptions[manual.subscription(_sub_id(manual))].entries,
-        message="acked",
+        what="acked",
     )
 
 
-def _count_is(endpoint: PushEndpoint, count: int) -> Callable[[], bool]:
-    return lambda: len(endpoint.received) == count
+def _count_is(endpoint: RecordingHttpServer, count: int) -> Callable[[], bool]:
+    return lambda: len(endpoint.requests) == count
 
 
 def _nacked(local: Local) -> Callable[[], bool]:
@@ -150,20 +151,20 @@ def _sub_id(local: Local) -> str:
 
 
 async def test_trigger_without_retry_drops_a_failed_event(
-    manual: Local, manual_clock: ManualClock, endpoint: PushEndpoint
+    manual: Local, manual_clock: ManualClock, endpoint: RecordingHttpServer
 ) -> None:
-    endpoint.statuses = [500]
-    subscription = await _trigger(manual, "noretry-topic", endpoint.url, retry=False)
+    endpoint.script_default(500, 200)
+    subscription = await _trigger(manual, "noretry-topic", endpoint.url(), retry=False)
     await _publish(manual, "noretry-topic", b"x")
-    await eventually(lambda: len(endpoint.received) == 1, message="attempt")
+    await eventually_async(lambda: len(endpoint.requests) == 1, what="attempt")
     state = manual.service.state
-    await eventually(lambda: not state.subscriptions[subscription].entries, message="dropped")
+    await eventually_async(lambda: not state.subscriptions[subscription].entries, what="dropped")
     await manual_clock.advance(3600)
-    assert len(endpoint.received) == 1
+    assert len(endpoint.requests) == 1
 
 
 async def test_create_pubsub_trigger_is_idempotent_and_updates_the_destination(
-    live: Local, endpoint: PushEndpoint
+    live: Local, endpoint: RecordingHttpServer
 ) -> None:
     first = await _trigger(live, "idem-topic", "http://127.0.0.1:9/old", retry=False)
     second = await call(
@@ -173,12 +174,12 @@ async def test_create_pubsub_trigger_is_idempotent_and_updates_the_destination(
         region=REGION,
         trigger="saga-trigger",
         topic=f"projects/{PROJECT}/topics/idem-topic",
-        destination_url=endpoint.url,
+        destination_url=endpoint.url(),
         retry=True,
     )
     assert first == second
     stored = await call(live.subscriber.get_subscription, subscription=first)
-    assert stored.push_config.push_endpoint == endpoint.url
+    assert stored.push_config.push_endpoint == endpoint.url()
     assert dict(stored.push_config.attributes) == {
         "x-localcloud-eventarc-trigger": "saga-trigger",
         "x-localcloud-eventarc-retry": "true",

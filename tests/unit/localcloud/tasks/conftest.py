@@ -1,6 +1,10 @@
+"""Fixtures for the Cloud Tasks emulator's tests: emulators on the real async client, recording targets
+(one on the wall clock, one on the test's manual clock), and helpers that step a dispatcher through its
+wake-ups on a manual clock."""
+
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import grpc
 import pytest
@@ -11,8 +15,10 @@ from localcloud.auth import TokenAuthority
 from localcloud.clock import Clock, ManualClock, SystemClock
 from localcloud.config import LocalCloudConfig
 from localcloud.runtime import Context
+from localcloud.tasks.dispatcher import Dispatcher
 from localcloud.tasks.server import CloudTasksService, start
-from localcloud.tasks.testing import RecordingTarget
+from tests.support.eventually import eventually_async
+from tests.support.http import RecordingHttpServer
 
 PARENT = "projects/local-project/locations/us-central1"
 
@@ -62,14 +68,36 @@ async def manual(start_tasks: Starter, manual_clock: ManualClock) -> Started:
 
 
 @pytest.fixture
-async def target() -> AsyncIterator[RecordingTarget]:
-    server = await RecordingTarget().start()
-    yield server
-    await server.stop()
+def target() -> Iterator[RecordingHttpServer]:
+    with RecordingHttpServer() as server:
+        yield server
 
 
 @pytest.fixture
-async def manual_target(manual_clock: ManualClock) -> AsyncIterator[RecordingTarget]:
-    server = await RecordingTarget(clock=manual_clock).start()
-    yield server
-    await server.stop()
+def manual_target(manual_clock: ManualClock) -> Iterator[RecordingHttpServer]:
+    with RecordingHttpServer(clock=manual_clock) as server:
+        yield server
+
+
+def settled(dispatcher: Dispatcher, clock: ManualClock) -> bool:
+    """No attempt in flight and the dispatcher asleep on ``clock`` (or waiting for an event)."""
+    if dispatcher.attempts_in_flight or not dispatcher.idle:
+        return False
+    if dispatcher.sleeping_until is None:
+        return True
+    deadline = clock.next_deadline()
+    return deadline is not None and abs(deadline - dispatcher.sleeping_until) < 1e-6
+
+
+async def settle(dispatcher: Dispatcher, clock: ManualClock) -> None:
+    await eventually_async(lambda: settled(dispatcher, clock), what="the dispatcher to settle")
+
+
+async def advance_to_next_due(dispatcher: Dispatcher, clock: ManualClock) -> float:
+    """Let the dispatcher settle, then move ``clock`` exactly to its next wake-up; returns the step."""
+    await settle(dispatcher, clock)
+    if dispatcher.sleeping_until is None:
+        raise AssertionError("the dispatcher has nothing scheduled")
+    step = dispatcher.sleeping_until - clock.now()
+    await clock.advance(step)
+    return step

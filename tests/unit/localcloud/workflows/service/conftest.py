@@ -7,9 +7,8 @@ import asyncio
 import dataclasses
 import importlib.util
 import threading
-import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -25,6 +24,7 @@ from localcloud.auth import TokenAuthority
 from localcloud.clock import Clock, ManualClock, SystemClock
 from localcloud.config import LocalCloudConfig
 from localcloud.runtime import Context, RunningService
+from tests.support.eventually import eventually
 
 T = TypeVar("T")
 PROJECT = "local-project"
@@ -100,14 +100,12 @@ class Engine:
         states: tuple[str, ...] = ("SUCCEEDED", "FAILED", "CANCELLED"),
         timeout: float = 15,
     ) -> executions_v1.Execution:
-        deadline = time.monotonic() + timeout
-        while True:
+        def ended() -> executions_v1.Execution:
             execution = self.executions.get_execution(name=name)
-            if execution.state.name in states:
-                return execution
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name} still {execution.state.name} after {timeout} s")
-            time.sleep(0.01)
+            assert execution.state.name in states, f"{name} still {execution.state.name}"
+            return execution
+
+        return eventually(ended, timeout=timeout, what=f"{name} to reach {'/'.join(states)}")
 
     def callbacks_of(self, execution_name: str, token: str | None = None) -> requests.Response:
         return requests.get(
@@ -120,18 +118,15 @@ class Engine:
         self, execution_name: str, *, waiters: int | None = None, timeout: float = 10
     ) -> dict[str, Any]:
         """The execution's first callback once it exists (and, if asked, has that many waiters)."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def first_callback() -> dict[str, Any]:
             response = self.callbacks_of(execution_name)
-            if response.status_code == 200:
-                callbacks = response.json()["callbacks"]
-                if callbacks and (waiters is None or int(callbacks[0]["waiters"]) == waiters):
-                    return dict(callbacks[0])
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"no callback on {execution_name}: {response.status_code} {response.text}"
-                )
-            time.sleep(0.01)
+            assert response.status_code == 200, f"{response.status_code} {response.text}"
+            callbacks = response.json()["callbacks"]
+            assert callbacks and (waiters is None or int(callbacks[0]["waiters"]) == waiters), callbacks
+            return dict(callbacks[0])
+
+        return eventually(first_callback, timeout=timeout, what=f"a callback on {execution_name}")
 
     def callback_url(self, callback: dict[str, Any]) -> str:
         return f"{self.http}/v1/{callback['name']}"
@@ -139,23 +134,8 @@ class Engine:
     parent = PARENT
 
     @staticmethod
-    def eventually(check: Callable[[], T], timeout: float = 10) -> T:
-        return eventually(check, timeout)
-
-    @staticmethod
     def has_module(name: str) -> bool:
         return has_module(name)
-
-
-def eventually(check: Callable[[], T], timeout: float = 10) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _start_engine(clock: Clock) -> Iterator[Engine]:

@@ -247,7 +247,7 @@ def test_label_filter_lists_only_that_label_newest_first(engine: Any) -> None:
 
 
 def test_label_filter_forgets_executions_dropped_from_retention(engine: Any) -> None:
-    engine.service.state.retained_finished = 2
+    engine.service.state.executions.retained_finished = 2
     workflow = engine.deploy(ECHO)
     names = []
     for n in range(4):
@@ -273,3 +273,42 @@ def test_label_filter_after_the_workflow_is_recreated_finds_nothing_old(engine: 
     fresh = engine.executions.create_execution(parent=again.name, execution=execution)
     engine.wait_until(fresh.name)
     assert listed(engine, again, 'labels.saga_id="x"') == [fresh.name]
+
+
+def test_newest_first_pages_do_not_shift_when_executions_start_between_them(engine: Any) -> None:
+    workflow = engine.deploy(ECHO)
+    names = [engine.execute(workflow, {"name": str(n), "fail": False}).name for n in range(3)]
+    first = engine.executions.list_executions(request={"parent": workflow.name, "page_size": 2})._response
+    assert [e.name for e in first.executions] == [names[2], names[1]]
+    engine.execute(workflow, {"name": "late", "fail": False})
+    second = engine.executions.list_executions(
+        request={"parent": workflow.name, "page_size": 2, "page_token": first.next_page_token}
+    )._response
+    assert [e.name for e in second.executions] == [names[0]]
+    assert not second.next_page_token
+
+
+def test_order_by_sorts_the_listing_and_pages_through_it(engine: Any) -> None:
+    workflow = engine.deploy(ECHO)
+    names = []
+    for n in range(3):
+        names.append(engine.execute(workflow, {"name": str(n), "fail": False}).name)
+        engine.wait_until(names[-1])
+    request = {"parent": workflow.name, "order_by": "startTime", "page_size": 2}
+    first = engine.executions.list_executions(request=request)._response
+    assert [e.name for e in first.executions] == names[:2]
+    second = engine.executions.list_executions(request={**request, "page_token": first.next_page_token})
+    assert [e.name for e in second._response.executions] == names[2:]
+    assert not second._response.next_page_token
+    descending = engine.executions.list_executions(request={**request, "order_by": "startTime desc"})
+    assert [e.name for e in descending] == list(reversed(names))
+    with pytest.raises(gexc.InvalidArgument):
+        list(engine.executions.list_executions(request={**request, "order_by": "colour"}))
+
+
+def test_list_refuses_a_negative_page_size_and_a_token_it_never_issued(engine: Any) -> None:
+    workflow = engine.deploy(ECHO)
+    engine.wait_until(engine.execute(workflow, {"name": "1", "fail": False}).name)
+    for request in ({"page_size": -1}, {"page_token": "not a token"}, {"page_token": "eA=="}):
+        with pytest.raises(gexc.InvalidArgument):
+            list(engine.executions.list_executions(request={"parent": workflow.name, **request}))

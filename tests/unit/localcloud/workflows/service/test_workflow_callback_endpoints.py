@@ -14,7 +14,8 @@ from aiohttp import web
 from localcloud.auth import TokenAuthority
 from localcloud.clock import ManualClock
 from localcloud.workflows.lang.errors import WorkflowError
-from localcloud.workflows.service.callbacks import CallbackRegistry, http_app
+from localcloud.workflows.service.callbacks import CallbackRegistry
+from localcloud.workflows.service.server import http_app
 
 EXECUTION = "projects/p/locations/l/workflows/w/executions/e1"
 
@@ -181,3 +182,20 @@ async def test_admin_pages_answer_json(served: Any) -> None:
     assert missing.status_code == 404
     listing = await send("GET", f"{registry.base_url}/admin/executions")
     assert json.loads(listing.text)["executions"][0]["executionId"] == "e1"
+
+
+async def test_callbacks_list_pages_by_id_and_refuses_a_bad_page_size(served: Any) -> None:
+    registry, authority, _ = served
+    ids = sorted(registry.create(EXECUTION, "POST").id for _ in range(3))
+    url = f"{registry.base_url}/v1/{EXECUTION}/callbacks"
+    first = (await send("GET", url, params={"pageSize": 2}, headers=bearer(authority))).json()
+    assert [c["name"].rsplit("/", 1)[1] for c in first["callbacks"]] == ids[:2]
+    assert first["nextPageToken"] == ids[1]
+    params = {"pageSize": 2, "pageToken": first["nextPageToken"]}
+    last = (await send("GET", url, params=params, headers=bearer(authority))).json()
+    assert [c["name"].rsplit("/", 1)[1] for c in last["callbacks"]] == ids[2:]
+    assert "nextPageToken" not in last
+    for bad in ("two", "-1"):
+        refused = await send("GET", url, params={"pageSize": bad}, headers=bearer(authority))
+        assert refused.status_code == 400
+        assert refused.json()["error"]["status"] == "INVALID_ARGUMENT"

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.eventually import assert_eventually
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("localcloud.workflows.engine.interpreter") is None,
     reason="the Workflows interpreter (localcloud.workflows.engine.interpreter) is not there yet",
@@ -232,4 +234,4 @@ def test_connectors_reach_the_local_emulators_from_a_workflow(engine: Any) -> No
     def task_is_deleted() -> None:
         assert [t.name for t in tasks.list_tasks(parent=queue)] == []
 
-    engine.eventually(task_is_deleted)
+    assert_eventually(task_is_deleted)

@@ -125,6 +125,27 @@ def test_list_pages_through_workflows_and_delete_removes_one(engine: Any) -> Non
 
 
 @NEEDS_INTERPRETER
+def test_revisions_page_newest_first(engine: Any) -> None:
+    created = engine.deploy(HELLO)
+    revisions = [created.revision_id]
+    for n in range(2):
+        workflow = wf.Workflow(name=created.name, source_contents=HELLO + f"# edit {n}\n")
+        mask = {"paths": ["source_contents"]}
+        updated = engine.workflows.update_workflow(workflow=workflow, update_mask=mask).result()
+        revisions.append(updated.revision_id)
+    request = {"name": created.name, "page_size": 2}
+    first = engine.workflows.list_workflow_revisions(request=request)._response
+    assert [w.revision_id for w in first.workflows] == [revisions[2], revisions[1]]
+    second = engine.workflows.list_workflow_revisions(
+        request={**request, "page_token": first.next_page_token}
+    )
+    assert [w.revision_id for w in second._response.workflows] == [revisions[0]]
+    assert not second._response.next_page_token
+    with pytest.raises(gexc.InvalidArgument):
+        list(engine.workflows.list_workflows(request={"parent": engine.parent, "page_size": -1}))
+
+
+@NEEDS_INTERPRETER
 def test_operations_can_be_polled_by_name(engine: Any) -> None:
     operation = engine.workflows.create_workflow(
         parent=engine.parent, workflow=wf.Workflow(source_contents=HELLO), workflow_id="polled-workflow"

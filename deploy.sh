@@ -3,8 +3,9 @@
 #
 # What it provisions, in order: the APIs; the service accounts; the topics; the Cloud Tasks queue with
 # its retry settings; the secrets (their existence, never a value); the least-privilege IAM bindings; the
-# functions step_executor and saga_completion; the workflow; the function start_saga with its Eventarc
-# trigger (last, so that no request is consumed before everything it needs exists).
+# functions step_executor and saga_completion; the workflow; the function saga_sweeper with the Cloud
+# Scheduler job that calls it; the function start_saga with its Eventarc trigger (last, so that no
+# request is consumed before everything it needs exists).
 #
 # Idempotent: every resource is checked (describe / get-iam-policy) before it is created, and only
 # changed when the desired state differs. Functions and the workflow carry a label with a digest of what
@@ -28,7 +29,7 @@ readonly APIS=(
   workflows.googleapis.com workflowexecutions.googleapis.com cloudtasks.googleapis.com
   pubsub.googleapis.com secretmanager.googleapis.com cloudfunctions.googleapis.com run.googleapis.com
   eventarc.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com
-  logging.googleapis.com iam.googleapis.com
+  logging.googleapis.com iam.googleapis.com cloudscheduler.googleapis.com
 )
 # Keys that must have a value. SAGA_SECRETS may be empty; SAGA_TRIGGER_SA is optional (see below).
 readonly REQUIRED_KEYS=(
@@ -36,7 +37,8 @@ readonly REQUIRED_KEYS=(
   SAGA_QUEUE_MAX_ATTEMPTS SAGA_QUEUE_MIN_BACKOFF_SECONDS SAGA_QUEUE_MAX_BACKOFF_SECONDS
   SAGA_QUEUE_MAX_DOUBLINGS SAGA_QUEUE_MAX_DISPATCHES_PER_SECOND SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES
   SAGA_DISPATCH_DEADLINE_SECONDS SAGA_STARTER_SA SAGA_WORKFLOW_SA SAGA_EXECUTOR_SA SAGA_COMPLETION_SA
-  SAGA_TASKS_INVOKER_SA DEPLOY_RUNTIME DEPLOY_FUNCTION_MEMORY DEPLOY_FUNCTION_TIMEOUT_SECONDS
+  SAGA_TASKS_INVOKER_SA SAGA_SWEEPER_SA SAGA_SCHEDULER_SA DEPLOY_RUNTIME DEPLOY_FUNCTION_MEMORY
+  DEPLOY_FUNCTION_TIMEOUT_SECONDS DEPLOY_SWEEP_SCHEDULE
 )
 # Keys read from the environment even when the settings file does not name them.
 readonly OPTIONAL_KEYS=(SAGA_TRIGGER_SA SAGA_SECRETS)
@@ -51,9 +53,9 @@ usage() {
 Usage: bash deploy.sh [--project ID] [--region REGION] [--settings FILE] [--dry-run] [--help]
 
 Deploys the saga orchestrator to a Google Cloud project with gcloud: APIs, service accounts with
-least-privilege IAM bindings, the topics, the Cloud Tasks queue, the secrets (existence only), the three
-functions (with the Eventarc trigger of start_saga) and the workflow. A second run changes nothing unless
-the settings or the code changed.
+least-privilege IAM bindings, the topics, the Cloud Tasks queue, the secrets (existence only), the four
+functions (with the Eventarc trigger of start_saga), the workflow and the Cloud Scheduler job of the
+sweeper. A second run changes nothing unless the settings or the code changed.
 
   --project ID      Google Cloud project (overrides SAGA_PROJECT_ID)
   --region REGION   region of the functions, queue and workflow (overrides SAGA_LOCATION)
@@ -62,7 +64,7 @@ the settings or the code changed.
   -h, --help        show this text
 
 Settings are KEY=VALUE lines; an environment variable of the same name (set and not empty) overrides a
-key. Every SAGA_* key reaches the three functions as an environment variable.
+key. Every SAGA_* key reaches the four functions as an environment variable.
 EOF
 }
 
@@ -158,7 +160,7 @@ validate_settings() {
     [[ ${CFG[$key]} =~ ^[0-9]+(\.[0-9]+)?$ ]] || bad+=("$key must be a number, got '${CFG[$key]}'")
   done
   for key in SAGA_STARTER_SA SAGA_WORKFLOW_SA SAGA_EXECUTOR_SA SAGA_COMPLETION_SA SAGA_TASKS_INVOKER_SA \
-    SAGA_TRIGGER_SA; do
+    SAGA_TRIGGER_SA SAGA_SWEEPER_SA SAGA_SCHEDULER_SA; do
     [[ -z ${CFG[$key]:-} || ${CFG[$key]} =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
       bad+=("$key must be a service account id (6-30 characters: lowercase letters, digits, hyphens), got '${CFG[$key]}'")
   done
@@ -206,7 +208,10 @@ WORKFLOW_SA=$(sa_email "${CFG[SAGA_WORKFLOW_SA]}")
 EXECUTOR=$(sa_email "${CFG[SAGA_EXECUTOR_SA]}")
 COMPLETION=$(sa_email "${CFG[SAGA_COMPLETION_SA]}")
 TASKS_INVOKER=$(sa_email "${CFG[SAGA_TASKS_INVOKER_SA]}")
-readonly STARTER WORKFLOW_SA EXECUTOR COMPLETION TASKS_INVOKER
+SWEEPER=$(sa_email "${CFG[SAGA_SWEEPER_SA]}")
+SCHEDULER=$(sa_email "${CFG[SAGA_SCHEDULER_SA]}")
+readonly STARTER WORKFLOW_SA EXECUTOR COMPLETION TASKS_INVOKER SWEEPER SCHEDULER
+readonly SWEEP_JOB=saga-sweeper
 # The identity Eventarc uses to push to start_saga. Defaults to the starter's own account; set
 # SAGA_TRIGGER_SA to give the trigger an account of its own (it then holds run.invoker on start_saga only).
 readonly TRIGGER_SA_ID=${CFG[SAGA_TRIGGER_SA]:-${CFG[SAGA_STARTER_SA]}}
@@ -367,6 +372,8 @@ ensure_service_accounts() {
   ensure_service_account "${CFG[SAGA_EXECUTOR_SA]}" "$EXECUTOR" "saga step_executor function"
   ensure_service_account "${CFG[SAGA_COMPLETION_SA]}" "$COMPLETION" "saga saga_completion function"
   ensure_service_account "${CFG[SAGA_TASKS_INVOKER_SA]}" "$TASKS_INVOKER" "saga Cloud Tasks caller of step_executor"
+  ensure_service_account "${CFG[SAGA_SWEEPER_SA]}" "$SWEEPER" "saga saga_sweeper function"
+  ensure_service_account "${CFG[SAGA_SCHEDULER_SA]}" "$SCHEDULER" "saga Cloud Scheduler caller of saga_sweeper"
   if [[ $TRIGGER != "$STARTER" ]]; then
     ensure_service_account "$TRIGGER_SA_ID" "$TRIGGER" "saga Eventarc trigger of start_saga"
   fi
@@ -522,12 +529,16 @@ ensure_iam() {
   # project-level: https://cloud.google.com/iam/docs/roles-permissions/workflows
   grant_project "$STARTER" roles/workflows.invoker
   grant_project "$EXECUTOR" roles/workflows.invoker
+  # The sweeper lists the saga workflow's executions (workflows.executions.list/get): Workflows Viewer,
+  # also project-level only.
+  grant_project "$SWEEPER" roles/workflows.viewer
   # Writing log entries (sys.log in the workflow, structured logs) is a project-level permission.
   grant_project "$WORKFLOW_SA" roles/logging.logWriter
   grant_project "$EXECUTOR" roles/logging.logWriter
   # start_saga publishes rejected results; saga_completion publishes every other result.
   grant_topic "$result_topic" "$STARTER" roles/pubsub.publisher
   grant_topic "$result_topic" "$COMPLETION" roles/pubsub.publisher
+  grant_topic "$result_topic" "$SWEEPER" roles/pubsub.publisher
   # The workflow creates each step's task and deletes a task whose outcome it stopped waiting for.
   grant_queue "$WORKFLOW_SA" roles/cloudtasks.enqueuer
   grant_queue "$WORKFLOW_SA" roles/cloudtasks.taskDeleter
@@ -574,7 +585,7 @@ build_dir() {
 # `gcloud functions deploy` always builds and rolls out a new revision, even from identical source. So
 # the deployed function carries a label with a digest of its source and every deploy flag; when the
 # label already matches, nothing is deployed. A second run with the same code and settings therefore only
-# describes the three functions; a changed file or setting redeploys exactly the functions it concerns.
+# describes the four functions; a changed file or setting redeploys exactly the functions it concerns.
 deploy_function() {
   local name=$1 account=$2
   shift 2
@@ -635,7 +646,7 @@ deploy_workflow() {
 
 deploy_code() {
   write_env_file
-  section "function environment (every SAGA_* setting; the same for the three functions)"
+  section "function environment (every SAGA_* setting; the same for the four functions)"
   say "# --env-vars-file=$ENV_FILE holds:"
   sed 's/^/#   /' "$ENV_FILE"
   section "function step_executor (HTTP; called by Cloud Tasks with an OIDC token of $TASKS_INVOKER)"
@@ -654,6 +665,12 @@ deploy_code() {
   completion_url=$FUNCTION_URL
   deploy_workflow "$executor_url" "$completion_url"
 
+  section "function saga_sweeper (HTTP; called by Cloud Scheduler with an OIDC token of $SCHEDULER)"
+  deploy_function saga_sweeper "$SWEEPER" --trigger-http
+  grant_invoker saga_sweeper "$SCHEDULER"
+  function_url saga_sweeper
+  ensure_sweep_job "$FUNCTION_URL"
+
   section "function start_saga (Eventarc trigger on topic ${CFG[SAGA_REQUEST_TOPIC]}, identity $TRIGGER)"
   # --trigger-topic makes the Eventarc trigger (google.cloud.pubsub.topic.v1.messagePublished); --retry
   # redelivers an event whose handling failed (for up to 24 h); the trigger's account needs run.invoker
@@ -661,6 +678,29 @@ deploy_code() {
   deploy_function start_saga "$STARTER" "--trigger-topic=${CFG[SAGA_REQUEST_TOPIC]}" --retry \
     "--trigger-service-account=$TRIGGER"
   grant_invoker start_saga "$TRIGGER"
+}
+
+# The Cloud Scheduler job that calls saga_sweeper on DEPLOY_SWEEP_SCHEDULE (unix-cron, UTC) with an OIDC
+# token of the scheduler account, audience = the function's URL
+# (https://cloud.google.com/scheduler/docs/http-target-auth,
+# https://cloud.google.com/sdk/gcloud/reference/scheduler/jobs/create/http). Creating it needs actAs on
+# that account (the deployer has it). Updated in place when its schedule, URL or account differ.
+ensure_sweep_job() {
+  local url=$1 schedule=${CFG[DEPLOY_SWEEP_SCHEDULE]} verb
+  local want="$schedule"$'\t'"$url"$'\t'"$SCHEDULER"$'\t'"$url"
+  if probe gcloud scheduler jobs describe "$SWEEP_JOB" "--location=$REGION" "$P_FLAG" \
+    --format='value(schedule,httpTarget.uri,httpTarget.oidcToken.serviceAccountEmail,httpTarget.oidcToken.audience)'; then
+    if [[ $PROBE_OUT == "$want" ]]; then
+      say "= scheduler job $SWEEP_JOB ($schedule -> saga_sweeper)"
+      return 0
+    fi
+    verb=update
+  else
+    verb=create
+  fi
+  act "if missing, or its schedule, URL or account changed" gcloud scheduler jobs "$verb" http "$SWEEP_JOB" \
+    "--location=$REGION" "$P_FLAG" "--schedule=$schedule" --time-zone=Etc/UTC "--uri=$url" --http-method=POST \
+    "--oidc-service-account-email=$SCHEDULER" "--oidc-token-audience=$url"
 }
 
 notes() {
@@ -684,7 +724,8 @@ main() {
   trap cleanup EXIT
   local f
   for f in requirements.txt workflows/saga_orchestrator.yaml shared/saga_orchestrator/__init__.py \
-    functions/step_executor/main.py functions/saga_completion/main.py functions/start_saga/main.py; do
+    functions/step_executor/main.py functions/saga_completion/main.py functions/start_saga/main.py \
+    functions/saga_sweeper/main.py; do
     [[ -f $SCRIPT_DIR/$f ]] || die "missing $f next to deploy.sh (run it from a full checkout)"
   done
   if ((DRY_RUN)); then

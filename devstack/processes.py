@@ -1,4 +1,4 @@
-"""Child processes of the local runner: the emulators (``python -m localcloud serve``), the three functions
+"""Child processes of the local runner: the emulators (``python -m localcloud serve``), the four functions
 under ``functions-framework`` exactly as deployed, and the demo participants.
 
 Every child runs in its own session (so its own process group, e.g. gunicorn's arbiter and workers
@@ -47,6 +47,7 @@ FUNCTION_SIGNATURES: dict[str, str] = {
     "start_saga": "cloudevent",
     "step_executor": "http",
     "saga_completion": "http",
+    "saga_sweeper": "http",
 }
 
 

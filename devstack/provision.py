@@ -41,6 +41,8 @@ class FunctionUrls:
     start_saga: str
     step_executor: str
     saga_completion: str
+    # Called by the stack's timer (Cloud Scheduler on Google Cloud), never by the workflow.
+    saga_sweeper: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The whole saga stack on one machine: emulators, provisioning, the three functions and the demo
-participants, each in its own process, as a user runs them.
+"""The whole saga stack on one machine: emulators, provisioning, the four functions and the demo
+participants, each in its own process, as a user runs them; a timer calls saga_sweeper every
+``SAGA_SWEEP_SECONDS`` (``devstack.sweep``), as Cloud Scheduler does on Google Cloud.
 
     with LocalStack.start() as stack:                 # free ports everywhere
         stack.publish_request(stack.example_request("trip-succeeds", saga_id="t-1"))
@@ -51,6 +52,7 @@ from devstack.provision import (
     provision,
 )
 from devstack.settings import REPO_ROOT, DeploymentSettings
+from devstack.sweep import DEFAULT_PERIOD_SECONDS, SweepTimer
 from localcloud.config import DEFAULTS as EMULATOR_DEFAULTS
 from localcloud.config import LocalCloudConfig
 
@@ -97,18 +99,20 @@ class StackPorts:
     start_saga: int = 0
     step_executor: int = 0
     saga_completion: int = 0
+    saga_sweeper: int = 0
     flight: int = 0
     hotel: int = 0
     payment: int = 0
 
     @classmethod
     def well_known(cls) -> StackPorts:
-        """The fixed ports of ``make up``: emulator defaults, functions 8081-8083, participants 9001-9003."""
+        """The fixed ports of ``make up``: emulator defaults, functions 8081-8084, participants 9001-9003."""
         return cls(
             **{name: _default_port(var) for name, var in _EMULATOR_VARS.items()},
             start_saga=8081,
             step_executor=8082,
             saga_completion=8083,
+            saga_sweeper=8084,
             flight=9001,
             hotel=9002,
             payment=9003,
@@ -167,6 +171,7 @@ class LocalStack:
             start_saga=f"http://{host}:{ports.start_saga}",
             step_executor=f"http://{host}:{ports.step_executor}",
             saga_completion=f"http://{host}:{ports.saga_completion}",
+            saga_sweeper=f"http://{host}:{ports.saga_sweeper}",
         )
         self.participant_urls = {name: f"http://{host}:{getattr(ports, name)}" for name in PARTICIPANTS}
         self.emulator_addresses: dict[str, str] = {}
@@ -176,6 +181,7 @@ class LocalStack:
         self._results: list[ResultEvent] = []
         self._deliveries: list[ResultEvent] = []
         self._secret_values: dict[str, str] = {}
+        self.sweep_timer: SweepTimer | None = None
         self._stopped = False
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -230,6 +236,8 @@ class LocalStack:
         if self._stopped:
             return
         self._stopped = True
+        if self.sweep_timer is not None:
+            self.sweep_timer.stop()
         if self._factory is not None:
             with contextlib.suppress(Exception):
                 self._factory.close()
@@ -276,6 +284,14 @@ class LocalStack:
                     )
                 )
         self.processes.extend(start_all(specs, log_dir=self.log_dir, echo=self._echo))
+        self.sweep_timer = SweepTimer(
+            self.function_urls.saga_sweeper, self.sweep_period(), self.log_dir / "sweep-timer.log"
+        ).start()
+
+    def sweep_period(self) -> float:
+        """``SAGA_SWEEP_SECONDS`` of the settings: how often the local timer calls saga_sweeper."""
+        raw = self.settings.data.get("SAGA_SWEEP_SECONDS", "")
+        return float(raw) if raw else DEFAULT_PERIOD_SECONDS
 
     # --- what the processes see ----------------------------------------------------------------------
 
@@ -420,6 +436,7 @@ class LocalStack:
                 "start_saga": self.function_urls.start_saga,
                 "step_executor": self.function_urls.step_executor,
                 "saga_completion": self.function_urls.saga_completion,
+                "saga_sweeper": self.function_urls.saga_sweeper,
             }
         )
         addresses.update(self.participant_urls)

@@ -18,6 +18,7 @@ from google.protobuf import empty_pb2
 
 from localcloud._paging import CHECKED_OFFSETS
 from localcloud.tasks.dispatcher import Dispatcher
+from localcloud.tasks.faults import Faults, lost_answer, refusal
 from localcloud.tasks.state import QueuePb, QueueState, TaskPb, TaskRecord, TasksState, View
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -42,9 +43,11 @@ def queue_message(message: Any) -> Any:
 
 
 class CloudTasksApi:
-    def __init__(self, state: TasksState, dispatcher: Dispatcher) -> None:
+    def __init__(self, state: TasksState, dispatcher: Dispatcher, faults: Faults | None = None) -> None:
         self.state = state
         self.dispatcher = dispatcher
+        # Test-only one-shot faults (localcloud.tasks.faults); none armed = the real behaviour.
+        self.faults = faults or Faults()
 
     # queues
 
@@ -100,8 +103,13 @@ class CloudTasksApi:
     # tasks
 
     async def CreateTask(self, request: Any, context: Context) -> Any:
+        fault = self.faults.take(request.parent, request.task.name)
+        if fault is not None and fault.kind == "permission_denied":
+            raise refusal()
         _, task = self.state.create_task(request.parent, request.task)
         self.dispatcher.schedule(task)
+        if fault is not None:  # lose_answer: created, but the caller never learns it
+            raise lost_answer()
         return task_view(task, request.response_view)
 
     async def GetTask(self, request: Any, context: Context) -> Any:

@@ -11,6 +11,7 @@ from localcloud import _grpc
 from localcloud.runtime import Context
 from localcloud.tasks.api import REQUEST_TYPES, CloudTasksApi
 from localcloud.tasks.dispatcher import IDLE_REUSE_SECONDS, Dispatcher
+from localcloud.tasks.faults import Faults, handler
 from localcloud.tasks.state import TASK_TOMBSTONE_SECONDS, TasksState
 
 SERVICE_NAME = "google.cloud.tasks.v2.CloudTasks"
@@ -23,6 +24,7 @@ class CloudTasksService:
     state: TasksState
     dispatcher: Dispatcher
     server: grpc.aio.Server
+    faults: Faults
 
     async def stop(self) -> None:
         await self.server.stop(grace=0.5)
@@ -30,11 +32,12 @@ class CloudTasksService:
 
 
 def handlers(api: CloudTasksApi) -> list[grpc.GenericRpcHandler]:
+    """The Cloud Tasks API, and beside it the test-only faults service (``localcloud.tasks.faults``)."""
     methods = {
         name: _grpc.unary(getattr(api, name), request_type, method=f"{SERVICE_NAME}/{name}")
         for name, request_type in REQUEST_TYPES.items()
     }
-    return [_grpc.service(SERVICE_NAME, methods)]
+    return [_grpc.service(SERVICE_NAME, methods), handler(api.faults)]
 
 
 async def start(
@@ -47,12 +50,18 @@ async def start(
     dispatcher = Dispatcher(state, ctx.authority, idle_reuse_seconds=idle_reuse_seconds)
     await dispatcher.start()
     address = ctx.config.tasks
+    faults = Faults()
     try:
-        server = await _grpc.start_server(address, handlers(CloudTasksApi(state, dispatcher)))
+        server = await _grpc.start_server(address, handlers(CloudTasksApi(state, dispatcher, faults)))
     except BaseException:
         await dispatcher.stop()
         raise
     host = address.rpartition(":")[0] or "127.0.0.1"
     return CloudTasksService(
-        name="tasks", address=f"{host}:{server.bound_port}", state=state, dispatcher=dispatcher, server=server
+        name="tasks",
+        address=f"{host}:{server.bound_port}",
+        state=state,
+        dispatcher=dispatcher,
+        server=server,
+        faults=faults,
     )

@@ -60,3 +60,30 @@ class CallbackDeliveryError(SagaError):
         self.url = url
         self.status_code = status_code
         super().__init__(f"callback {url}: {message}")
+
+
+class SagaNotFoundError(SagaError, LookupError):
+    """No execution of the saga workflow has this saga id (label ``saga_id``) or this execution name."""
+
+    def __init__(self, saga: str) -> None:
+        self.saga = saga
+        super().__init__(f"saga {saga!r}: no execution of the saga workflow has this saga id or name")
+
+
+class SagaNotRunningError(SagaError):
+    """The saga's execution has ended (``state``: SUCCEEDED, FAILED or CANCELLED): nothing to stop."""
+
+    def __init__(self, saga: str, execution: str, state: str) -> None:
+        self.saga = saga
+        self.execution = execution
+        self.state = state
+        super().__init__(f"saga {saga!r} is not running: its execution {execution} ended {state}")
+
+
+class CancelDeliveryError(SagaError):
+    """The cancel message could not be handed to the saga's execution (its callback endpoint)."""
+
+    def __init__(self, execution: str, message: str, status_code: int | None = None) -> None:
+        self.execution = execution
+        self.status_code = status_code
+        super().__init__(f"cancel of {execution}: {message}")

@@ -17,10 +17,12 @@ Google's client libraries are imported on first use, not with this module.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from saga_orchestrator.errors import SagaNotFoundError
 from saga_orchestrator.model import SagaRequest
 from saga_orchestrator.ports import SagaStatus, StartOutcome
 
@@ -94,6 +96,45 @@ class WorkflowExecutions:
     def cancel(self, execution_name: str) -> str:
         """Cancel the execution; returns its state after the call."""
         return _state(self._client().cancel_execution(name=execution_name))
+
+    def argument(self, execution_name: str) -> Any:
+        """The execution's argument (the normalized saga request), parsed; None when it is not JSON."""
+        text = self._client().get_execution(name=execution_name).argument
+        value = _json_or_text(text) if text else None
+        return value if isinstance(value, dict) else None
+
+    def resolve(self, saga: str) -> SagaStatus:
+        """The status of the execution ``saga`` names: an execution name of this workflow, or a saga id
+        (its first started execution, the one that runs the saga). Raises ``SagaNotFoundError``."""
+        from google.api_core import exceptions
+
+        if "/executions/" in saga:
+            if not saga.startswith(self.workflow_path + "/executions/"):
+                raise SagaNotFoundError(saga)
+            try:
+                return self.status(saga)
+            except (exceptions.NotFound, exceptions.InvalidArgument):
+                raise SagaNotFoundError(saga) from None
+        name = self.first(saga)
+        if name is None:
+            raise SagaNotFoundError(saga)
+        return self.status(name)
+
+    def ended(self, since: datetime.datetime) -> list[SagaStatus]:
+        """The executions that ended CANCELLED or FAILED at or after ``since`` (UTC), with their error,
+        through the Executions API's ``filter`` on ``state`` and ``endTime``
+        (https://cloud.google.com/workflows/docs/reference/executions/rest/v1/projects.locations.workflows.executions/list)."""
+        from google.cloud.workflows import executions_v1
+
+        stamp = since.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        pager = self._client().list_executions(
+            request=executions_v1.ListExecutionsRequest(
+                parent=self.workflow_path,
+                filter=f'(state="CANCELLED" OR state="FAILED") AND endTime>="{stamp}"',
+                page_size=100,
+            )
+        )
+        return [self.status(str(e.name)) for e in pager]
 
     def _labelled(self, saga_id: str, *, page_size: int) -> Iterator[Execution]:
         """The executions labelled ``saga_id=<saga_id>``, newest first (the Executions API's order)."""

@@ -1,4 +1,6 @@
-"""The saga result: what the workflow posts to saga_completion and what ``saga-results`` carries.
+"""The saga result: what the workflow posts to saga_completion and what ``saga-results`` carries
+(``schemas/saga-result.v2.schema.json``; v2 adds ``cause``, ``error``, ``uncompensated_steps`` and ``audit``
+to v1, which stays valid for every v2 result).
 
 ``parse_result`` checks a completion body and reports every bad field at once; unknown extra fields are
 ignored so the workflow may add diagnostics without breaking the contract. ``rejected`` results are
@@ -23,6 +25,9 @@ STEP_STATUSES: tuple[str, ...] = (
     "unknown",
     "not_run",
 )
+# Why forward progress stopped (None when the saga succeeded or was rejected). ``terminated``: the
+# execution ended without a result of its own (it is never set by the workflow).
+SAGA_CAUSES: tuple[str, ...] = ("step_failed", "deadline", "cancelled", "terminated", "engine_error")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,20 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class AuditEntry:
+    """An operator action the saga received, e.g. a cancel (``step`` None: it concerns the saga)."""
+
+    verb: str
+    step: str | None = None
+    reason: str | None = None
+    by: str | None = None
+    at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verb": self.verb, "step": self.step, "reason": self.reason, "by": self.by, "at": self.at}
+
+
+@dataclass(frozen=True)
 class SagaResult:
     saga_id: str
     status: SagaOutcome
@@ -77,14 +96,24 @@ class SagaResult:
     errors: tuple[FieldError, ...] = ()
     # The Pub/Sub message id of the request, when known.
     event_id: str | None = None
+    cause: str | None = None
+    # The first engine error ({message, tags, code}) when cause is engine_error, else usually None.
+    error: dict[str, Any] | None = None
+    # Every step whose undo did not happen (non-empty exactly when status is failed).
+    uncompensated_steps: tuple[str, ...] = ()
+    audit: tuple[AuditEntry, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "saga_id": self.saga_id,
             "status": self.status,
+            "cause": self.cause,
+            "error": self.error,
             "execution": self.execution,
             "failed_step": self.failed_step,
             "reason": self.reason,
+            "uncompensated_steps": list(self.uncompensated_steps),
+            "audit": [entry.to_dict() for entry in self.audit],
             "steps": [step.to_dict() for step in self.steps],
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -173,6 +202,7 @@ def parse_result(data: Any) -> SagaResult:
     started_at = _opt_str(data, "started_at", "", errors)
     finished_at = _opt_str(data, "finished_at", "", errors)
     event_id = _opt_str(data, "event_id", "", errors)
+    outcome = _outcome(data, status, errors)
     if errors:
         raise InvalidRequestError(errors)
     return SagaResult(
@@ -187,7 +217,50 @@ def parse_result(data: Any) -> SagaResult:
         metadata=metadata,
         errors=tuple(field_errors),
         event_id=event_id,
+        **outcome,
     )
+
+
+def _outcome(data: dict[str, Any], status: Any, errors: list[FieldError]) -> dict[str, Any]:
+    """``cause``, ``error``, ``uncompensated_steps`` and ``audit`` (v2; all optional for v1 bodies)."""
+    cause = data.get("cause")
+    if cause is not None and cause not in SAGA_CAUSES:
+        errors.append(FieldError("cause", f"must be null or one of {', '.join(SAGA_CAUSES)}"))
+    error = data.get("error")
+    if error is not None and not isinstance(error, dict):
+        errors.append(FieldError("error", "must be an object {message, tags, code} or null"))
+        error = None
+    undone = data.get("uncompensated_steps") or []
+    if not isinstance(undone, list) or not all(isinstance(name, str) for name in undone):
+        errors.append(FieldError("uncompensated_steps", "must be a list of step names"))
+        undone = []
+    if undone and status != "failed":
+        errors.append(FieldError("uncompensated_steps", "steps left undone make the saga failed"))
+    return {
+        "cause": cause if isinstance(cause, str) else None,
+        "error": error,
+        "uncompensated_steps": tuple(undone),
+        "audit": tuple(_audit(data.get("audit") or [], errors)),
+    }
+
+
+def _audit(raw: Any, errors: list[FieldError]) -> list[AuditEntry]:
+    if not isinstance(raw, list):
+        errors.append(FieldError("audit", "must be a list"))
+        return []
+    entries = []
+    for index, item in enumerate(raw):
+        path = f"audit[{index}]"
+        if not isinstance(item, dict):
+            errors.append(FieldError(path, "must be an object {verb, step, reason, by, at}"))
+            continue
+        verb = _required_str(item, "verb", f"{path}.", errors)
+        step = _opt_str(item, "step", f"{path}.", errors)
+        reason = _opt_str(item, "reason", f"{path}.", errors)
+        by = _opt_str(item, "by", f"{path}.", errors)
+        at = _opt_str(item, "at", f"{path}.", errors)
+        entries.append(AuditEntry(verb=verb, step=step, reason=reason, by=by, at=at))
+    return entries
 
 
 def _identity(data: dict[str, Any], errors: list[FieldError]) -> tuple[str, SagaOutcome, str | None]:

@@ -163,6 +163,8 @@ class Fake:
             self.run_services(self.arg(2))
         elif pos[:1] == ["workflows"]:
             self.workflows(self.arg(1))
+        elif group[:2] == ("scheduler", "jobs"):
+            self.scheduler_jobs(self.arg(2))
         else:
             raise GcloudError(f"fake gcloud: unsupported command: {' '.join(pos)}", 2)
 
@@ -423,6 +425,46 @@ class Fake:
             }
         else:
             raise GcloudError(f"fake gcloud: unsupported: workflows {verb}", 2)
+
+    def scheduler_jobs(self, verb: str) -> None:
+        self.project()
+        if verb in ("create", "update") and self.arg(3) != "http":
+            raise GcloudError("fake gcloud: only HTTP scheduler jobs", 2)
+        name = self.arg(4) if verb in ("create", "update") else self.arg(3)
+        key = f"{self.location('location')}/{name}"
+        jobs: dict[str, Any] = self.state.setdefault("scheduler_jobs", {})
+        if verb == "describe":
+            if key not in jobs:
+                raise GcloudError(f"NOT_FOUND: job {key}")
+            self.emit(jobs[key])
+        elif verb in ("create", "update"):
+            if verb == "create" and key in jobs:
+                raise GcloudError(f"ALREADY_EXISTS: job {key}")
+            if verb == "update" and key not in jobs:
+                raise GcloudError(f"NOT_FOUND: job {key}")
+            jobs[key] = self.scheduler_job()
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: scheduler jobs {verb}", 2)
+
+    def scheduler_job(self) -> dict[str, Any]:
+        flags = self.flags
+        for required in ("schedule", "uri", "oidc-service-account-email"):
+            if not flags.get(required):
+                raise GcloudError(f"fake gcloud: scheduler job without --{required}", 2)
+        self.require_account(flags["oidc-service-account-email"])
+        return {
+            "schedule": flags["schedule"],
+            "timeZone": flags.get("time-zone", "Etc/UTC"),
+            "httpTarget": {
+                "uri": flags["uri"],
+                "httpMethod": flags.get("http-method", "post").upper(),
+                "oidcToken": {
+                    "serviceAccountEmail": flags["oidc-service-account-email"],
+                    # The job's URI when no audience is given (OidcToken.audience).
+                    "audience": flags.get("oidc-token-audience") or flags["uri"],
+                },
+            },
+        }
 
 
 def main(argv: list[str]) -> int:

@@ -50,6 +50,7 @@ def initial_state(project: str = PROJECT) -> dict[str, Any]:
         "functions": {},
         "run_services": {},
         "workflows": {},
+        "scheduler_jobs": {},
         "iam": {},
     }
 
@@ -204,6 +205,7 @@ APIS = {
         "artifactregistry",
         "logging",
         "iam",
+        "cloudscheduler",
     ]
 }
 # Verbs that change a project; a run that changes nothing issues none of them.
@@ -257,6 +259,11 @@ EXPECTED_BINDINGS = {
     (f"run/{REGION}/step-executor", "roles/run.invoker", sa("saga-tasks-invoker")),
     (f"run/{REGION}/saga-completion", "roles/run.invoker", sa("saga-workflow")),
     (f"run/{REGION}/start-saga", "roles/run.invoker", sa("saga-trigger")),
+    # The sweeper lists executions (project-level only in Workflows) and publishes on saga-results only;
+    # the scheduler's account may only invoke the sweeper.
+    (f"project/{PROJECT}", "roles/workflows.viewer", sa("saga-sweeper")),
+    ("topic/saga-results", "roles/pubsub.publisher", sa("saga-sweeper")),
+    (f"run/{REGION}/saga-sweeper", "roles/run.invoker", sa("saga-scheduler")),
 }
 
 
@@ -267,7 +274,7 @@ def test_first_deploy_enables_every_api_the_saga_uses(first_deploy: FirstDeploy)
     assert set(first_deploy.state["services"]) == APIS
 
 
-def test_first_deploy_creates_the_six_service_accounts(first_deploy: FirstDeploy) -> None:
+def test_first_deploy_creates_the_eight_service_accounts(first_deploy: FirstDeploy) -> None:
     assert set(first_deploy.state["service_accounts"]) == {
         email(name)
         for name in (
@@ -277,6 +284,8 @@ def test_first_deploy_creates_the_six_service_accounts(first_deploy: FirstDeploy
             "saga-completion",
             "saga-tasks-invoker",
             "saga-trigger",
+            "saga-sweeper",
+            "saga-scheduler",
         )
     }
 
@@ -317,7 +326,7 @@ def test_no_account_gets_invoker_secret_publisher_or_tasks_roles_on_the_project(
     project_roles = {
         role for resource, role, _ in bindings(first_deploy.state) if resource.startswith("project/")
     }
-    assert project_roles == {"roles/workflows.invoker", "roles/logging.logWriter"}
+    assert project_roles == {"roles/workflows.invoker", "roles/logging.logWriter", "roles/workflows.viewer"}
     for argv in first_deploy.calls:
         if argv[:2] == ["projects", "add-iam-policy-binding"]:
             assert not any(
@@ -336,12 +345,13 @@ def test_no_account_gets_invoker_secret_publisher_or_tasks_roles_on_the_project(
 def test_http_functions_are_private_gen2_with_their_own_accounts(first_deploy: FirstDeploy) -> None:
     functions = first_deploy.state["functions"]
     assert set(functions) == {
-        f"{REGION}/{name}" for name in ("start_saga", "step_executor", "saga_completion")
+        f"{REGION}/{name}" for name in ("start_saga", "step_executor", "saga_completion", "saga_sweeper")
     }
     accounts = {
         "step_executor": "saga-executor",
         "saga_completion": "saga-completion",
         "start_saga": "saga-starter",
+        "saga_sweeper": "saga-sweeper",
     }
     for name, account in accounts.items():
         function = functions[f"{REGION}/{name}"]
@@ -353,6 +363,7 @@ def test_http_functions_are_private_gen2_with_their_own_accounts(first_deploy: F
         assert function["noAllowUnauthenticated"] and not function["allowUnauthenticated"]
     assert functions[f"{REGION}/step_executor"]["trigger"] == {"http": True}
     assert functions[f"{REGION}/saga_completion"]["trigger"] == {"http": True}
+    assert functions[f"{REGION}/saga_sweeper"]["trigger"] == {"http": True}
 
 
 def test_start_saga_gets_an_eventarc_trigger_on_saga_requests_with_retries(first_deploy: FirstDeploy) -> None:
@@ -367,7 +378,7 @@ def test_each_function_ships_its_main_the_shared_package_and_requirements(first_
         for p in (checkout / "shared" / "saga_orchestrator").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     )
-    for name in ("start_saga", "step_executor", "saga_completion"):
+    for name in ("start_saga", "step_executor", "saga_completion", "saga_sweeper"):
         files = first_deploy.state["functions"][f"{REGION}/{name}"]["sourceFiles"]
         assert "main.py" in files and "requirements.txt" in files
         assert sorted(f for f in files if f.startswith("saga_orchestrator/")) == package
@@ -412,8 +423,42 @@ def test_start_saga_is_deployed_last_so_no_request_is_consumed_before_the_workfl
         ["functions", "deploy", "step_executor"],
         ["functions", "deploy", "saga_completion"],
         ["workflows", "deploy", "saga-orchestrator"],
+        ["functions", "deploy", "saga_sweeper"],
         ["functions", "deploy", "start_saga"],
     ]
+
+
+def test_a_scheduler_job_calls_the_sweeper_on_the_schedule_with_an_oidc_token_of_its_own_account(
+    first_deploy: FirstDeploy,
+) -> None:
+    url = "https://saga-sweeper-fake-uc.a.run.app"
+    assert first_deploy.state["scheduler_jobs"] == {
+        f"{REGION}/saga-sweeper": {
+            "schedule": settings_file(first_deploy.cloud.checkout)["DEPLOY_SWEEP_SCHEDULE"],
+            "timeZone": "Etc/UTC",
+            "httpTarget": {
+                "uri": url,
+                "httpMethod": "POST",
+                "oidcToken": {"serviceAccountEmail": email("saga-scheduler"), "audience": url},
+            },
+        }
+    }
+    # The scheduler's account holds nothing but run.invoker on the sweeper.
+    assert {(r, role) for r, role, m in bindings(first_deploy.state) if m == sa("saga-scheduler")} == {
+        (f"run/{REGION}/saga-sweeper", "roles/run.invoker")
+    }
+    assert {(r, role) for r, role, m in bindings(first_deploy.state) if m == sa("saga-sweeper")} == {
+        (f"project/{PROJECT}", "roles/workflows.viewer"),
+        ("topic/saga-results", "roles/pubsub.publisher"),
+    }
+
+
+def test_a_changed_sweep_schedule_updates_the_job_in_place_and_nothing_else(deployed: FakeCloud) -> None:
+    deployed.deploy("--project", PROJECT, env={"DEPLOY_SWEEP_SCHEDULE": "*/10 * * * *"})
+    assert [argv[:5] for argv in changing_calls(deployed.calls())] == [
+        ["scheduler", "jobs", "update", "http", "saga-sweeper"]
+    ]
+    assert deployed.state()["scheduler_jobs"][f"{REGION}/saga-sweeper"]["schedule"] == "*/10 * * * *"
 
 
 def test_secret_values_are_never_read(first_deploy: FirstDeploy) -> None:
@@ -441,6 +486,7 @@ def test_changed_settings_update_the_queue_in_place_and_redeploy_only_the_functi
     )
     assert sorted(argv[:4] for argv in changing_calls(deployed.calls())) == [
         ["functions", "deploy", "saga_completion", "--gen2"],
+        ["functions", "deploy", "saga_sweeper", "--gen2"],
         ["functions", "deploy", "start_saga", "--gen2"],
         ["functions", "deploy", "step_executor", "--gen2"],
         ["tasks", "queues", "update", "saga-tasks"],
@@ -559,6 +605,8 @@ def test_dry_run_prints_a_command_for_every_resource_and_binding(cloud: FakeClou
         "saga-completion",
         "saga-tasks-invoker",
         "saga-trigger",
+        "saga-sweeper",
+        "saga-scheduler",
     }
     planned_bindings = {
         (
@@ -575,6 +623,7 @@ def test_dry_run_prints_a_command_for_every_resource_and_binding(cloud: FakeClou
         ["functions", "deploy", "step_executor"],
         ["functions", "deploy", "saga_completion"],
         ["workflows", "deploy", "saga-orchestrator"],
+        ["functions", "deploy", "saga_sweeper"],
         ["functions", "deploy", "start_saga"],
     ]
 
@@ -593,7 +642,7 @@ def test_dry_run_plan_matches_what_a_deploy_runs(cloud: FakeCloud, first_deploy:
     plan = plan_commands(cloud.run("--project", PROJECT, "--dry-run").stdout)
 
     def shape(argv: list[str]) -> tuple[str, ...]:
-        return tuple(a.split("=", 1)[0] if a.startswith(("--source=", "--env-vars-file=", "--set-env-vars=", "--labels=", "--update-labels=")) else a for a in argv)  # fmt: skip
+        return tuple(a.split("=", 1)[0] if a.startswith(("--source=", "--env-vars-file=", "--set-env-vars=", "--labels=", "--update-labels=", "--uri=", "--oidc-token-audience=")) else a for a in argv)  # fmt: skip
 
     planned = {shape(argv[1:]) for argv in plan}
     for argv in changing_calls(first_deploy.calls):
@@ -658,7 +707,7 @@ def test_settings_flag_reads_another_file_and_region_flag_overrides_it(
     state = cloud.state()
     assert set(state["queues"]) == {"europe-west1/order-tasks"}
     assert set(state["functions"]) == {
-        f"europe-west1/{n}" for n in ("start_saga", "step_executor", "saga_completion")
+        f"europe-west1/{n}" for n in ("start_saga", "step_executor", "saga_completion", "saga_sweeper")
     }
     workflow = state["workflows"]["europe-west1/saga-orchestrator"]
     assert (

@@ -706,18 +706,24 @@ def test_a_compensation_that_never_succeeds_fails_the_saga_and_names_the_step(
         "exhausted",
         500,
     )
-    # The saga stops at the stuck compensation: the flight is left booked for a person to look at.
-    assert (outcome.step("book_flight")["status"], outcome.step("book_flight")["compensate"]) == (
-        "succeeded",
-        None,
-    )
+    # Issue 15 changed this: a stuck compensation no longer abandons the others; the flight is still
+    # cancelled, and the result names every undo that did not happen.
+    assert result["uncompensated_steps"] == ["reserve_hotel"]
+    assert result["cause"] == "step_failed"
+    assert outcome.step("book_flight")["status"] == "compensated"
+    assert outcome.step("book_flight")["compensate"]["status"] == "succeeded"
     assert outcome.seen() == [
         ("flight", "book_flight", "execute", 200),
         ("hotel", "reserve_hotel", "execute", 200),
         ("payment", "charge_payment", "execute", 409),
         *[("hotel", "reserve_hotel", "compensate", 500)] * 3,
+        ("flight", "book_flight", "compensate", 200),
     ]
-    assert outcome.effects() == [("flight", "book_flight", "execute"), ("hotel", "reserve_hotel", "execute")]
+    assert outcome.effects() == [
+        ("flight", "book_flight", "execute"),
+        ("hotel", "reserve_hotel", "execute"),
+        ("flight", "book_flight", "compensate"),
+    ]
 
 
 # --- deadline and cancellation ------------------------------------------------------------------------
@@ -797,7 +803,7 @@ def test_a_saga_deadline_that_expires_while_a_step_hangs_compensates_the_unknown
     assert outcome.effects() == executed_then_compensated(["book_flight"], 1)
 
 
-def test_cancelling_a_running_saga_stops_it_where_it_is(
+def test_terminating_a_running_saga_stops_it_where_it_is(
     stack: LocalStack, results: ResultListener, orchestrator: SagaOrchestrator
 ) -> None:
     saga_id = new_saga_id("cancel")
@@ -821,7 +827,7 @@ def test_cancelling_a_running_saga_stops_it_where_it_is(
         every=POLL_EVERY,
     )
 
-    assert orchestrator.cancel_saga(execution) == "CANCELLED"
+    assert orchestrator.terminate_saga(execution, reason="e2e: stop it where it is") == "CANCELLED"
     assert orchestrator.get_saga_status(execution).state == "CANCELLED"
 
     # The hung call ends; the cancelled execution's callback answers 404, which step_executor takes as
@@ -845,7 +851,10 @@ def test_cancelling_a_running_saga_stops_it_where_it_is(
         ("flight", "book_flight", "execute"),
         ("hotel", "reserve_hotel", "execute"),
     }
-    assert results.events(saga_id) == []
+    # Nothing was compensated; the only result is the sweeper's: failed, cause terminated.
+    swept = results.wait(saga_id, RESULT_TIMEOUT)
+    assert swept is not None and [e.id for e in results.events(saga_id)] == [swept.id]
+    assert (swept.data["status"], swept.data["cause"]) == ("failed", "terminated")
     assert orchestrator.get_saga_status(execution).state == "CANCELLED"
     assert [e.name for e in executions_labelled(stack, saga_id)] == [execution]
 

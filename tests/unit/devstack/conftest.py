@@ -9,6 +9,7 @@ import pytest
 
 from localcloud.config import LocalCloudConfig
 from localcloud.runtime import Context
+from tests.support.http import RecordingHttpServer
 
 
 @pytest.fixture
@@ -44,3 +45,9 @@ def emulators_in_thread() -> Iterator[dict[str, str]]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+@pytest.fixture
+def http_server() -> Iterator[RecordingHttpServer]:
+    with RecordingHttpServer() as server:
+        yield server

@@ -99,7 +99,8 @@ def test_the_whole_stack_starts_provisioned_and_stops_leaving_no_process(tmp_pat
     assert missing_components() == []
     with LocalStack.start(settings=SETTINGS, log_dir=tmp_path) as stack:
         pids = [process.pid for process in stack.processes]
-        assert len(pids) == 7 and all(process.alive() for process in stack.processes)
+        # emulators, four functions (saga_sweeper included), three participants
+        assert len(pids) == 8 and all(process.alive() for process in stack.processes)
         assert stack.provisioned is not None
         workflow = stack.factory.workflows().get_workflow(name=stack.provisioned.workflow)
         assert workflow.user_env_vars["SAGA_STEP_EXECUTOR_URL"] == stack.function_urls.step_executor
@@ -110,6 +111,9 @@ def test_the_whole_stack_starts_provisioned_and_stops_leaving_no_process(tmp_pat
         assert result["status"] == "succeeded", result
         calls = stack.participant_calls("payment")
         assert [c["status"] for c in calls if c["effect"]] == [200]
+        # The timer calls saga_sweeper every SAGA_SWEEP_SECONDS, and it answers.
+        assert stack.sweep_timer is not None and stack.sweep_period() == 3.0
+        assert json.loads(stack.sweep_timer.sweep_now()) == {"swept": []}
     assert all(_gone(pid) for pid in pids)
 
 

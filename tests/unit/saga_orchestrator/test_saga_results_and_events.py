@@ -27,6 +27,9 @@ def schema(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(document)
 
 
+V2_DEFAULTS: dict[str, Any] = {"cause": None, "error": None, "uncompensated_steps": [], "audit": []}
+
+
 def test_a_completed_saga_is_a_binary_mode_cloudevent_with_a_deterministic_id():
     result = parse_result(load("completion-compensated.json"))
     message = encode_result(result, source=SOURCE)
@@ -41,7 +44,8 @@ def test_a_completed_saga_is_a_binary_mode_cloudevent_with_a_deterministic_id():
     }
     assert len(message.attributes["ce-id"]) == 32
     assert encode_result(parse_result(load("completion-compensated.json")), source=SOURCE) == message
-    assert json.loads(message.data) == load("completion-compensated.json")
+    # A v1 body (no cause, error, uncompensated_steps, audit) is published as a v2 result.
+    assert json.loads(message.data) == {**load("completion-compensated.json"), **V2_DEFAULTS}
 
 
 def test_another_execution_of_the_same_saga_gets_another_event_id():
@@ -177,3 +181,57 @@ def test_an_unknown_outcome_has_null_attempts_and_stays_valid():
     data = result.to_dict()
     assert data["steps"][0]["execute"]["attempts"] is None
     assert not list(schema("saga-result.schema.json").iter_errors(data))
+
+
+def failed_with_two_undos_left() -> dict[str, Any]:
+    return {
+        "saga_id": "trip-9",
+        "status": "failed",
+        "cause": "cancelled",
+        "error": None,
+        "execution": "projects/p/locations/l/workflows/w/executions/e",
+        "failed_step": "reserve_hotel",
+        "reason": "compensation of reserve_hotel failed: no such reservation",
+        "uncompensated_steps": ["reserve_hotel", "book_flight"],
+        "audit": [
+            {
+                "verb": "cancel",
+                "step": None,
+                "reason": "customer left",
+                "by": "ops@x",
+                "at": "2026-12-06T10:00:00Z",
+            }
+        ],
+        "steps": [
+            {"name": "book_flight", "status": "compensation_failed"},
+            {"name": "reserve_hotel", "status": "compensation_failed"},
+        ],
+    }
+
+
+def test_a_v2_result_keeps_cause_every_undone_step_and_the_audit_through_the_event():
+    body = failed_with_two_undos_left()
+    assert not list(schema("saga-result.v2.schema.json").iter_errors(body))
+    assert not list(schema("saga-result.schema.json").iter_errors(body)), "v2 results stay valid v1"
+    message = encode_result(parse_result(body), source=SOURCE)
+    event = decode_result(message.data, message.attributes)
+    assert event.type == "dev.sagaorchestrator.saga.v1.failed"
+    assert event.result.cause == "cancelled"
+    assert event.result.uncompensated_steps == ("reserve_hotel", "book_flight")
+    assert [entry.to_dict() for entry in event.result.audit] == body["audit"]
+    assert json.loads(message.data)["uncompensated_steps"] == ["reserve_hotel", "book_flight"]
+
+
+def test_compensated_is_refused_when_an_undo_did_not_happen_and_bad_v2_fields_are_named():
+    body = {
+        **failed_with_two_undos_left(),
+        "status": "compensated",
+        "cause": "bored",
+        "error": "boom",
+        "audit": [{"step": None}],
+    }
+    with pytest.raises(InvalidRequestError) as raised:
+        parse_result(body)
+    named = {error.field for error in raised.value.errors}
+    assert named == {"cause", "error", "uncompensated_steps", "audit[0].verb"}
+    assert list(schema("saga-result.v2.schema.json").iter_errors(body))

@@ -5,11 +5,21 @@ import json
 
 import pytest
 from google.api_core import exceptions as gexc
+from saga_orchestrator.callbacks import ExecutionCallbacks
 from saga_orchestrator.clients import ClientFactory
-from saga_orchestrator.errors import InvalidRequestError, SagaError, TaskAlreadyExistsError
+from saga_orchestrator.errors import (
+    InvalidRequestError,
+    SagaError,
+    SagaNotFoundError,
+    SagaNotRunningError,
+    TaskAlreadyExistsError,
+)
+from saga_orchestrator.httpclient import HttpClient
 from saga_orchestrator.tasks.task_manager import TaskManager
 from saga_orchestrator.validation import validate_request
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
+
+from tests.support.http import ScriptedResponse
 
 STEPS = [
     {
@@ -84,14 +94,87 @@ def test_execute_saga_refuses_an_invalid_saga_before_calling_workflows(local_clo
     assert local_cloud.executions(workflow()) == []
 
 
-def test_status_and_cancel(local_cloud, clients):
+def test_status_and_terminate(local_cloud, clients):
     orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
     name = orchestrator.execute_saga(STEPS)
     status = orchestrator.get_saga_status(name)
     assert (status.state, status.result, status.error) == ("ACTIVE", None, None)
     assert status.saga_id and status.saga_id.startswith("saga-")
-    assert orchestrator.cancel_saga(name) == "CANCELLED"
+    assert orchestrator.terminate_saga(name, reason="stuck for a day") == "CANCELLED"
     assert orchestrator.get_saga_status(name).state == "CANCELLED"
+
+
+def test_terminate_finds_the_saga_by_its_id_and_refuses_once_it_ended(local_cloud, clients):
+    orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
+    name = orchestrator.execute_saga(STEPS, saga_id="trip-9")
+    assert orchestrator.terminate_saga("trip-9", reason="wrong booking") == "CANCELLED"
+    with pytest.raises(SagaNotRunningError) as caught:
+        orchestrator.terminate_saga("trip-9", reason="again")
+    assert (caught.value.execution, caught.value.state) == (name, "CANCELLED")
+    assert "is not running" in str(caught.value) and "CANCELLED" in str(caught.value)
+
+
+def test_stopping_needs_a_reason_and_an_existing_saga(local_cloud, clients):
+    orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
+    name = orchestrator.execute_saga(STEPS, saga_id="trip-8")
+    for stop in (orchestrator.cancel_saga, orchestrator.terminate_saga):
+        with pytest.raises(InvalidRequestError) as refused:
+            stop(name, reason="  ")
+        assert [e.field for e in refused.value.errors] == ["reason"]
+        for unknown in ("no-such-saga", workflow() + "/executions/missing", "projects/x/executions/y"):
+            with pytest.raises(SagaNotFoundError) as missing:
+                stop(unknown, reason="test")
+            assert unknown in str(missing.value)
+    assert orchestrator.get_saga_status(name).state == "ACTIVE"
+
+
+def test_cancel_sends_the_cancel_message_to_the_sagas_callback_endpoint(local_cloud, clients, http_server):
+    callback = workflow() + "/executions/E/callbacks/C"
+    listing = json.dumps({"callbacks": [{"name": callback, "method": "POST", "waiters": "1"}]})
+    orchestrator = SagaOrchestrator(
+        "shop",
+        "us-central1",
+        "saga-orchestrator",
+        clients=clients,
+        callbacks=ExecutionCallbacks(http_server.url("/"), HttpClient(), OperatorAccount()),
+    )
+    name = orchestrator.execute_saga(STEPS, saga_id="trip-7")
+    http_server.script(f"/v1/{name}/callbacks", ScriptedResponse(body=listing.encode()))
+
+    assert orchestrator.cancel_saga("trip-7", reason="customer called") == name
+
+    [sent] = http_server.requests_to(f"/v1/{callback}")
+    body = json.loads(sent.body)
+    assert sent.method == "POST" and sent.headers["Authorization"] == "Bearer operator-token"
+    assert {k: body[k] for k in ("action", "reason", "by")} == {
+        "action": "cancel",
+        "reason": "customer called",
+        "by": "ops@shop.iam.gserviceaccount.com",
+    }
+    assert datetime.datetime.fromisoformat(body["at"].replace("Z", "+00:00")).tzinfo is not None
+
+
+def test_cancel_refuses_an_ended_saga_and_sends_nothing(local_cloud, clients, http_server):
+    orchestrator = SagaOrchestrator(
+        "shop",
+        "us-central1",
+        "saga-orchestrator",
+        clients=clients,
+        callbacks=ExecutionCallbacks(http_server.url("/"), HttpClient(), OperatorAccount()),
+    )
+    name = orchestrator.execute_saga(STEPS, saga_id="trip-6")
+    orchestrator.terminate_saga(name, reason="test")
+    with pytest.raises(SagaNotRunningError, match="ended CANCELLED"):
+        orchestrator.cancel_saga("trip-6", reason="too late")
+    assert http_server.requests == []
+
+
+class OperatorAccount:
+    def access_token(self) -> str:
+        return "operator-token"
+
+    def identity(self) -> str:
+        return "ops@shop.iam.gserviceaccount.com"
 
 
 def test_a_workflows_api_error_surfaces_as_the_google_exception(clients):

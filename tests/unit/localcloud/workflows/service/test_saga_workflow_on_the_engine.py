@@ -4,6 +4,7 @@ OAuth2 access token; the workflow posts the saga result to a stand-in completion
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import pathlib
@@ -12,9 +13,14 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
+import requests
 from aiohttp import web
+from google.api_core.exceptions import AlreadyExists
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+from google.protobuf import struct_pb2
+
+from localcloud.tasks.faults import fault_client
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("localcloud.workflows.engine.interpreter") is None
@@ -58,9 +64,22 @@ class StandIns:
         assert request.headers["Authorization"].startswith("Bearer ")  # the task's OIDC token
         body = await request.json()
         self.tasks.append(body)
+        planned = self.outcomes[f"{body['step_name']}.{body['action']}"]
+        if planned.get("arm"):
+            prefix = f"{QUEUE}/tasks/{body['execution_id']}-{body['step_index'] + 1}-"
+            await self.arm(planned["arm"], prefix)
+        if planned.get("cancel"):
+            # An operator cancels while this action is in flight; without a status it never answers.
+            headers = {"Authorization": f"Bearer {self.engine.token()}"}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(body["callback_url"], json=CANCEL, headers=headers) as sent,
+            ):
+                if "status" not in planned:
+                    return web.Response(status=200 if sent.status == 200 else 500)
         # The step executor names the action it answers: the saga has one callback endpoint.
         outcome = {
-            **self.outcomes[f"{body['step_name']}.{body['action']}"],
+            **{k: v for k, v in planned.items() if k not in ("arm", "cancel")},
             "step_index": body["step_index"],
             "action": body["action"],
         }
@@ -79,10 +98,35 @@ class StandIns:
                 self.previous = outcome
         return web.Response(status=200 if status == 200 else 500)
 
+    async def arm(self, kind: str, task_prefix: str) -> None:
+        """Through the emulator's faults service (this runs on the emulator's own event loop)."""
+        async with grpc.aio.insecure_channel(self.engine.ctx.config.tasks) as channel:
+            await fault_client(channel)(_struct({"kind": kind, "task_prefix": task_prefix}))
+
     async def complete(self, request: web.Request) -> web.Response:
         result = await request.json()
         self.completions.append(result)
         return web.json_response({"message_id": "1", "event_id": "e-1", "result": result})
+
+
+CANCEL = {
+    "action": "cancel",
+    "reason": "customer left",
+    "by": "ops@example.com",
+    "at": "2026-12-06T10:00:00Z",
+}
+SUCCEEDED = {"status": "succeeded", "output": {"ref": "R-1"}, "error": None, "attempts": 1}
+FAILED = {
+    "status": "failed",
+    "output": None,
+    "attempts": 1,
+    "error": {"kind": "business", "status_code": 409, "message": "no seats"},
+}
+ENV = {
+    "SAGA_TASK_QUEUE_PATH": QUEUE,
+    "SAGA_TASKS_INVOKER_EMAIL": "tasks-invoker@local-project.iam.gserviceaccount.com",
+    "SAGA_DISPATCH_DEADLINE_SECONDS": "60",
+}
 
 
 def action(url: str) -> dict[str, Any]:
@@ -179,3 +223,113 @@ def test_saga_runs_its_steps_through_tasks_and_callbacks(
     finally:
         engine.run(stand_ins.stop())
         tasks.transport.close()
+
+
+def saga_step(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "execute": action(f"http://p/{name}"),
+        "compensate": action(f"http://p/undo-{name}"),
+        "execute_wait_seconds": 60,
+        "compensate_wait_seconds": 60,
+    }
+
+
+def run_trip(engine: Any, outcomes: dict[str, dict[str, Any]]) -> Any:
+    """A three-step saga (a, b, c) on the engine: (result, tasks the executor got, billable steps)."""
+    channel = grpc.insecure_channel(engine.ctx.config.tasks)
+    tasks = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    with contextlib.suppress(AlreadyExists):
+        tasks.create_queue(parent=QUEUE.rsplit("/queues/", 1)[0], queue=tasks_v2.Queue(name=QUEUE))
+    stand_ins = StandIns(engine, {f"{n}.{a}": SUCCEEDED for n in "abc" for a in ("execute", "compensate")})
+    stand_ins.outcomes.update(outcomes)
+    engine.run(stand_ins.start())
+    try:
+        env = {**ENV, "SAGA_STEP_EXECUTOR_URL": stand_ins.url + "/step"}
+        workflow = engine.deploy(
+            SAGA_YAML.read_text(), env={**env, "SAGA_COMPLETION_URL": stand_ins.url + "/complete"}
+        )
+        argument = {"saga_id": "trip-43", "steps": [saga_step(n) for n in "abc"], "deadline_seconds": 600}
+        started = engine.execute(workflow, argument, labels={"saga_id": "trip-43"})
+        done = engine.wait_until(started.name, timeout=60)
+        assert done.state.name == "SUCCEEDED", done.error
+        result = json.loads(done.result)
+        assert stand_ins.completions == [result]
+        admin = requests.get(f"{engine.http}/admin/executions/{started.name.rsplit('/', 1)[1]}", timeout=10)
+        ran = [(t["step_name"], t["action"]) for t in stand_ins.tasks]
+        return result, ran, admin.json()["billableSteps"]
+    finally:
+        engine.run(stand_ins.stop())
+        tasks.transport.close()
+
+
+def _struct(fields: dict[str, str]) -> Any:
+    message = struct_pb2.Struct()
+    message.update(fields)
+    return message
+
+
+def statuses(result: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(step["name"], step["status"]) for step in result["steps"]]
+
+
+def test_a_saga_that_succeeds_costs_16_billable_steps(engine: Any) -> None:
+    result, ran, billable = run_trip(engine, {})
+    assert (result["status"], result["cause"], result["uncompensated_steps"]) == ("succeeded", None, [])
+    assert ran == [("a", "execute"), ("b", "execute"), ("c", "execute")]
+    # The stand-in completion URL is not a Google one, so its call counts as external here.
+    assert billable == {"internal": 12, "external": 4, "total": 16}
+
+
+def test_a_declined_last_step_compensates_the_others_for_30_billable_steps(engine: Any) -> None:
+    result, ran, billable = run_trip(engine, {"c.execute": FAILED})
+    assert (result["status"], result["cause"], result["failed_step"]) == ("compensated", "step_failed", "c")
+    assert ran[3:] == [("b", "compensate"), ("a", "compensate")]
+    assert billable["total"] == 30
+
+
+def test_a_compensation_that_fails_for_good_does_not_stop_the_earlier_undos(engine: Any) -> None:
+    result, ran, _ = run_trip(engine, {"c.execute": FAILED, "b.compensate": FAILED})
+    assert ran[3:] == [("b", "compensate"), ("a", "compensate")]
+    assert result["status"] == "failed"
+    assert result["uncompensated_steps"] == ["b"]
+    assert (result["failed_step"], result["cause"]) == ("b", "step_failed")
+    assert statuses(result) == [("a", "compensated"), ("b", "compensation_failed"), ("c", "failed")]
+
+
+def test_a_refused_task_create_compensates_the_done_steps_and_says_why(engine: Any) -> None:
+    # When a's task arrives, b's create (task name <execution>-1-execute) is armed to be refused.
+    result, ran, _ = run_trip(engine, {"a.execute": {**SUCCEEDED, "arm": "permission_denied"}})
+    assert ran == [("a", "execute"), ("a", "compensate")]
+    assert (result["status"], result["cause"], result["failed_step"]) == ("compensated", "engine_error", "b")
+    assert result["error"]["code"] == 403 and "HttpError" in result["error"]["tags"]
+    assert statuses(result) == [("a", "compensated"), ("b", "failed"), ("c", "not_run")]
+    assert result["steps"][1]["execute"]["error"]["kind"] == "engine_error"
+
+
+def test_a_create_whose_answer_was_lost_goes_on_as_if_nothing_happened(engine: Any) -> None:
+    result, ran, _ = run_trip(engine, {"a.execute": {**SUCCEEDED, "arm": "lose_answer"}})
+    assert (result["status"], result["cause"], result["error"]) == ("succeeded", None, None)
+    assert ran == [("a", "execute"), ("b", "execute"), ("c", "execute")]
+
+
+def test_a_cancel_during_a_step_deletes_its_task_and_compensates_every_done_step(engine: Any) -> None:
+    result, ran, _ = run_trip(engine, {"b.execute": {"cancel": True}})
+    assert ran == [("a", "execute"), ("b", "execute"), ("b", "compensate"), ("a", "compensate")]
+    assert (result["status"], result["cause"], result["failed_step"]) == ("compensated", "cancelled", "b")
+    assert result["audit"] == [
+        {"verb": "cancel", "step": None, **{k: CANCEL[k] for k in ("reason", "by", "at")}}
+    ]
+    assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "not_run")]
+
+
+def test_a_cancel_during_the_undos_is_recorded_and_undoing_goes_on(engine: Any) -> None:
+    result, ran, _ = run_trip(engine, {"c.execute": FAILED, "b.compensate": {**SUCCEEDED, "cancel": True}})
+    assert ran[3:] == [("b", "compensate"), ("a", "compensate")]
+    assert (result["status"], result["cause"], result["uncompensated_steps"]) == (
+        "compensated",
+        "step_failed",
+        [],
+    )
+    assert [entry["verb"] for entry in result["audit"]] == ["cancel"]
+    assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "failed")]

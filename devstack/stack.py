@@ -300,7 +300,8 @@ class LocalStack:
 
     def function_environment(self) -> dict[str, str]:
         """The environment of each function: the emulator variables, every SAGA_* of the settings and
-        ``LOCALCLOUD_INTERNAL_URL_PREFIXES``; ``SAGA_ALLOWED_HOSTS`` also lists the local Workflows
+        ``LOCALCLOUD_INTERNAL_URL_PREFIXES``; ``SAGA_SWEEP_WINDOW_SECONDS`` is two local sweep periods
+        plus 2 s; ``SAGA_ALLOWED_HOSTS`` also lists the local Workflows
         engine's HTTP address (``WORKFLOWS_HTTP_HOST``), where step_executor reports each step's outcome
         (on Google Cloud that host is ``workflowexecutions.googleapis.com``, which the executor allows
         itself)."""
@@ -308,6 +309,10 @@ class LocalStack:
         saga["SAGA_ALLOWED_HOSTS"] = with_callback_host(
             saga.get("SAGA_ALLOWED_HOSTS", ""), self.config.workflows_http
         )
+        # The local timer sweeps every few seconds: a look-back of two periods (plus slack) lets every
+        # ended execution be seen by a second sweep if the first missed it, without publishing the same
+        # swept result a hundred times. SAGA_SWEEP_WINDOW_SECONDS of deployment.env is Google Cloud's.
+        saga["SAGA_SWEEP_WINDOW_SECONDS"] = f"{2 * self.sweep_period() + 2:g}"
         return {
             **self.config.client_environment(),
             **saga,

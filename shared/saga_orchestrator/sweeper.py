@@ -10,7 +10,7 @@ execution's error), and logs a line naming the saga and the execution.
 
 Idempotent across runs: sweeps run every period (Cloud Scheduler on Google Cloud, the local stack's
 timer locally) with a window longer than the period, so every ended execution is seen by at least one
-sweep and usually by several; every sweep publishes the same result with the same deterministic
+sweep and usually by two; every sweep publishes the same result with the same deterministic
 ``ce-id`` the completion would have used (a hash of saga id and execution, ``events.event_id``), so
 consumers dedupe the repeats. A sweep that misses more than a window (the scheduler stopped) leaves those
 executions unswept: widen the window when restarting.
@@ -38,8 +38,8 @@ from saga_orchestrator.result import SagaResult, StepResult
 
 log = get_logger("saga_orchestrator.sweeper")
 
-# The default of SAGA_SWEEP_WINDOW_SECONDS (deployment.env): three times a 5-minute schedule.
-DEFAULT_WINDOW_SECONDS = 900.0
+# The default of SAGA_SWEEP_WINDOW_SECONDS (deployment.env): two 5-minute periods and a minute.
+DEFAULT_WINDOW_SECONDS = 660.0
 CAUSES = {"CANCELLED": "terminated", "FAILED": "engine_error"}
 REASONS = {
     "CANCELLED": "the execution was cancelled through the Executions API; nothing was compensated",
@@ -56,7 +56,7 @@ class EndedExecutions(Protocol):
 
 
 def window_seconds(env: Mapping[str, str]) -> float:
-    """``SAGA_SWEEP_WINDOW_SECONDS`` (default 900); raises ``InvalidRequestError`` naming it."""
+    """``SAGA_SWEEP_WINDOW_SECONDS`` (default 660); raises ``InvalidRequestError`` naming it."""
     raw = (env.get("SAGA_SWEEP_WINDOW_SECONDS") or "").strip() or str(DEFAULT_WINDOW_SECONDS)
     try:
         value = float(raw)

@@ -15,6 +15,7 @@ from saga_orchestrator.settings import Settings
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
 from devstack.stack import LocalStack, missing_components
+from tests.e2e.results import ResultListener
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +27,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def results(stack: LocalStack) -> Iterator[ResultListener]:
+    """Every saga result of the session (see ``tests.e2e.results``); a test reads its own saga ids."""
+    listener = ResultListener(stack)
+    try:
+        yield listener
+    finally:
+        listener.close()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,7 +24,8 @@ from saga_orchestrator.validation import decode_request, validate_request
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
 from devstack.stack import LocalStack
-from tests.e2e.test_e2e_sagas import EVENT_TYPE, ResultListener, log_entries, schema_problems
+from tests.e2e.results import ResultListener
+from tests.e2e.test_e2e_sagas import EVENT_TYPE, log_entries, schema_problems
 from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
@@ -34,15 +35,6 @@ FUZZ_MESSAGES = 300
 RESULTS_TIMEOUT = 60.0
 # Flask's line when a function raises (functions-framework then answers 500).
 CRASH_LINE = "Exception on /"
-
-
-@pytest.fixture(scope="module")
-def results(stack: LocalStack) -> Iterator[ResultListener]:
-    listener = ResultListener(stack)
-    try:
-        yield listener
-    finally:
-        listener.close()
 
 
 @pytest.fixture(scope="module")

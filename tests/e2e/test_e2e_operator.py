@@ -13,7 +13,6 @@ never ran, so only the sweeper can say so.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,11 +22,11 @@ from saga_orchestrator.errors import SagaNotFoundError, SagaNotRunningError
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
 from devstack.stack import LocalStack, ResultEvent
+from tests.e2e.results import ResultListener
 from tests.e2e.test_e2e_sagas import (
     POLL_EVERY,
     RESULT_TIMEOUT,
     WAIT_TIMEOUT,
-    ResultListener,
     calls_of,
     new_saga_id,
     trip,
@@ -44,15 +43,6 @@ BROKEN_SOURCE = """main:
           message: "engine fault injected by the e2e test"
           tags: ["InjectedFault"]
 """
-
-
-@pytest.fixture(scope="module")
-def results(stack: LocalStack) -> Iterator[ResultListener]:
-    listener = ResultListener(stack)
-    try:
-        yield listener
-    finally:
-        listener.close()
 
 
 def only_result(results: ResultListener, saga_id: str, timeout: float = RESULT_TIMEOUT) -> ResultEvent:

@@ -10,15 +10,13 @@ deadline.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
-import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +29,7 @@ from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 from devstack.processes import ManagedProcess, free_ports, participant_spec
 from devstack.settings import REPO_ROOT
 from devstack.stack import LocalStack, ResultEvent
+from tests.e2e.results import ResultListener
 from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
@@ -198,75 +197,6 @@ def calls_of(stack: LocalStack, saga_id: str, services: Iterable[str] = SERVICES
 def schema_problems(result: Any) -> list[str]:
     validator = jsonschema.Draft202012Validator(RESULT_SCHEMA)
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(result)]
-
-
-class ResultListener:
-    """A streaming-pull subscriber on its own subscription of the result topic (as a consumer would
-    read outcomes), keeping one event per ``ce-id`` per subject."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        project = stack.settings.project_id
-        topic = f"projects/{project}/topics/{stack.settings.require('SAGA_RESULT_TOPIC')}"
-        self.subscription = f"projects/{project}/subscriptions/e2e-results-{uuid.uuid4().hex[:8]}"
-        subscriber = stack.factory.subscriber()
-        subscriber.create_subscription(
-            request={"name": self.subscription, "topic": topic, "ack_deadline_seconds": 10}
-        )
-        self._events: dict[str, list[ResultEvent]] = {}
-        self._arrived = threading.Condition()
-        self._future = subscriber.subscribe(self.subscription, self._on_message)
-
-    def _on_message(self, message: Any) -> None:
-        attributes = dict(message.attributes)
-        try:
-            data: Any = json.loads(bytes(message.data))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            data = bytes(message.data).decode("utf-8", errors="replace")
-        event = ResultEvent(
-            id=attributes.get("ce-id", message.message_id),
-            type=attributes.get("ce-type", ""),
-            subject=attributes.get("ce-subject", ""),
-            attributes=attributes,
-            data=data,
-        )
-        with self._arrived:
-            known = self._events.setdefault(event.subject, [])
-            if all(seen.id != event.id for seen in known):
-                known.append(event)
-            self._arrived.notify_all()
-        message.ack()
-
-    def events(self, saga_id: str) -> list[ResultEvent]:
-        with self._arrived:
-            return list(self._events.get(saga_id, []))
-
-    def subjects(self) -> set[str]:
-        with self._arrived:
-            return set(self._events)
-
-    def wait(self, saga_id: str, timeout: float) -> ResultEvent | None:
-        deadline = time.monotonic() + timeout
-        with self._arrived:
-            while not self._events.get(saga_id):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._arrived.wait(remaining)
-            return self._events[saga_id][0]
-
-    def close(self) -> None:
-        self._future.cancel()
-        with contextlib.suppress(Exception):
-            self._future.result(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def results(stack: LocalStack) -> Iterator[ResultListener]:
-    listener = ResultListener(stack)
-    try:
-        yield listener
-    finally:
-        listener.close()
 
 
 def wait_for_result(

@@ -32,3 +32,9 @@ def test_the_functions_may_report_to_the_local_workflows_engine_whatever_the_all
     assert host_error(callback, functions) is None
     assert host_error("http://127.0.0.1:9003/", functions) is not None
     assert host_error("http://127.0.0.1:48089/computeMetadata/v1/", functions) is not None
+
+
+def test_the_local_sweeper_looks_back_two_of_its_periods_not_the_google_cloud_window(tmp_path: Path) -> None:
+    settings = DeploymentSettings.load(env={"SAGA_SWEEP_SECONDS": "3", "SAGA_SWEEP_WINDOW_SECONDS": "660"})
+    stack = LocalStack(settings=settings, ports=StackPorts(), log_dir=tmp_path, echo=None)
+    assert stack.function_environment()["SAGA_SWEEP_WINDOW_SECONDS"] == "8"

@@ -11,6 +11,9 @@ Each service has one execute endpoint that creates a resource and one compensate
 A compensation names what to undo with the output id in its payload (usually a
 ``{"$ref": "steps.<step>.output.<id>"}`` resolved by the step executor); without one, it undoes what the
 same saga step executed.
+
+An execute payload may ask for a large output (to show the saga's state budget): ``"output_padding": n``
+(an integer, 0..``MAX_OUTPUT_PADDING``) adds a ``padding`` field of n ``x`` characters to the output.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from examples.participants.state import Action, Answer, Ledger, Resource, resource_id
+
+# The largest ``output_padding`` an execute payload may ask for (characters).
+MAX_OUTPUT_PADDING = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -162,4 +168,7 @@ def _output(spec: ServiceSpec, resource: Resource) -> dict[str, Any]:
     for name in spec.echoed:
         if name in resource.payload:
             output[name] = resource.payload[name]
+    padding = resource.payload.get("output_padding")
+    if isinstance(padding, int) and not isinstance(padding, bool) and 0 < padding <= MAX_OUTPUT_PADDING:
+        output["padding"] = "x" * padding
     return output

@@ -61,6 +61,9 @@ CALLBACK_TIMEOUT_SECONDS = 10.0
 # The callback's answer is not used; no more of it is read.
 CALLBACK_ANSWER_MAX_BYTES = 64 * 1024
 DEADLINE_MESSAGE = "the saga deadline passed before the step succeeded"
+# The error kind of an execute whose output is over its share of the saga state budget: the workflow
+# compensates the step itself too (its effect happened).
+OUTPUT_TOO_LARGE = "output_too_large"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class StepTask:
     step_index: int = 0
     # Epoch seconds after which an ``execute`` must not be (re)tried: the saga deadline.
     deadline: float | None = None
+    # This output's share of the saga state budget (bytes of compact UTF-8 JSON); None: the whole budget.
+    max_output_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ def parse_task(body: Any, settings: Settings) -> StepTask:
     if deadline is not None and (not isinstance(deadline, int | float) or isinstance(deadline, bool)):
         errors.append(FieldError("deadline", "must be epoch seconds or null"))
         deadline = None
+    max_output_bytes = _max_output_bytes(body, errors)
     call = None
     try:
         call = ActionSpec.from_dict(body.get("call"), settings)
@@ -130,7 +136,21 @@ def parse_task(body: Any, settings: Settings) -> StepTask:
         execution_id=execution_id if isinstance(execution_id, str) else None,
         step_index=step_index,
         deadline=float(deadline) if deadline is not None else None,
+        max_output_bytes=max_output_bytes,
     )
+
+
+def _max_output_bytes(body: dict[str, Any], errors: list[FieldError]) -> int | None:
+    value = body.get("max_output_bytes")
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    errors.append(FieldError("max_output_bytes", "must be a non-negative integer or null"))
+    return None
+
+
+def output_bytes(output: Any) -> int:
+    """The size an output takes in the saga's state: its compact UTF-8 JSON."""
+    return len(json.dumps(output, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 def report(url: str, body: dict[str, Any], tokens: TokenSource, http: HttpTransport) -> None:
@@ -237,7 +257,7 @@ class StepExecutor:
         if outcome.kind == "transient" and not last:
             return Reply(503, {"outcome": "retry", "attempt": attempt, "message": outcome.message})
         if outcome.kind == "success":
-            final = succeeded_body(outcome.output, attempt)
+            final = self._within_budget(task, outcome, attempt)
         elif outcome.kind == "transient":
             final = failed_body(
                 "exhausted",
@@ -249,6 +269,24 @@ class StepExecutor:
             kind = "invalid" if outcome.status_code is None else "business"
             final = failed_body(kind, outcome.message, attempt, outcome.status_code)
         return self._finish(task, final)
+
+    def _within_budget(self, task: StepTask, outcome: CallOutcome, attempt: int) -> dict[str, Any]:
+        """The final body of a success: an output over its share of the state budget fails an execute
+        (a business failure: another try returns the same); a compensation still succeeded (the undo
+        happened), only its output, which nothing references, is dropped."""
+        size = output_bytes(outcome.output)
+        budget = self.settings.state_budget_bytes
+        share = budget if task.max_output_bytes is None else task.max_output_bytes
+        if size <= share:
+            return succeeded_body(outcome.output, attempt)
+        message = (
+            f"the {task.action} output of step {task.step_name} is {size} bytes, over its share of the"
+            f" saga state budget: {share} of SAGA_STATE_BUDGET_BYTES={budget} bytes"
+        )
+        log.warning(message, action=task.action, output_bytes=size, max_output_bytes=share)
+        if task.action == "compensate":
+            return succeeded_body(None, attempt)
+        return failed_body(OUTPUT_TOO_LARGE, message, attempt, outcome.status_code)
 
     def _callback_refusal(self, url: str) -> EgressRefusedError | None:
         """Why egress refuses the callback URL, or None. A name that does not resolve now is not a

@@ -19,7 +19,8 @@ from typing import Any, Literal, TypeGuard
 
 from saga_orchestrator.checks import Auth, FieldChecks, json_problems
 from saga_orchestrator.errors import InvalidRequestError
-from saga_orchestrator.settings import Settings
+from saga_orchestrator.refs import referenced_steps
+from saga_orchestrator.settings import DEFAULTS, Settings
 
 Action = Literal["execute", "compensate"]
 JSON = Any
@@ -92,6 +93,10 @@ class ActionSpec:
             "timeout_seconds": _number(self.timeout_seconds),
             "max_attempts": self.max_attempts,
         }
+
+    def refs(self) -> list[str]:
+        """The steps whose outputs this call's payload and headers reference."""
+        return referenced_steps([self.payload, self.headers])
 
     @classmethod
     def from_dict(
@@ -187,13 +192,19 @@ class StepSpec:
     def action(self, action: Action) -> ActionSpec | None:
         return self.execute if action == "execute" else self.compensate
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, max_output_bytes: int) -> dict[str, Any]:
+        """The step in the workflow argument. ``execute_refs`` / ``compensate_refs``: the steps whose
+        outputs each call references (a call that references none gets no outputs in its task body);
+        ``max_output_bytes``: the share of the saga state budget each of its outputs may take."""
         return {
             "name": self.name,
             "execute": self.execute.to_dict(),
             "compensate": self.compensate.to_dict() if self.compensate else None,
             "execute_wait_seconds": self.execute_wait_seconds,
             "compensate_wait_seconds": self.compensate_wait_seconds,
+            "execute_refs": self.execute.refs(),
+            "compensate_refs": self.compensate.refs() if self.compensate else [],
+            "max_output_bytes": max_output_bytes,
         }
 
 
@@ -205,12 +216,21 @@ class SagaRequest:
     metadata: dict[str, Any]
     requested_at: str
     event_id: str | None = None
+    # Bytes of outputs (compact UTF-8 JSON) the saga may keep: SAGA_STATE_BUDGET_BYTES, set by the starter.
+    state_budget_bytes: int = int(DEFAULTS["SAGA_STATE_BUDGET_BYTES"])
+
+    def max_output_bytes(self) -> int:
+        """The budget split evenly over every output the workflow keeps (one per execute, one per
+        compensation), so the workflow never does the arithmetic."""
+        kept = len(self.steps) + sum(1 for step in self.steps if step.compensate is not None)
+        return self.state_budget_bytes // max(1, kept)
 
     def to_argument(self) -> dict[str, Any]:
         """The workflow argument, as documented in the README ("Workflow argument")."""
+        share = self.max_output_bytes()
         return {
             "saga_id": self.saga_id,
-            "steps": [step.to_dict() for step in self.steps],
+            "steps": [step.to_dict(share) for step in self.steps],
             "deadline_seconds": self.deadline_seconds,
             "metadata": self.metadata,
             "requested_at": self.requested_at,

@@ -59,6 +59,27 @@ def lookup(ref: str, outputs: Mapping[str, Any], unknown: Collection[str] = ()) 
     return value
 
 
+def referenced_steps(value: Any) -> list[str]:
+    """The step names whose outputs the reference objects in ``value`` (any depth) name, sorted, once
+    each; a malformed reference names nothing (resolving it fails anyway)."""
+    found: set[str] = set()
+
+    def walk(item: Any) -> None:
+        if is_ref(item):
+            match = REF_RE.fullmatch(item["$ref"])
+            if match:
+                found.add(match.group(1))
+        elif isinstance(item, dict):
+            for nested in item.values():
+                walk(nested)
+        elif isinstance(item, list):
+            for nested in item:
+                walk(nested)
+
+    walk(value)
+    return sorted(found)
+
+
 def resolve(value: Any, outputs: Mapping[str, Any], unknown: Collection[str] = ()) -> Any:
     """A copy of ``value`` with every reference object replaced; raises ``ReferenceResolutionError``."""
     if is_ref(value):

@@ -188,6 +188,32 @@ def _action(raw: Any, path: str, errors: list[FieldError]) -> ActionResult | Non
     )
 
 
+def merge_outputs(data: Any) -> Any:
+    """A completion body → the same body with each step's output back in its ``execute`` record.
+
+    The workflow keeps a succeeded step's output once, in ``outputs`` (step name → output), and sends
+    that map beside ``steps``; an ``execute`` record without an ``output`` gets its step's. Anything
+    else (no ``outputs``, a malformed one) is left for ``parse_result`` to judge; ``outputs`` is dropped.
+    """
+    if not isinstance(data, dict) or "outputs" not in data:
+        return data
+    merged = {key: value for key, value in data.items() if key != "outputs"}
+    outputs, steps = data["outputs"], data.get("steps")
+    if not isinstance(outputs, dict) or not isinstance(steps, list):
+        return merged
+    merged["steps"] = [_with_output(step, outputs) for step in steps]
+    return merged
+
+
+def _with_output(step: Any, outputs: dict[str, Any]) -> Any:
+    if not isinstance(step, dict) or not isinstance(step.get("execute"), dict):
+        return step
+    name = step.get("name")
+    if "output" in step["execute"] or not isinstance(name, str):
+        return step
+    return {**step, "execute": {**step["execute"], "output": outputs.get(name)}}
+
+
 def parse_result(data: Any) -> SagaResult:
     """A completion body (or the data of a result event) → ``SagaResult``; raises ``InvalidRequestError``."""
     if not isinstance(data, dict):

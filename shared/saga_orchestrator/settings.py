@@ -31,7 +31,11 @@ DEFAULTS: dict[str, str] = {
     "SAGA_DEFAULT_EXECUTE_MAX_ATTEMPTS": "5",
     "SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS": "10",
     "SAGA_SECRET_CACHE_SECONDS": "60",
+    "SAGA_STATE_BUDGET_BYTES": "196608",
 }
+# Workflows keeps a saga's variables within 512 KB; the outputs are held once in the state and once more
+# in the result the workflow returns, so the budget may not exceed half of it.
+MAX_STATE_BUDGET_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class Settings:
     default_execute_max_attempts: int
     default_compensate_max_attempts: int
     secret_cache_seconds: float
+    # Bytes (compact UTF-8 JSON) of step outputs one saga may keep; split per output by the starter.
+    state_budget_bytes: int = int(DEFAULTS["SAGA_STATE_BUDGET_BYTES"])
     # ``host:port`` of the metadata server as google-auth sees it (GCE_METADATA_HOST); always refused.
     metadata_host: str | None = None
 
@@ -99,6 +105,7 @@ class Settings:
             default_execute_max_attempts=int(number("SAGA_DEFAULT_EXECUTE_MAX_ATTEMPTS", int, 1)),
             default_compensate_max_attempts=int(number("SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS", int, 1)),
             secret_cache_seconds=number("SAGA_SECRET_CACHE_SECONDS", float, 0),
+            state_budget_bytes=int(number("SAGA_STATE_BUDGET_BYTES", int, 1024)),
             metadata_host=(env.get("GCE_METADATA_HOST") or "").strip().lower() or None,
         )
         errors.extend(settings._limit_errors())
@@ -118,6 +125,13 @@ class Settings:
         if self.dispatch_deadline_seconds > 1800:
             errors.append(
                 FieldError("SAGA_DISPATCH_DEADLINE_SECONDS", "must be at most 1800 (Cloud Tasks limit)")
+            )
+        if self.state_budget_bytes > MAX_STATE_BUDGET_BYTES:
+            errors.append(
+                FieldError(
+                    "SAGA_STATE_BUDGET_BYTES",
+                    f"must be at most {MAX_STATE_BUDGET_BYTES} (half the Workflows memory limit of 512 KB)",
+                )
             )
         for name, value in (
             ("SAGA_DEFAULT_EXECUTE_MAX_ATTEMPTS", self.default_execute_max_attempts),

@@ -105,6 +105,7 @@ def validate_request(
         metadata=metadata,
         requested_at=requested_at or utc_now_iso(),
         event_id=message_id,
+        state_budget_bytes=settings.state_budget_bytes,
     )
     size = len(request.argument_json().encode("utf-8"))
     if size > MAX_ARGUMENT_BYTES:

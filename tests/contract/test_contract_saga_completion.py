@@ -68,3 +68,18 @@ def test_an_invalid_result_is_a_400_naming_every_field(saga_completion, local_cl
 def test_a_publish_failure_is_a_500_so_the_workflow_retries(make_client):
     saga_completion = make_client("saga_completion", "http")  # the result topic does not exist
     assert saga_completion.post("/", json=completion_body()).status_code == 500
+
+
+def test_outputs_sent_beside_the_steps_are_published_in_their_records(saga_completion, local_cloud):
+    # The workflow keeps each succeeded output once, in ``outputs``; the published result is unchanged.
+    body = completion_body()
+    outputs = {}
+    for step in body["steps"]:
+        if step["execute"] is not None and step["execute"]["status"] == "succeeded":
+            outputs[step["name"]] = step["execute"].pop("output")
+    assert outputs, "the fixture has succeeded steps"
+    response = saga_completion.post("/", json={**body, "outputs": outputs})
+    assert response.status_code == 200
+    [message] = local_cloud.published(RESULTS)
+    v2_defaults: dict[str, object] = {"cause": None, "error": None, "uncompensated_steps": [], "audit": []}
+    assert json.loads(message.data) == {**completion_body(), **v2_defaults}

@@ -216,7 +216,7 @@ BAD_REQUESTS: list[tuple[str, Any, list[FieldError]]] = [
     (
         "argument over 32 KB",
         {"steps": [flat()], "metadata": {"blob": "x" * 33000}},
-        [E("", "the normalized request is 33402 bytes; the Workflows argument limit is 32768")],
+        [E("", "the normalized request is 33467 bytes; the Workflows argument limit is 32768")],
     ),
 ]
 
@@ -279,6 +279,11 @@ def test_the_seed_flat_form_normalizes_to_the_workflow_argument():
                 },
                 "execute_wait_seconds": 318,
                 "compensate_wait_seconds": 682,
+                # The referenced outputs ride only in the compensation's task body; its share of the
+                # default state budget (196608 bytes over one execute and one compensate output).
+                "execute_refs": [],
+                "compensate_refs": ["create_booking"],
+                "max_output_bytes": 98304,
             }
         ],
         "deadline_seconds": 86400,

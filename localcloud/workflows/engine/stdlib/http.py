@@ -191,11 +191,25 @@ async def _send(
         raise WorkflowError.tagged("ConnectionError", f"connection to {url} broke: {error}") from None
 
 
+async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body, or its first ``limit + 1`` bytes when it is longer: ``read(n)`` answers with what has
+    arrived so far (at most n), so a large body is read until it ends or passes the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 async def _exchange(
     session: aiohttp.ClientSession, method: str, url: str, headers: dict[str, str], data: bytes | None
 ) -> tuple[int, dict[str, str], str, bytes]:
     async with session.request(method, url, headers=headers, data=data, allow_redirects=False) as response:
-        raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+        raw = await _read_capped(response.content, MAX_RESPONSE_BYTES)
         if len(raw) > MAX_RESPONSE_BYTES:
             raise WorkflowError.tagged("ResourceLimitError", "HTTP response exceeds the 2 MB limit")
         response_headers: dict[str, str] = {}

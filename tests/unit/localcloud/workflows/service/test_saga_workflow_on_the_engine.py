@@ -19,6 +19,7 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.protobuf import struct_pb2
+from saga_orchestrator.result import merge_outputs
 
 from localcloud.tasks.faults import fault_client
 
@@ -35,15 +36,25 @@ QUEUE = "projects/local-project/locations/us-central1/queues/saga-tasks"
 class StandIns:
     """A step executor that reports ``outcomes[step_name]`` for each task, and a completion endpoint."""
 
-    def __init__(self, engine: Any, outcomes: dict[str, dict[str, Any]], *, duplicates: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        outcomes: dict[str, dict[str, Any]],
+        *,
+        duplicates: bool = False,
+        brief: bool = False,
+    ) -> None:
         self.engine = engine
         self.outcomes = outcomes
         # Like Cloud Tasks delivering twice: every answer is sent again after the next action's answer
         # would be awaited, and the previous action's answer once more before the current one.
         self.duplicates = duplicates
+        # The completion answers only the result's status (the engine reads large answers partially).
+        self.brief = brief
         self.previous: dict[str, Any] | None = None
         self.tasks: list[dict[str, Any]] = []
         self.completions: list[dict[str, Any]] = []
+        self.completion_bodies: list[dict[str, Any]] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -104,9 +115,13 @@ class StandIns:
             await fault_client(channel)(_struct({"kind": kind, "task_prefix": task_prefix}))
 
     async def complete(self, request: web.Request) -> web.Response:
-        result = await request.json()
+        # As saga_completion does: each output comes once, beside the steps, and goes back into its record.
+        body = await request.json()
+        self.completion_bodies.append(body)
+        result = merge_outputs(body)
         self.completions.append(result)
-        return web.json_response({"message_id": "1", "event_id": "e-1", "result": result})
+        answer = {"status": result["status"]} if self.brief else result
+        return web.json_response({"message_id": "1", "event_id": "e-1", "result": answer})
 
 
 CANCEL = {
@@ -187,6 +202,9 @@ def test_saga_runs_its_steps_through_tasks_and_callbacks(
                     "compensate": action("http://p/cancel"),
                     "execute_wait_seconds": 60,
                     "compensate_wait_seconds": 60,
+                    "execute_refs": [],
+                    "compensate_refs": ["book_flight"],
+                    "max_output_bytes": 1000,
                 },
                 {
                     "name": "charge",
@@ -194,6 +212,9 @@ def test_saga_runs_its_steps_through_tasks_and_callbacks(
                     "compensate": None,
                     "execute_wait_seconds": 60,
                     "compensate_wait_seconds": 60,
+                    "execute_refs": ["book_flight"],
+                    "compensate_refs": [],
+                    "max_output_bytes": 1000,
                 },
             ],
             "deadline_seconds": 600,
@@ -220,6 +241,17 @@ def test_saga_runs_its_steps_through_tasks_and_callbacks(
         expected = [("book_flight", "execute"), ("charge", "execute")]
         assert ran == ([*expected, ("book_flight", "compensate")] if fail_second else expected)
         assert stand_ins.tasks[0]["execution_id"] == started.name.rsplit("/", 1)[1]
+        # A task body carries the outputs only when its call references some, and the output's share.
+        bodies = {(t["step_name"], t["action"]): t for t in stand_ins.tasks}
+        assert bodies["book_flight", "execute"]["outputs"] == {}
+        assert bodies["charge", "execute"]["outputs"] == {"book_flight": {"ref": "R-1"}}
+        if fail_second:
+            assert bodies["book_flight", "compensate"]["outputs"] == {"book_flight": {"ref": "R-1"}}
+        assert {t["max_output_bytes"] for t in stand_ins.tasks} == {1000}
+        # The workflow keeps each output once: beside the records, not in them.
+        sent = stand_ins.completion_bodies[0]
+        assert sent["outputs"]["book_flight"] == {"ref": "R-1"}
+        assert "output" not in sent["steps"][0]["execute"]
     finally:
         engine.run(stand_ins.stop())
         tasks.transport.close()
@@ -232,16 +264,22 @@ def saga_step(name: str) -> dict[str, Any]:
         "compensate": action(f"http://p/undo-{name}"),
         "execute_wait_seconds": 60,
         "compensate_wait_seconds": 60,
+        "execute_refs": [],
+        "compensate_refs": [name],
+        "max_output_bytes": 1000,
     }
 
 
-def run_trip(engine: Any, outcomes: dict[str, dict[str, Any]]) -> Any:
-    """A three-step saga (a, b, c) on the engine: (result, tasks the executor got, billable steps)."""
+def run_trip(engine: Any, outcomes: dict[str, dict[str, Any]], *, brief: bool = False) -> Any:
+    """A three-step saga (a, b, c) on the engine: (result, tasks the executor got, billable steps).
+    ``brief``: the completion stand-in answers only the status; the result is what it received."""
     channel = grpc.insecure_channel(engine.ctx.config.tasks)
     tasks = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     with contextlib.suppress(AlreadyExists):
         tasks.create_queue(parent=QUEUE.rsplit("/queues/", 1)[0], queue=tasks_v2.Queue(name=QUEUE))
-    stand_ins = StandIns(engine, {f"{n}.{a}": SUCCEEDED for n in "abc" for a in ("execute", "compensate")})
+    stand_ins = StandIns(
+        engine, {f"{n}.{a}": SUCCEEDED for n in "abc" for a in ("execute", "compensate")}, brief=brief
+    )
     stand_ins.outcomes.update(outcomes)
     engine.run(stand_ins.start())
     try:
@@ -254,6 +292,9 @@ def run_trip(engine: Any, outcomes: dict[str, dict[str, Any]]) -> Any:
         done = engine.wait_until(started.name, timeout=60)
         assert done.state.name == "SUCCEEDED", done.error
         result = json.loads(done.result)
+        if brief:
+            assert result == {"status": stand_ins.completions[0]["status"]}
+            (result,) = stand_ins.completions
         assert stand_ins.completions == [result]
         admin = requests.get(f"{engine.http}/admin/executions/{started.name.rsplit('/', 1)[1]}", timeout=10)
         ran = [(t["step_name"], t["action"]) for t in stand_ins.tasks]
@@ -333,3 +374,27 @@ def test_a_cancel_during_the_undos_is_recorded_and_undoing_goes_on(engine: Any) 
     )
     assert [entry["verb"] for entry in result["audit"]] == ["cancel"]
     assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "failed")]
+
+
+def test_three_large_outputs_fit_the_memory_because_each_is_kept_once(engine: Any) -> None:
+    # Before issue 15 three outputs of 60 KB broke the 512 KB limit (kept twice, sent in every task body).
+    large = {**SUCCEEDED, "output": {"blob": "x" * 60_000}}
+    result, _, _ = run_trip(engine, {f"{n}.execute": large for n in "abc"}, brief=True)
+    assert (result["status"], result["error"]) == ("succeeded", None)
+    assert [step["execute"]["output"] for step in result["steps"]] == [large["output"]] * 3
+
+
+def test_an_output_over_its_budget_compensates_the_step_itself_and_those_before(engine: Any) -> None:
+    too_large = {
+        "status": "failed",
+        "output": None,
+        "attempts": 1,
+        "error": {"kind": "output_too_large", "status_code": 200, "message": "over SAGA_STATE_BUDGET_BYTES"},
+    }
+    result, ran, billable = run_trip(engine, {"c.execute": too_large})
+    assert (result["status"], result["cause"], result["failed_step"]) == ("compensated", "step_failed", "c")
+    assert result["reason"] == "over SAGA_STATE_BUDGET_BYTES"
+    # Its effect happened, so it is undone too, first.
+    assert ran[3:] == [("c", "compensate"), ("b", "compensate"), ("a", "compensate")]
+    assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "compensated")]
+    assert billable["total"] == 34  # the declined saga's 30 and one more compensation (4)

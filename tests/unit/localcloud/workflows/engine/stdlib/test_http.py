@@ -237,3 +237,24 @@ async def test_calls_to_non_google_urls_are_external_steps_unless_the_host_says_
     await run_execution(program, {"url": base, "body": 1}, inside, meter=internal_meter)
     assert (external_meter.internal, external_meter.external) == (1, 1)
     assert (internal_meter.internal, internal_meter.external) == (2, 0)
+
+
+async def test_a_large_json_answer_sent_in_pieces_is_read_whole(http_server: Any) -> None:
+    document = {"items": ["x" * 1000] * 300}  # about 300 KB, streamed in 64 KB pieces
+    payload = json.dumps(document).encode()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = len(payload)
+        await response.prepare(request)
+        for start in range(0, len(payload), 65536):
+            await response.write(payload[start : start + 65536])
+            await asyncio.sleep(0)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/big", handle)
+    base = await http_server(app)
+    source = GET_SOURCE.replace('${args.url + "/items"}', '${args.url + "/big"}')
+    result = await run(source, {"url": base})
+    assert result["body"] == document

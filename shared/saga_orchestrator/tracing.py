@@ -5,7 +5,14 @@ that nobody has to store."""
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+
+# Span ids come from a generator of this module's own (seeded from the OS, and again in each forked
+# worker), so calling code's use of the global ``random`` (a seeded test, say) neither affects nor is
+# affected by them.
+_spans = random.Random()
+os.register_at_fork(after_in_child=_spans.seed)
 
 
 def trace_id(saga_id: str) -> str:
@@ -15,6 +22,6 @@ def trace_id(saga_id: str) -> str:
 
 def traceparent(saga_id: str) -> str:
     """The ``traceparent`` header of one call: the saga's trace id, a fresh span id, sampled."""
-    # A span id only has to be unique, not secret: the process's PRNG (seeded from the OS, and again
-    # in each forked worker) saves a system call per call. All zeros is not a valid span id.
-    return f"00-{trace_id(saga_id)}-{random.getrandbits(64) or 1:016x}-01"
+    # A span id only has to be unique, not secret: a PRNG saves a system call per call. All zeros is
+    # not a valid span id.
+    return f"00-{trace_id(saga_id)}-{_spans.getrandbits(64) or 1:016x}-01"

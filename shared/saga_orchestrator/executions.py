@@ -79,19 +79,7 @@ class WorkflowExecutions:
         return StartOutcome(first, created=False)
 
     def status(self, execution_name: str) -> SagaStatus:
-        execution = self._client().get_execution(name=execution_name)
-        error = None
-        if execution.error and execution.error.payload:
-            error = _json_or_text(execution.error.payload)
-        return SagaStatus(
-            execution_name=str(execution.name),
-            state=_state(execution),
-            result=_json_or_text(execution.result) if execution.result else None,
-            error=error,
-            start_time=_time(execution.start_time),
-            end_time=_time(execution.end_time),
-            saga_id=execution.labels.get(LABEL),
-        )
+        return _status_of(self._client().get_execution(name=execution_name))
 
     def cancel(self, execution_name: str) -> str:
         """Cancel the execution; returns its state after the call."""
@@ -132,9 +120,11 @@ class WorkflowExecutions:
                 parent=self.workflow_path,
                 filter=f'(state="CANCELLED" OR state="FAILED") AND endTime>="{stamp}"',
                 page_size=100,
+                view=executions_v1.ExecutionView.FULL,
             )
         )
-        return [self.status(str(e.name)) for e in pager]
+        # FULL: each listed execution carries its error and times, so no Get per execution.
+        return [_status_of(e) for e in pager]
 
     def _labelled(self, saga_id: str, *, page_size: int) -> Iterator[Execution]:
         """The executions labelled ``saga_id=<saga_id>``, newest first (the Executions API's order)."""
@@ -166,3 +156,19 @@ def _time(value: Any) -> str | None:
         return str(value.isoformat().replace("+00:00", "Z"))
     except AttributeError:
         return str(value)
+
+
+def _status_of(execution: Execution) -> SagaStatus:
+    """The saga's view of an execution as the Executions API returned it (FULL view)."""
+    error = None
+    if execution.error and execution.error.payload:
+        error = _json_or_text(execution.error.payload)
+    return SagaStatus(
+        execution_name=str(execution.name),
+        state=_state(execution),
+        result=_json_or_text(execution.result) if execution.result else None,
+        error=error,
+        start_time=_time(execution.start_time),
+        end_time=_time(execution.end_time),
+        saga_id=execution.labels.get(LABEL),
+    )

@@ -687,10 +687,10 @@ deploy_code() {
 # that account (the deployer has it). Updated in place when its schedule, URL or account differ.
 ensure_sweep_job() {
   local url=$1 schedule=${CFG[DEPLOY_SWEEP_SCHEDULE]} verb
-  local want="$schedule"$'\t'"$url"$'\t'"$SCHEDULER"$'\t'"$url"
+  local expected="$schedule"$'\t'"$url"$'\t'"$SCHEDULER"$'\t'"$url"
   if probe gcloud scheduler jobs describe "$SWEEP_JOB" "--location=$REGION" "$P_FLAG" \
     --format='value(schedule,httpTarget.uri,httpTarget.oidcToken.serviceAccountEmail,httpTarget.oidcToken.audience)'; then
-    if [[ $PROBE_OUT == "$want" ]]; then
+    if [[ $PROBE_OUT == "$expected" ]]; then
       say "= scheduler job $SWEEP_JOB ($schedule -> saga_sweeper)"
       return 0
     fi

@@ -80,8 +80,18 @@ class SagaNotRunningError(SagaError):
         super().__init__(f"saga {saga!r} is not running: its execution {execution} ended {state}")
 
 
+class VerbNotApplicableError(SagaError):
+    """An operator's verb that does not apply to the saga as it is now (``why`` says what it is doing)."""
+
+    def __init__(self, saga: str, verb: str, why: str) -> None:
+        self.saga = saga
+        self.verb = verb
+        self.why = why
+        super().__init__(f"{verb} does not apply to saga {saga!r}: {why}")
+
+
 class CancelDeliveryError(SagaError):
-    """The cancel message could not be handed to the saga's execution (its callback endpoint)."""
+    """An operator's message (a cancel or another verb) could not be handed to the saga's execution (its callback endpoint)."""
 
     def __init__(self, execution: str, message: str, status_code: int | None = None) -> None:
         self.execution = execution

@@ -7,6 +7,12 @@ media type, and the message data is the event data (the result as UTF-8 JSON).
 ``ce-id`` is deterministic so consumers can dedupe: a hash of saga id and execution name for completed
 sagas, a hash of the request's Pub/Sub message id for rejected ones. Publishing the same outcome twice
 yields the same id.
+
+Besides the one result per saga, the topic carries *notices* while a saga waits for an operator
+(``schemas/saga-notice.schema.json``): ``dev.sagaorchestrator.saga.v1.stuck`` (a compensation failed for
+good) and ``.parked`` (a step with ``on_failure: "park"`` failed for good), each naming the step, its
+last error, the verbs that apply and until when the saga waits. Their ``ce-id`` is a hash of the saga,
+its execution and the notice's sequence number in it, so a repeated call publishes the same id.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from saga_orchestrator.errors import FieldError, InvalidRequestError
-from saga_orchestrator.result import SagaResult, parse_result
+from saga_orchestrator.result import Notice, SagaResult, parse_result
 from saga_orchestrator.times import utc_now_iso
 
 SPEC_VERSION = "1.0"
@@ -26,6 +32,7 @@ TYPE_PREFIX = "dev.sagaorchestrator.saga.v1."
 EVENT_TYPES: dict[str, str] = {
     status: TYPE_PREFIX + status for status in ("succeeded", "compensated", "failed", "rejected")
 }
+NOTICE_TYPES: dict[str, str] = {notice: TYPE_PREFIX + notice for notice in ("stuck", "parked")}
 CONTENT_TYPE = "application/json"
 
 
@@ -72,6 +79,21 @@ def encode_result(result: SagaResult, *, source: str) -> PubsubMessage:
         "content-type": CONTENT_TYPE,
     }
     data = json.dumps(result.to_dict(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return PubsubMessage(data=data, attributes=attributes)
+
+
+def encode_notice(notice: Notice, *, source: str) -> PubsubMessage:
+    key = f"{notice.notice}\n{notice.saga_id}\n{notice.execution}\n{notice.sequence}"
+    attributes = {
+        "ce-specversion": SPEC_VERSION,
+        "ce-type": NOTICE_TYPES[notice.notice],
+        "ce-source": source,
+        "ce-id": hashlib.sha256(key.encode("utf-8")).hexdigest()[:32],
+        "ce-time": notice.at or utc_now_iso(),
+        "ce-subject": notice.saga_id,
+        "content-type": CONTENT_TYPE,
+    }
+    data = json.dumps(notice.to_dict(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return PubsubMessage(data=data, attributes=attributes)
 
 

@@ -171,4 +171,10 @@ def _status_of(execution: Execution) -> SagaStatus:
         start_time=_time(execution.start_time),
         end_time=_time(execution.end_time),
         saga_id=execution.labels.get(LABEL),
+        current_step=_current_step(execution),
     )
+
+
+def _current_step(execution: Execution) -> tuple[str, str] | None:
+    steps = list(execution.status.current_steps) if execution.status else []
+    return (str(steps[-1].routine), str(steps[-1].step)) if steps else None

@@ -80,6 +80,8 @@ class StepTask:
     deadline: float | None = None
     # This output's share of the saga state budget (bytes of compact UTF-8 JSON); None: the whole budget.
     max_output_bytes: int | None = None
+    # The Idempotency-Key's round (``participant.idempotency_key``), set by an operator's retry.
+    key_round: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,23 +103,17 @@ def parse_task(body: Any, settings: Settings) -> StepTask:
     action = body.get("action", "execute")
     if action not in ("execute", "compensate"):
         errors.append(FieldError("action", "must be 'execute' or 'compensate'"))
-    callback_url = body.get("callback_url")
-    if callback_url is not None and not isinstance(callback_url, str):
-        errors.append(FieldError("callback_url", "must be a string"))
-        callback_url = None
-    outputs = body.get("outputs") or {}
-    if not isinstance(outputs, dict):
-        errors.append(FieldError("outputs", "must be an object of step name to output"))
-        outputs = {}
-    step_index = body.get("step_index", 0)
-    if not isinstance(step_index, int) or isinstance(step_index, bool):
-        errors.append(FieldError("step_index", "must be an integer"))
-        step_index = 0
-    deadline = body.get("deadline")
-    if deadline is not None and (not isinstance(deadline, int | float) or isinstance(deadline, bool)):
-        errors.append(FieldError("deadline", "must be epoch seconds or null"))
-        deadline = None
-    max_output_bytes = _max_output_bytes(body, errors)
+    field_of = _FieldReader(body, errors)
+    callback_url = field_of("callback_url", None, lambda v: isinstance(v, str), "must be a string")
+    outputs = field_of(
+        "outputs", {}, lambda v: isinstance(v, dict), "must be an object of step name to output"
+    )
+    step_index = field_of("step_index", 0, _is_int, "must be an integer")
+    deadline = field_of("deadline", None, _is_number, "must be epoch seconds or null")
+    max_output_bytes = field_of(
+        "max_output_bytes", None, lambda v: _is_int(v) and v >= 0, "must be a non-negative integer or null"
+    )
+    key_round = field_of("key_round", 0, lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
     call = None
     try:
         call = ActionSpec.from_dict(body.get("call"), settings)
@@ -137,15 +133,34 @@ def parse_task(body: Any, settings: Settings) -> StepTask:
         step_index=step_index,
         deadline=float(deadline) if deadline is not None else None,
         max_output_bytes=max_output_bytes,
+        key_round=key_round,
     )
 
 
-def _max_output_bytes(body: dict[str, Any], errors: list[FieldError]) -> int | None:
-    value = body.get("max_output_bytes")
-    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-        return value
-    errors.append(FieldError("max_output_bytes", "must be a non-negative integer or null"))
-    return None
+class _FieldReader:
+    """Reads optional task fields: a missing or null one is its default; a bad one is reported and
+    replaced by the default."""
+
+    def __init__(self, body: dict[str, Any], errors: list[FieldError]) -> None:
+        self._body = body
+        self._errors = errors
+
+    def __call__(self, key: str, default: Any, ok: Callable[[Any], bool], message: str) -> Any:
+        value = self._body.get(key)
+        if value is None:
+            return default
+        if ok(value):
+            return value
+        self._errors.append(FieldError(key, message))
+        return default
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def output_bytes(output: Any) -> int:
@@ -309,7 +324,7 @@ class StepExecutor:
             secret_values = {name: self._secrets.get(ref) for name, ref in task.call.secret_headers.items()}
         except SecretAccessError as error:
             return CallOutcome("transient" if error.retryable else "business", None, None, str(error))
-        ctx = CallContext(task.saga_id, task.step_name, task.action, attempt)  # type: ignore[arg-type]
+        ctx = CallContext(task.saga_id, task.step_name, task.action, attempt, task.key_round)  # type: ignore[arg-type]
         try:
             # A compensation of a step without an output is the compensation of an unknown outcome
             # (the workflow only compensates steps that succeeded or whose outcome it never learned).

@@ -23,6 +23,8 @@ from saga_orchestrator.refs import referenced_steps
 from saga_orchestrator.settings import DEFAULTS, Settings
 
 Action = Literal["execute", "compensate"]
+# What a step does when its execute fails for good: compensate the saga, or park and wait for a decision.
+OnFailure = Literal["compensate", "park"]
 JSON = Any
 
 ACTIONS: tuple[Action, ...] = ("execute", "compensate")
@@ -188,6 +190,9 @@ class StepSpec:
     # Bounds of the workflow's callback wait for each action (seconds).
     execute_wait_seconds: int
     compensate_wait_seconds: int
+    on_failure: OnFailure = "compensate"
+    # How long a parked step waits for an operator's decision (only with on_failure "park").
+    park_seconds: int = 0
 
     def action(self, action: Action) -> ActionSpec | None:
         return self.execute if action == "execute" else self.compensate
@@ -205,6 +210,8 @@ class StepSpec:
             "execute_refs": self.execute.refs(),
             "compensate_refs": self.compensate.refs() if self.compensate else [],
             "max_output_bytes": max_output_bytes,
+            "on_failure": self.on_failure,
+            "park_seconds": self.park_seconds,
         }
 
 
@@ -218,6 +225,8 @@ class SagaRequest:
     event_id: str | None = None
     # Bytes of outputs (compact UTF-8 JSON) the saga may keep: SAGA_STATE_BUDGET_BYTES, set by the starter.
     state_budget_bytes: int = int(DEFAULTS["SAGA_STATE_BUDGET_BYTES"])
+    # How long a stuck saga waits for an operator's decision: SAGA_STUCK_DECISION_SECONDS.
+    stuck_decision_seconds: int = int(DEFAULTS["SAGA_STUCK_DECISION_SECONDS"])
 
     def max_output_bytes(self) -> int:
         """The budget split evenly over every output the workflow keeps (one per execute, one per
@@ -232,6 +241,7 @@ class SagaRequest:
             "saga_id": self.saga_id,
             "steps": [step.to_dict(share) for step in self.steps],
             "deadline_seconds": self.deadline_seconds,
+            "stuck_decision_seconds": self.stuck_decision_seconds,
             "metadata": self.metadata,
             "requested_at": self.requested_at,
             "event_id": self.event_id,

@@ -53,6 +53,8 @@ class CallContext:
     step_name: str
     action: Action
     attempt: int = 1
+    # 0 until an operator retries this action after the participant refused it (then 1, 2, ...).
+    key_round: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,12 @@ class PreparedCall:
     sensitive: frozenset[str] = field(default_factory=frozenset)
 
 
-def idempotency_key(saga_id: str, step_name: str, action: str) -> str:
-    return f"{saga_id}:{step_name}:{action}"
+def idempotency_key(saga_id: str, step_name: str, action: str, key_round: int = 0) -> str:
+    """Stable per saga, step and action. An operator's retry of an action the participant refused
+    (a business answer, which it keeps for the key) gets a new round, ``:<round>`` appended, so the
+    participant decides again; a retry after a transient failure or an unknown outcome keeps the key."""
+    key = f"{saga_id}:{step_name}:{action}"
+    return f"{key}:{key_round}" if key_round else key
 
 
 def origin(url: str) -> str:
@@ -111,7 +117,7 @@ def prepare(
     headers.update(secret_values)
     headers.update(
         {
-            "Idempotency-Key": idempotency_key(ctx.saga_id, ctx.step_name, ctx.action),
+            "Idempotency-Key": idempotency_key(ctx.saga_id, ctx.step_name, ctx.action, ctx.key_round),
             "X-Saga-Id": ctx.saga_id,
             "X-Saga-Step": ctx.step_name,
             "X-Saga-Action": ctx.action,

@@ -40,6 +40,9 @@ class SagaStatus:
     start_time: str | None = None
     end_time: str | None = None
     saga_id: str | None = None
+    # The workflow step running now, (routine, step): the innermost one (Executions API
+    # ``status.currentSteps``); None when the API gives none.
+    current_step: tuple[str, str] | None = None
 
 
 class SagaExecutions(Protocol):

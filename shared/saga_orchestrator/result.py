@@ -126,6 +126,88 @@ class SagaResult:
         return data
 
 
+NOTICES: tuple[str, ...] = ("stuck", "parked")
+# The action a saga waits on when it is stuck (an undo) or parked (an execute).
+NOTICE_ACTIONS: dict[str, str] = {"stuck": "compensate", "parked": "execute"}
+OPERATOR_VERBS: tuple[str, ...] = ("cancel", "retry", "skip", "compensate")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A saga waiting for an operator's decision: ``stuck`` (the compensation of ``step`` failed for
+    good) or ``parked`` (its execute failed for good). ``verbs``: what applies; ``until``: when the wait
+    ends without a decision; ``sequence``: the notice's number within the saga (1, 2, ...)."""
+
+    notice: str
+    saga_id: str
+    execution: str
+    step: str
+    action: str
+    error: dict[str, Any] | None
+    verbs: tuple[str, ...]
+    until: str | None
+    sequence: int
+    at: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "notice": self.notice,
+            "saga_id": self.saga_id,
+            "execution": self.execution,
+            "step": self.step,
+            "action": self.action,
+            "error": self.error,
+            "verbs": list(self.verbs),
+            "until": self.until,
+            "sequence": self.sequence,
+            "at": self.at,
+            "metadata": self.metadata,
+        }
+
+
+def parse_notice(data: Any) -> Notice:
+    """A notice the workflow posts to saga_completion; raises ``InvalidRequestError`` naming every bad
+    field."""
+    if not isinstance(data, dict):
+        raise InvalidRequestError([FieldError("", "a notice must be a JSON object")])
+    errors: list[FieldError] = []
+    if data.get("notice") not in NOTICES:
+        errors.append(FieldError("notice", f"must be one of {', '.join(NOTICES)}"))
+    texts = {key: _required_str(data, key, "", errors) for key in ("saga_id", "execution", "step", "action")}
+    if texts["execution"] and "/executions/" not in texts["execution"]:
+        errors.append(FieldError("execution", "must be projects/P/locations/L/workflows/W/executions/E"))
+    awaited = NOTICE_ACTIONS.get(str(data.get("notice")))
+    if awaited and texts["action"] and texts["action"] != awaited:
+        errors.append(FieldError("action", f"must be {awaited} for a {data['notice']} notice"))
+    verbs = data.get("verbs")
+    if not isinstance(verbs, list) or not all(v in OPERATOR_VERBS for v in verbs):
+        errors.append(FieldError("verbs", f"must be a list of {', '.join(OPERATOR_VERBS)}"))
+        verbs = []
+    sequence = data.get("sequence")
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
+        errors.append(FieldError("sequence", "must be a positive integer"))
+        sequence = 1
+    error = data.get("error")
+    if error is not None and not isinstance(error, dict):
+        errors.append(FieldError("error", "must be an object or null"))
+    until = _opt_str(data, "until", "", errors)
+    at = _opt_str(data, "at", "", errors)
+    metadata = _metadata(data.get("metadata"), errors)
+    if errors:
+        raise InvalidRequestError(errors)
+    return Notice(
+        notice=str(data["notice"]),
+        verbs=tuple(verbs),
+        error=error,
+        until=until,
+        sequence=sequence,
+        at=at,
+        metadata=metadata,
+        **texts,
+    )
+
+
 def rejected_result(
     saga_id: str,
     errors: list[FieldError],

@@ -32,10 +32,14 @@ DEFAULTS: dict[str, str] = {
     "SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS": "10",
     "SAGA_SECRET_CACHE_SECONDS": "60",
     "SAGA_STATE_BUDGET_BYTES": "196608",
+    "SAGA_STUCK_DECISION_SECONDS": "604800",
+    "SAGA_PARK_SECONDS": "86400",
 }
 # Workflows keeps a saga's variables within 512 KB; the outputs are held once in the state and once more
 # in the result the workflow returns, so the budget may not exceed half of it.
 MAX_STATE_BUDGET_BYTES = 256 * 1024
+# An execution runs at most a year (https://cloud.google.com/workflows/quotas), so does a decision wait.
+MAX_DECISION_SECONDS = 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,10 @@ class Settings:
     secret_cache_seconds: float
     # Bytes (compact UTF-8 JSON) of step outputs one saga may keep; split per output by the starter.
     state_budget_bytes: int = int(DEFAULTS["SAGA_STATE_BUDGET_BYTES"])
+    # How long a saga whose compensation failed for good waits for an operator's decision (0: not at all).
+    stuck_decision_seconds: int = int(DEFAULTS["SAGA_STUCK_DECISION_SECONDS"])
+    # How long a parked step waits for a decision when its request does not say (``park_seconds``).
+    park_seconds: int = int(DEFAULTS["SAGA_PARK_SECONDS"])
     # ``host:port`` of the metadata server as google-auth sees it (GCE_METADATA_HOST); always refused.
     metadata_host: str | None = None
 
@@ -106,6 +114,8 @@ class Settings:
             default_compensate_max_attempts=int(number("SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS", int, 1)),
             secret_cache_seconds=number("SAGA_SECRET_CACHE_SECONDS", float, 0),
             state_budget_bytes=int(number("SAGA_STATE_BUDGET_BYTES", int, 1024)),
+            stuck_decision_seconds=int(number("SAGA_STUCK_DECISION_SECONDS", int, 0)),
+            park_seconds=int(number("SAGA_PARK_SECONDS", int, 1)),
             metadata_host=(env.get("GCE_METADATA_HOST") or "").strip().lower() or None,
         )
         errors.extend(settings._limit_errors())
@@ -133,6 +143,14 @@ class Settings:
                     f"must be at most {MAX_STATE_BUDGET_BYTES} (half the Workflows memory limit of 512 KB)",
                 )
             )
+        for name, value in (
+            ("SAGA_STUCK_DECISION_SECONDS", self.stuck_decision_seconds),
+            ("SAGA_PARK_SECONDS", self.park_seconds),
+        ):
+            if value > MAX_DECISION_SECONDS:
+                errors.append(
+                    FieldError(name, f"must be at most {MAX_DECISION_SECONDS} (a year, the Workflows limit)")
+                )
         for name, value in (
             ("SAGA_DEFAULT_EXECUTE_MAX_ATTEMPTS", self.default_execute_max_attempts),
             ("SAGA_DEFAULT_COMPENSATE_MAX_ATTEMPTS", self.default_compensate_max_attempts),

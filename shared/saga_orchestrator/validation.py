@@ -47,13 +47,14 @@ from saga_orchestrator.model import (
     MAX_ARGUMENT_BYTES,
     Action,
     ActionSpec,
+    OnFailure,
     SagaRequest,
     StepSpec,
     derive_saga_id,
     is_saga_id,
     new_saga_id,
 )
-from saga_orchestrator.settings import Settings
+from saga_orchestrator.settings import MAX_DECISION_SECONDS, Settings
 from saga_orchestrator.times import utc_now_iso
 
 # Matched with fullmatch; a step name is sent as the X-Saga-Step header.
@@ -68,8 +69,13 @@ _JSON_STRING_RE = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _NOT_BRACKET_RE = re.compile(r"[^\[\]{}]++")
 _JSON_TOKEN_RE = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{},]', re.DOTALL)
 
-FLAT_KEYS = frozenset({"name", "execute_url", "execute_payload", "compensate_url", "compensate_payload"})
-RICH_KEYS = frozenset({"name", "execute", "compensate"})
+# What a step may say in either form besides its calls.
+STEP_OPTION_KEYS = frozenset({"on_failure", "park_seconds"})
+FLAT_KEYS = frozenset(
+    {"name", "execute_url", "execute_payload", "compensate_url", "compensate_payload"} | STEP_OPTION_KEYS
+)
+RICH_KEYS = frozenset({"name", "execute", "compensate"} | STEP_OPTION_KEYS)
+ON_FAILURE = ("compensate", "park")
 TOP_KEYS = frozenset({"saga_id", "steps", "deadline_seconds", "metadata"})
 
 
@@ -106,6 +112,7 @@ def validate_request(
         requested_at=requested_at or utc_now_iso(),
         event_id=message_id,
         state_budget_bytes=settings.state_budget_bytes,
+        stuck_decision_seconds=settings.stuck_decision_seconds,
     )
     size = len(request.argument_json().encode("utf-8"))
     if size > MAX_ARGUMENT_BYTES:
@@ -243,6 +250,7 @@ class _RequestChecks(FieldChecks):
         compensate = self._action(compensate_raw, f"{path}.compensate", "compensate", set(earlier) | own)
         if flat:
             self._rename_flat(flat_errors_start, path)
+        on_failure, park_seconds = self._on_failure(raw, path)
         if name is None or execute is None:
             return None
         return StepSpec(
@@ -251,7 +259,25 @@ class _RequestChecks(FieldChecks):
             compensate=compensate,
             execute_wait_seconds=self._wait(execute, deadline),
             compensate_wait_seconds=self._wait(compensate, deadline) if compensate else 0,
+            on_failure=on_failure,
+            park_seconds=park_seconds,
         )
+
+    def _on_failure(self, raw: dict[str, Any], path: str) -> tuple[OnFailure, int]:
+        """``on_failure`` and, for ``park``, ``park_seconds`` (default SAGA_PARK_SECONDS)."""
+        on_failure = raw.get("on_failure", "compensate")
+        if on_failure not in ON_FAILURE:
+            self.add(f"{path}.on_failure", "must be 'compensate' or 'park'")
+            on_failure = "compensate"
+        if on_failure != "park":
+            if "park_seconds" in raw:
+                self.add(f"{path}.park_seconds", "is allowed only with on_failure 'park'")
+            return "compensate", 0
+        seconds = raw.get("park_seconds", self.settings.park_seconds)
+        if not is_int(seconds) or not 1 <= seconds <= MAX_DECISION_SECONDS:
+            self.add(f"{path}.park_seconds", f"must be an integer from 1 to {MAX_DECISION_SECONDS}")
+            return "park", self.settings.park_seconds
+        return "park", int(seconds)
 
     def _step_name(self, name: Any, path: str, earlier: list[str]) -> str | None:
         if not isinstance(name, str) or not STEP_NAME_RE.fullmatch(name):
@@ -264,8 +290,8 @@ class _RequestChecks(FieldChecks):
     def _step_actions(self, raw: dict[str, Any], path: str) -> tuple[Any, Any, bool] | None:
         """The raw execute and compensate of a step in either form, and whether it is the flat form;
         None when it mixes the two."""
-        flat = bool(set(raw) & (FLAT_KEYS - {"name"}))
-        rich = bool(set(raw) & (RICH_KEYS - {"name"}))
+        flat = bool(set(raw) & (FLAT_KEYS - {"name"} - STEP_OPTION_KEYS))
+        rich = bool(set(raw) & (RICH_KEYS - {"name"} - STEP_OPTION_KEYS))
         if flat and rich:
             self.add(path, "mixes the flat form (execute_url, ...) and the rich form (execute, ...)")
             return None

@@ -14,15 +14,20 @@ import pytest
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
+from devstack.settings import DeploymentSettings
 from devstack.stack import LocalStack, missing_components
 from tests.e2e.results import ResultListener
+
+STUCK_SECONDS = 8
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     assert missing_components() == [], "the local stack is not complete in this checkout"
     log_dir: Path = tmp_path_factory.mktemp("e2e-logs")
-    running = LocalStack.launch(log_dir=log_dir, ready_timeout=90.0)
+    # A stuck saga waits this long for an operator here (deployment.env: a week).
+    settings = DeploymentSettings.load().with_values({"SAGA_STUCK_DECISION_SECONDS": str(STUCK_SECONDS)})
+    running = LocalStack.launch(settings=settings, log_dir=log_dir, ready_timeout=90.0)
     try:
         yield running
     finally:

@@ -5,11 +5,20 @@ execution of the saga workflow with the normalized request as its argument, labe
 ``saga_id=<saga id>``. Starting is idempotent per saga id, and two racing starts leave one execution
 running: ``saga_orchestrator.executions`` (the adapter both this façade and start_saga use) says how.
 
-Stopping a saga, two ways (``saga`` is a saga id or an execution name; ``reason`` is required text):
+Operator verbs (``saga`` is a saga id or an execution name; ``reason`` is required text). Each is
+delivered to the running saga as ``{"verb", "step", "reason", "by", "at"}`` through its callback endpoint
+(``saga_orchestrator.callbacks``; ``by`` is the caller's identity from its credentials) and recorded in
+the result's ``audit`` list:
 
-- ``cancel_saga`` asks the saga to stop: it sends ``{"action": "cancel", "reason", "by", "at"}`` to the
-  execution's callback endpoint (``saga_orchestrator.callbacks``). The workflow stops going forward,
-  compensates every done step and publishes one result with ``cause: "cancelled"``.
+- ``cancel_saga`` asks the saga to stop: the workflow stops going forward, compensates every done step
+  and publishes one result with ``cause: "cancelled"``.
+- ``retry_step`` runs again the action a stuck saga (a compensation that failed for good) or a parked
+  one (an execute that failed for good, ``on_failure: "park"``) waits on; ``skip_step`` records a stuck
+  compensation as done by hand; ``compensate_saga`` gives a parked saga up: it is undone as usual.
+  These apply only while the saga waits for a decision; otherwise, or for a step the saga does not
+  have, they raise ``VerbNotApplicableError`` and send nothing. The workflow itself ignores a verb that
+  names another step than the one it waits on, or ``skip`` while parked / ``compensate`` while stuck
+  (the Executions API shows which routine runs, not which of the two waits it is).
 - ``terminate_saga`` is the hard stop: an Executions API cancel. Nothing is compensated, effects stay in
   place, and a step call already queued in Cloud Tasks may still reach its participant once (its
   outcome goes unheard). The sweeper (``saga_orchestrator.sweeper``) then publishes a ``failed`` result
@@ -22,7 +31,12 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from saga_orchestrator.clients import ClientFactory, default_factory
-from saga_orchestrator.errors import FieldError, InvalidRequestError, SagaNotRunningError
+from saga_orchestrator.errors import (
+    FieldError,
+    InvalidRequestError,
+    SagaNotRunningError,
+    VerbNotApplicableError,
+)
 from saga_orchestrator.executions import WorkflowExecutions
 from saga_orchestrator.logging import get_logger, log_context
 from saga_orchestrator.model import SagaRequest
@@ -38,6 +52,10 @@ __all__ = ["SagaOrchestrator", "SagaStatus", "StartOutcome"]
 
 log = get_logger("saga_orchestrator.operator")
 RUNNING_STATES = ("ACTIVE", "QUEUED")
+# The saga workflow's routine that waits for an operator's decision (stuck or parked), and the steps of
+# main that lead straight to it (announcing the wait; a verb sent then waits for it at the endpoint).
+DECISION_ROUTINE = "await_decision"
+DECISION_STEPS = frozenset({"stuck_notice", "stuck_wait", "park_notice", "park_wait"})
 
 
 class SagaOrchestrator:
@@ -112,14 +130,52 @@ class SagaOrchestrator:
         the message could not be delivered. The caller needs ``workflows.callbacks.send`` and
         ``workflows.callbacks.list``.
         """
+        return self._send_verb(saga, "cancel", None, reason)
+
+    def retry_step(self, saga: str, step: str, *, reason: str) -> str:
+        """Run again the action of ``step`` that a stuck or parked saga waits on; returns the execution
+        name. Raises as ``cancel_saga`` does, and ``VerbNotApplicableError`` when the saga is not
+        waiting for a decision or has no such step."""
+        return self._send_verb(saga, "retry", step, reason)
+
+    def skip_step(self, saga: str, step: str, *, reason: str) -> str:
+        """Record the stuck compensation of ``step`` as done by hand (say how in ``reason``); the saga
+        goes on with the other compensations. Raises as ``retry_step`` does."""
+        return self._send_verb(saga, "skip", step, reason)
+
+    def compensate_saga(self, saga: str, *, reason: str) -> str:
+        """Give a parked saga up: its done steps are compensated as usual. Raises as ``retry_step``."""
+        return self._send_verb(saga, "compensate", None, reason)
+
+    def _send_verb(self, saga: str, verb: str, step: str | None, reason: str) -> str:
         text = _reason(reason)
         status = self._running(saga)
+        if verb != "cancel":
+            self._check_decision(saga, status, verb, step)
         callbacks = self._operator_callbacks()
-        body = {"action": "cancel", "reason": text, "by": callbacks.identity(), "at": utc_now_iso()}
+        body = {"verb": verb, "step": step, "reason": text, "by": callbacks.identity(), "at": utc_now_iso()}
         callbacks.send(status.execution_name, body)
         with log_context(saga_id=status.saga_id or ""):
-            log.info("saga cancel sent", execution=status.execution_name, reason=text, by=body["by"])
+            log.info(
+                f"saga {verb} sent", execution=status.execution_name, step=step, reason=text, by=body["by"]
+            )
         return status.execution_name
+
+    def _check_decision(self, saga: str, status: SagaStatus, verb: str, step: str | None) -> None:
+        """Refuse a decision the saga cannot take now: a step it does not have, or no decision awaited."""
+        if step is not None:
+            argument = self.executions.argument(status.execution_name) or {}
+            names = [str(s.get("name")) for s in argument.get("steps") or [] if isinstance(s, dict)]
+            if step not in names:
+                raise VerbNotApplicableError(
+                    saga, verb, f"it has no step {step!r} (its steps: {', '.join(names)})"
+                )
+        current = status.current_step
+        if current is None or (current[0] != DECISION_ROUTINE and current[1] not in DECISION_STEPS):
+            where = f"at workflow step {current[1]!r}" if current else "with no step reported"
+            raise VerbNotApplicableError(
+                saga, verb, f"it is not waiting for a decision (not stuck nor parked; it runs {where})"
+            )
 
     def terminate_saga(self, saga: str, *, reason: str) -> str:
         """Stop a running saga where it is (Executions API cancel); returns the state after the call.

@@ -13,6 +13,7 @@ from saga_orchestrator.errors import (
     SagaNotFoundError,
     SagaNotRunningError,
     TaskAlreadyExistsError,
+    VerbNotApplicableError,
 )
 from saga_orchestrator.httpclient import HttpClient
 from saga_orchestrator.tasks.task_manager import TaskManager
@@ -146,8 +147,9 @@ def test_cancel_sends_the_cancel_message_to_the_sagas_callback_endpoint(local_cl
     [sent] = http_server.requests_to(f"/v1/{callback}")
     body = json.loads(sent.body)
     assert sent.method == "POST" and sent.headers["Authorization"] == "Bearer operator-token"
-    assert {k: body[k] for k in ("action", "reason", "by")} == {
-        "action": "cancel",
+    assert {k: body[k] for k in ("verb", "step", "reason", "by")} == {
+        "verb": "cancel",
+        "step": None,
         "reason": "customer called",
         "by": "ops@shop.iam.gserviceaccount.com",
     }
@@ -167,6 +169,34 @@ def test_cancel_refuses_an_ended_saga_and_sends_nothing(local_cloud, clients, ht
     with pytest.raises(SagaNotRunningError, match="ended CANCELLED"):
         orchestrator.cancel_saga("trip-6", reason="too late")
     assert http_server.requests == []
+
+
+def test_a_decision_the_saga_cannot_take_now_is_refused_and_nothing_is_sent(
+    local_cloud, clients, http_server
+):
+    orchestrator = SagaOrchestrator(
+        "shop",
+        "us-central1",
+        "saga-orchestrator",
+        clients=clients,
+        callbacks=ExecutionCallbacks(http_server.url("/"), HttpClient(), OperatorAccount()),
+    )
+    orchestrator.execute_saga(STEPS, saga_id="trip-5")
+    with pytest.raises(VerbNotApplicableError) as unknown:
+        orchestrator.retry_step("trip-5", "no_such_step", reason="try again")
+    assert "has no step 'no_such_step'" in str(unknown.value) and "create_booking" in str(unknown.value)
+    for decide in (orchestrator.skip_step, orchestrator.retry_step):
+        with pytest.raises(VerbNotApplicableError) as running:
+            decide("trip-5", "create_booking", reason="by hand")
+        assert "is not waiting for a decision (not stuck nor parked" in str(running.value)
+    with pytest.raises(VerbNotApplicableError, match="not waiting for a decision"):
+        orchestrator.compensate_saga("trip-5", reason="give up")
+    with pytest.raises(InvalidRequestError):
+        orchestrator.skip_step("trip-5", "create_booking", reason="")
+    assert http_server.requests == []
+    orchestrator.terminate_saga("trip-5", reason="test")
+    with pytest.raises(SagaNotRunningError):
+        orchestrator.retry_step("trip-5", "create_booking", reason="too late")
 
 
 class OperatorAccount:

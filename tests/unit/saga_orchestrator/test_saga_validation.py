@@ -216,7 +216,7 @@ BAD_REQUESTS: list[tuple[str, Any, list[FieldError]]] = [
     (
         "argument over 32 KB",
         {"steps": [flat()], "metadata": {"blob": "x" * 33000}},
-        [E("", "the normalized request is 33467 bytes; the Workflows argument limit is 32768")],
+        [E("", "the normalized request is 33542 bytes; the Workflows argument limit is 32768")],
     ),
 ]
 
@@ -284,9 +284,12 @@ def test_the_seed_flat_form_normalizes_to_the_workflow_argument():
                 "execute_refs": [],
                 "compensate_refs": ["create_booking"],
                 "max_output_bytes": 98304,
+                "on_failure": "compensate",
+                "park_seconds": 0,
             }
         ],
         "deadline_seconds": 86400,
+        "stuck_decision_seconds": 604800,
         "metadata": {},
         "requested_at": "2026-11-25T22:00:00.000Z",
         "event_id": "2070443601311540",

@@ -34,7 +34,9 @@ QUEUE = "projects/local-project/locations/us-central1/queues/saga-tasks"
 
 
 class StandIns:
-    """A step executor that reports ``outcomes[step_name]`` for each task, and a completion endpoint."""
+    """A step executor that reports ``outcomes[step_name]`` for each task (a list: one per task, the last
+    one repeated), and a completion endpoint that answers each stuck or parked notice with the next of
+    ``decisions`` (an operator's verb sent to the saga's callback endpoint), if any is left."""
 
     def __init__(
         self,
@@ -55,6 +57,8 @@ class StandIns:
         self.tasks: list[dict[str, Any]] = []
         self.completions: list[dict[str, Any]] = []
         self.completion_bodies: list[dict[str, Any]] = []
+        self.notices: list[dict[str, Any]] = []
+        self.decisions: list[Any] = []
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -75,7 +79,7 @@ class StandIns:
         assert request.headers["Authorization"].startswith("Bearer ")  # the task's OIDC token
         body = await request.json()
         self.tasks.append(body)
-        planned = self.outcomes[f"{body['step_name']}.{body['action']}"]
+        planned = self.planned(f"{body['step_name']}.{body['action']}")
         if planned.get("arm"):
             prefix = f"{QUEUE}/tasks/{body['execution_id']}-{body['step_index'] + 1}-"
             await self.arm(planned["arm"], prefix)
@@ -109,6 +113,12 @@ class StandIns:
                 self.previous = outcome
         return web.Response(status=200 if status == 200 else 500)
 
+    def planned(self, key: str) -> dict[str, Any]:
+        outcome = self.outcomes[key]
+        if isinstance(outcome, list):
+            return outcome.pop(0) if len(outcome) > 1 else outcome[0]
+        return outcome
+
     async def arm(self, kind: str, task_prefix: str) -> None:
         """Through the emulator's faults service (this runs on the emulator's own event loop)."""
         async with grpc.aio.insecure_channel(self.engine.ctx.config.tasks) as channel:
@@ -117,6 +127,16 @@ class StandIns:
     async def complete(self, request: web.Request) -> web.Response:
         # As saga_completion does: each output comes once, beside the steps, and goes back into its record.
         body = await request.json()
+        if "notice" in body:
+            self.notices.append(body)
+            if self.decisions:
+                decided = self.decisions.pop(0)
+                headers = {"Authorization": f"Bearer {self.engine.token()}"}
+                async with aiohttp.ClientSession() as session:
+                    for sent in decided if isinstance(decided, list) else [decided]:
+                        async with session.post(self.tasks[-1]["callback_url"], json=sent, headers=headers):
+                            pass
+            return web.json_response({"message_id": "n-1", "event_id": "n-1"})
         self.completion_bodies.append(body)
         result = merge_outputs(body)
         self.completions.append(result)
@@ -125,7 +145,7 @@ class StandIns:
 
 
 CANCEL = {
-    "action": "cancel",
+    "verb": "cancel",
     "reason": "customer left",
     "by": "ops@example.com",
     "at": "2026-12-06T10:00:00Z",
@@ -270,9 +290,21 @@ def saga_step(name: str) -> dict[str, Any]:
     }
 
 
-def run_trip(engine: Any, outcomes: dict[str, dict[str, Any]], *, brief: bool = False) -> Any:
+def run_trip(
+    engine: Any,
+    outcomes: dict[str, Any],
+    *,
+    brief: bool = False,
+    decisions: list[Any] | None = None,
+    stuck_seconds: int = 0,
+    park: dict[str, int] | None = None,
+    notices: list[dict[str, Any]] | None = None,
+    bodies: list[dict[str, Any]] | None = None,
+) -> Any:
     """A three-step saga (a, b, c) on the engine: (result, tasks the executor got, billable steps).
-    ``brief``: the completion stand-in answers only the status; the result is what it received."""
+    ``brief``: the completion stand-in answers only the status; the result is what it received.
+    ``decisions``: an operator's verb (or verbs, a list) for each notice; ``stuck_seconds``: the saga's stuck bound;
+    ``park``: step name → park_seconds of the steps with on_failure "park"; ``notices`` gets the notices."""
     channel = grpc.insecure_channel(engine.ctx.config.tasks)
     tasks = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     with contextlib.suppress(AlreadyExists):
@@ -281,13 +313,23 @@ def run_trip(engine: Any, outcomes: dict[str, dict[str, Any]], *, brief: bool = 
         engine, {f"{n}.{a}": SUCCEEDED for n in "abc" for a in ("execute", "compensate")}, brief=brief
     )
     stand_ins.outcomes.update(outcomes)
+    stand_ins.decisions = list(decisions or [])
     engine.run(stand_ins.start())
     try:
         env = {**ENV, "SAGA_STEP_EXECUTOR_URL": stand_ins.url + "/step"}
         workflow = engine.deploy(
             SAGA_YAML.read_text(), env={**env, "SAGA_COMPLETION_URL": stand_ins.url + "/complete"}
         )
-        argument = {"saga_id": "trip-43", "steps": [saga_step(n) for n in "abc"], "deadline_seconds": 600}
+        steps = [saga_step(n) for n in "abc"]
+        for step in steps:
+            if step["name"] in (park or {}):
+                step.update(on_failure="park", park_seconds=(park or {})[step["name"]])
+        argument = {
+            "saga_id": "trip-43",
+            "steps": steps,
+            "deadline_seconds": 600,
+            "stuck_decision_seconds": stuck_seconds,
+        }
         started = engine.execute(workflow, argument, labels={"saga_id": "trip-43"})
         done = engine.wait_until(started.name, timeout=60)
         assert done.state.name == "SUCCEEDED", done.error
@@ -298,6 +340,10 @@ def run_trip(engine: Any, outcomes: dict[str, dict[str, Any]], *, brief: bool = 
         assert stand_ins.completions == [result]
         admin = requests.get(f"{engine.http}/admin/executions/{started.name.rsplit('/', 1)[1]}", timeout=10)
         ran = [(t["step_name"], t["action"]) for t in stand_ins.tasks]
+        if notices is not None:
+            notices.extend(stand_ins.notices)
+        if bodies is not None:
+            bodies.extend(stand_ins.tasks)
         return result, ran, admin.json()["billableSteps"]
     finally:
         engine.run(stand_ins.stop())
@@ -398,3 +444,167 @@ def test_an_output_over_its_budget_compensates_the_step_itself_and_those_before(
     assert ran[3:] == [("c", "compensate"), ("b", "compensate"), ("a", "compensate")]
     assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "compensated")]
     assert billable["total"] == 34  # the declined saga's 30 and one more compensation (4)
+
+
+def verb(name: str, step: str | None, reason: str = "checked by hand") -> dict[str, Any]:
+    return {
+        "verb": name,
+        "step": step,
+        "reason": reason,
+        "by": "ops@example.com",
+        "at": "2026-12-06T10:00:00Z",
+    }
+
+
+def test_a_stuck_compensation_skipped_by_an_operator_lets_the_others_run_and_ends_compensated(
+    engine: Any,
+) -> None:
+    notices: list[dict[str, Any]] = []
+    result, ran, _ = run_trip(
+        engine,
+        {"c.execute": FAILED, "b.compensate": FAILED},
+        stuck_seconds=60,
+        decisions=[verb("skip", "b", "refunded by hand")],
+        notices=notices,
+    )
+    [notice] = notices
+    assert (notice["notice"], notice["step"], notice["action"], notice["verbs"]) == (
+        "stuck",
+        "b",
+        "compensate",
+        ["retry", "skip"],
+    )
+    assert notice["error"] == FAILED["error"] and notice["sequence"] == 1 and notice["until"]
+    assert ran[3:] == [("b", "compensate"), ("a", "compensate")]
+    assert (result["status"], result["uncompensated_steps"]) == ("compensated", [])
+    assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "failed")]
+    assert result["steps"][1]["compensate"]["status"] == "skipped"
+    assert result["audit"] == [verb("skip", "b", "refunded by hand")]
+
+
+def test_a_stuck_compensation_with_no_decision_within_the_bound_ends_failed_after_the_other_undos(
+    engine: Any,
+) -> None:
+    notices: list[dict[str, Any]] = []
+    result, ran, _ = run_trip(
+        engine, {"c.execute": FAILED, "b.compensate": FAILED}, stuck_seconds=2, notices=notices
+    )
+    assert [n["notice"] for n in notices] == ["stuck"]
+    assert ran[3:] == [("b", "compensate"), ("a", "compensate")]
+    assert (result["status"], result["uncompensated_steps"], result["failed_step"]) == ("failed", ["b"], "b")
+    assert statuses(result) == [("a", "compensated"), ("b", "compensation_failed"), ("c", "failed")]
+
+
+def test_retry_on_a_stuck_compensation_runs_it_again_with_a_new_task_and_a_new_key_round(engine: Any) -> None:
+    # b's undo is refused (a business answer) once, then works: the retry needs a new Idempotency-Key.
+    notices: list[dict[str, Any]] = []
+    bodies: list[dict[str, Any]] = []
+    result, ran, _ = run_trip(
+        engine,
+        {"c.execute": FAILED, "b.compensate": [FAILED, SUCCEEDED]},
+        stuck_seconds=60,
+        decisions=[[verb("skip", "a"), verb("retry", "b", "fixed the refund service")]],
+        notices=notices,
+        bodies=bodies,
+    )
+    undo_b = [t for t in bodies if (t["step_name"], t["action"]) == ("b", "compensate")]
+    assert [t["key_round"] for t in undo_b] == [0, 1]
+    assert ran[3:] == [("b", "compensate"), ("b", "compensate"), ("a", "compensate")]
+    assert (result["status"], result["uncompensated_steps"]) == ("compensated", [])
+    # The skip named another step: ignored; the retry is recorded.
+    assert [(e["verb"], e["step"]) for e in result["audit"]] == [("retry", "b")]
+    assert len(notices) == 1
+
+
+def test_a_parked_step_retried_by_an_operator_goes_on_and_the_saga_succeeds(engine: Any) -> None:
+    notices: list[dict[str, Any]] = []
+    result, ran, _ = run_trip(
+        engine,
+        {"b.execute": [FAILED, SUCCEEDED]},
+        park={"b": 60},
+        decisions=[verb("retry", "b", "seats added")],
+        notices=notices,
+    )
+    [notice] = notices
+    assert (notice["notice"], notice["step"], notice["action"], notice["verbs"]) == (
+        "parked",
+        "b",
+        "execute",
+        ["retry", "compensate", "cancel"],
+    )
+    assert ran == [("a", "execute"), ("b", "execute"), ("b", "execute"), ("c", "execute")]
+    assert (result["status"], result["cause"]) == ("succeeded", None)
+    assert [(e["verb"], e["step"], e["reason"]) for e in result["audit"]] == [("retry", "b", "seats added")]
+
+
+def test_a_parked_step_given_up_by_an_operator_compensates_the_done_steps(engine: Any) -> None:
+    result, ran, _ = run_trip(
+        engine, {"b.execute": FAILED}, park={"b": 60}, decisions=[verb("compensate", None, "no seats")]
+    )
+    assert ran == [("a", "execute"), ("b", "execute"), ("a", "compensate")]
+    assert (result["status"], result["cause"], result["failed_step"]) == ("compensated", "step_failed", "b")
+    assert "compensated by ops@example.com: no seats" in result["reason"]
+    assert statuses(result) == [("a", "compensated"), ("b", "failed"), ("c", "not_run")]
+    assert [(e["verb"], e["step"]) for e in result["audit"]] == [("compensate", "b")]
+
+
+def test_a_parked_step_whose_bound_passes_compensates(engine: Any) -> None:
+    notices: list[dict[str, Any]] = []
+    result, ran, _ = run_trip(engine, {"b.execute": FAILED}, park={"b": 2}, notices=notices)
+    assert [n["notice"] for n in notices] == ["parked"]
+    assert ran == [("a", "execute"), ("b", "execute"), ("a", "compensate")]
+    assert (result["status"], result["cause"], result["audit"]) == ("compensated", "step_failed", [])
+
+
+def test_a_cancel_while_parked_compensates_with_cause_cancelled(engine: Any) -> None:
+    result, ran, _ = run_trip(
+        engine, {"b.execute": FAILED}, park={"b": 60}, decisions=[verb("cancel", None, "customer left")]
+    )
+    assert ran == [("a", "execute"), ("b", "execute"), ("a", "compensate")]
+    assert (result["status"], result["cause"]) == ("compensated", "cancelled")
+    assert [(e["verb"], e["step"]) for e in result["audit"]] == [("cancel", None)]
+
+
+def decision_wait_program(hours: int) -> str:
+    """A workflow whose main waits ``hours`` for a decision through the saga workflow's own
+    ``await_decision`` routine (copied from the deployed source, not rewritten)."""
+    source = SAGA_YAML.read_text()
+    start = source.index("\nawait_decision:\n")
+    routine = source[start : source.index("\n# The completion function answers", start)]
+    return (
+        "main:\n  steps:\n"
+        "    - open:\n        call: events.create_callback_endpoint\n"
+        "        args:\n          http_callback_method: POST\n        result: cb\n"
+        f"    - decide:\n        call: await_decision\n"
+        f"        args:\n          callback: ${{cb}}\n          until: ${{sys.now() + {hours * 3600}}}\n"
+        "        result: decision\n"
+        "    - done:\n        return: ${decision}\n" + routine + "\n"
+    )
+
+
+def test_an_operators_wait_of_days_wakes_hourly_for_four_billable_steps_an_hour(
+    manual_engine: Any,
+) -> None:
+    engine = manual_engine
+    workflow = engine.deploy(decision_wait_program(hours=24))
+    started = engine.execute(workflow)
+    engine.wait_for_callback(started.name, waiters=1)
+    execution_id = started.name.rsplit("/", 1)[1]
+
+    def billable() -> dict[str, int]:
+        answer = requests.get(f"{engine.http}/admin/executions/{execution_id}", timeout=10)
+        return dict(answer.json()["billableSteps"])
+
+    before = billable()
+    for _ in range(10):
+        engine.advance(3600)
+        engine.wait_for_callback(started.name, waiters=1)
+    after = billable()
+    per_hour = {kind: (after[kind] - before[kind]) / 10 for kind in ("internal", "external")}
+    # Each hourly wake: the await (external), the except's check and the next pick of a timeout.
+    assert per_hour == {"internal": 3.0, "external": 1.0}
+    # The last hour goes down the ladder (5 min, 30 s, 5 s, 1 s) and the bound ends the wait.
+    for _ in range(14 * 12 + 20):
+        engine.advance(300)
+    done = engine.wait_until(started.name)
+    assert done.state.name == "SUCCEEDED" and json.loads(done.result) is None

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from saga_orchestrator.events import decode_result
+from saga_orchestrator.events import NOTICE_TYPES, decode_result
 
 from devstack.stack import LocalStack, StackPorts
 from devstack.timeline import render
@@ -112,6 +112,9 @@ class ResultListener:
         self._future = subscriber.subscribe(self.subscription, self._on_message)
 
     def _on_message(self, message: Any) -> None:
+        if message.attributes.get("ce-type") in NOTICE_TYPES.values():  # a saga waiting for a person
+            message.ack()
+            return
         event = decode_result(bytes(message.data), dict(message.attributes))
         with self._arrived:
             self._results.setdefault(event.subject, event.result.to_dict())

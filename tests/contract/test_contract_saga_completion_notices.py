@@ -5,41 +5,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
 
 from tests.contract.conftest import RESULTS
+from tests.support.notices import stuck_notice
 
 SCHEMA = json.loads(
     (Path(__file__).parents[2] / "schemas" / "saga-notice.schema.json").read_text(encoding="utf-8")
 )
-EXECUTION = "projects/local-project/locations/us-central1/workflows/saga-orchestrator/executions/9b1f"
 
 
 @pytest.fixture
 def saga_completion(make_client, local_cloud):
     local_cloud.create_topic(RESULTS)
     return make_client("saga_completion", "http")
-
-
-def stuck_notice(**changes: Any) -> dict[str, Any]:
-    """What the workflow POSTs when the compensation of reserve_hotel failed for good."""
-    return {
-        "notice": "stuck",
-        "saga_id": "trip-42",
-        "execution": EXECUTION,
-        "step": "reserve_hotel",
-        "action": "compensate",
-        "error": {"kind": "business", "status_code": 409, "message": "no such reservation"},
-        "verbs": ["retry", "skip"],
-        "until": "2026-12-13T10:00:00.000Z",
-        "sequence": 1,
-        "at": "2026-12-06T10:00:00.000Z",
-        "metadata": {"order": "o-1"},
-        **changes,
-    }
 
 
 def test_a_stuck_notice_is_published_as_a_binary_cloudevent(saga_completion, local_cloud):

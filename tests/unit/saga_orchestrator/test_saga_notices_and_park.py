@@ -18,9 +18,10 @@ from saga_orchestrator.result import parse_notice, parse_result
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.validation import validate_request
 
+from tests.support.notices import EXECUTION, stuck_notice
+
 SCHEMAS = Path(__file__).parents[3] / "schemas"
 SOURCE = event_source("projects/local-project/locations/us-central1/workflows/saga-orchestrator")
-EXECUTION = "projects/local-project/locations/us-central1/workflows/saga-orchestrator/executions/9b1f"
 SETTINGS = Settings.from_env({"SAGA_ALLOWED_HOSTS": "*.example.com"})
 OK = "https://svc.example.com/op"
 YEAR = 31536000
@@ -39,23 +40,6 @@ def flat(name: str = "a", **extra: Any) -> dict[str, Any]:
 
 def rich(name: str = "a", **extra: Any) -> dict[str, Any]:
     return {"name": name, "execute": {"url": OK}, "compensate": {"url": OK}, **extra}
-
-
-def stuck_notice(**changes: Any) -> dict[str, Any]:
-    return {
-        "notice": "stuck",
-        "saga_id": "trip-42",
-        "execution": EXECUTION,
-        "step": "reserve_hotel",
-        "action": "compensate",
-        "error": {"kind": "business", "status_code": 409, "message": "no such reservation"},
-        "verbs": ["retry", "skip"],
-        "until": "2026-12-13T10:00:00.000Z",
-        "sequence": 1,
-        "at": "2026-12-06T10:00:00.000Z",
-        "metadata": {"order": "o-1"},
-        **changes,
-    }
 
 
 def parked_notice(**changes: Any) -> dict[str, Any]:

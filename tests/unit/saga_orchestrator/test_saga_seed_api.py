@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
@@ -132,13 +133,7 @@ def test_stopping_needs_a_reason_and_an_existing_saga(local_cloud, clients):
 def test_cancel_sends_the_cancel_message_to_the_sagas_callback_endpoint(local_cloud, clients, http_server):
     callback = workflow() + "/executions/E/callbacks/C"
     listing = json.dumps({"callbacks": [{"name": callback, "method": "POST", "waiters": "1"}]})
-    orchestrator = SagaOrchestrator(
-        "shop",
-        "us-central1",
-        "saga-orchestrator",
-        clients=clients,
-        callbacks=ExecutionCallbacks(http_server.url("/"), HttpClient(), OperatorAccount()),
-    )
+    orchestrator = operator_orchestrator(clients, http_server)
     name = orchestrator.execute_saga(STEPS, saga_id="trip-7")
     http_server.script(f"/v1/{name}/callbacks", ScriptedResponse(body=listing.encode()))
 
@@ -157,13 +152,7 @@ def test_cancel_sends_the_cancel_message_to_the_sagas_callback_endpoint(local_cl
 
 
 def test_cancel_refuses_an_ended_saga_and_sends_nothing(local_cloud, clients, http_server):
-    orchestrator = SagaOrchestrator(
-        "shop",
-        "us-central1",
-        "saga-orchestrator",
-        clients=clients,
-        callbacks=ExecutionCallbacks(http_server.url("/"), HttpClient(), OperatorAccount()),
-    )
+    orchestrator = operator_orchestrator(clients, http_server)
     name = orchestrator.execute_saga(STEPS, saga_id="trip-6")
     orchestrator.terminate_saga(name, reason="test")
     with pytest.raises(SagaNotRunningError, match="ended CANCELLED"):
@@ -174,13 +163,7 @@ def test_cancel_refuses_an_ended_saga_and_sends_nothing(local_cloud, clients, ht
 def test_a_decision_the_saga_cannot_take_now_is_refused_and_nothing_is_sent(
     local_cloud, clients, http_server
 ):
-    orchestrator = SagaOrchestrator(
-        "shop",
-        "us-central1",
-        "saga-orchestrator",
-        clients=clients,
-        callbacks=ExecutionCallbacks(http_server.url("/"), HttpClient(), OperatorAccount()),
-    )
+    orchestrator = operator_orchestrator(clients, http_server)
     orchestrator.execute_saga(STEPS, saga_id="trip-5")
     with pytest.raises(VerbNotApplicableError) as unknown:
         orchestrator.retry_step("trip-5", "no_such_step", reason="try again")
@@ -197,6 +180,17 @@ def test_a_decision_the_saga_cannot_take_now_is_refused_and_nothing_is_sent(
     orchestrator.terminate_saga("trip-5", reason="test")
     with pytest.raises(SagaNotRunningError):
         orchestrator.retry_step("trip-5", "create_booking", reason="too late")
+
+
+def operator_orchestrator(clients: ClientFactory, http_server: Any) -> SagaOrchestrator:
+    """The orchestrator whose callbacks go to ``http_server`` as OperatorAccount."""
+    return SagaOrchestrator(
+        "shop",
+        "us-central1",
+        "saga-orchestrator",
+        clients=clients,
+        callbacks=ExecutionCallbacks(http_server.url("/"), HttpClient(), OperatorAccount()),
+    )
 
 
 class OperatorAccount:

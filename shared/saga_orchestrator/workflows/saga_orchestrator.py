@@ -52,9 +52,9 @@ __all__ = ["SagaOrchestrator", "SagaStatus", "StartOutcome"]
 
 log = get_logger("saga_orchestrator.operator")
 RUNNING_STATES = ("ACTIVE", "QUEUED")
-# The saga workflow's routine that waits for an operator's decision (stuck or parked), and the steps of
-# main that lead straight to it (announcing the wait; a verb sent then waits for it at the endpoint).
-DECISION_ROUTINE = "await_decision"
+# The saga workflow's routines that announce and wait for an operator's decision (stuck or parked), and
+# the steps of main that call them (a verb sent while the wait is announced waits at the endpoint).
+DECISION_ROUTINES = frozenset({"announce", "await_decision"})
 DECISION_STEPS = frozenset({"stuck_notice", "stuck_wait", "park_notice", "park_wait"})
 
 
@@ -171,7 +171,7 @@ class SagaOrchestrator:
                     saga, verb, f"it has no step {step!r} (its steps: {', '.join(names)})"
                 )
         current = status.current_step
-        if current is None or (current[0] != DECISION_ROUTINE and current[1] not in DECISION_STEPS):
+        if current is None or (current[0] not in DECISION_ROUTINES and current[1] not in DECISION_STEPS):
             where = f"at workflow step {current[1]!r}" if current else "with no step reported"
             raise VerbNotApplicableError(
                 saga, verb, f"it is not waiting for a decision (not stuck nor parked; it runs {where})"

@@ -157,6 +157,8 @@ def test_stopping_an_ended_or_unknown_saga_says_why_and_changes_nothing(
     done = only_result(results, saga_id)
     assert done.data["status"] == "succeeded"
     execution = done.data["execution"]
+    # The result is published by the execution's last steps: it ends a moment later.
+    eventually(lambda: orchestrator.get_saga_status(execution).state == "SUCCEEDED", what="the end")
 
     for stop in (orchestrator.cancel_saga, orchestrator.terminate_saga):
         with pytest.raises(SagaNotRunningError) as ended:

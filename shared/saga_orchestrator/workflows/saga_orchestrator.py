@@ -154,7 +154,12 @@ class SagaOrchestrator:
             self._check_decision(saga, status, verb, step)
         callbacks = self._operator_callbacks()
         body = {"verb": verb, "step": step, "reason": text, "by": callbacks.identity(), "at": utc_now_iso()}
-        callbacks.send(status.execution_name, body)
+        try:
+            callbacks.send(status.execution_name, body)
+        except SagaNotRunningError as ended:  # it ended between the status read and the message
+            raise SagaNotRunningError(
+                saga, status.execution_name, self._ended_state(saga, ended.state)
+            ) from None
         with log_context(saga_id=status.saga_id or ""):
             log.info(
                 f"saga {verb} sent", execution=status.execution_name, step=step, reason=text, by=body["by"]
@@ -191,7 +196,8 @@ class SagaOrchestrator:
         try:
             state = self.executions.cancel(status.execution_name)
         except exceptions.FailedPrecondition:  # it ended in between
-            raise SagaNotRunningError(saga, status.execution_name, "(ended before the cancel)") from None
+            state = self._ended_state(saga, "(ended before the cancel)")
+            raise SagaNotRunningError(saga, status.execution_name, state) from None
         with log_context(saga_id=status.saga_id or ""):
             log.warning("saga terminated", execution=status.execution_name, reason=text)
         return state
@@ -205,6 +211,11 @@ class SagaOrchestrator:
             env = self._clients.env
             self._callbacks = operator_callbacks(env, HttpClient.from_env(env))
         return self._callbacks
+
+    def _ended_state(self, saga: str, otherwise: str) -> str:
+        """The state a saga ended in, read again when it ended between a status read and a call."""
+        state = self.executions.resolve(saga).state
+        return otherwise if state in RUNNING_STATES else state
 
     def _running(self, saga: str) -> SagaStatus:
         status = self.executions.resolve(saga)

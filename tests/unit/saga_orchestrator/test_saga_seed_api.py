@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -158,6 +159,22 @@ def test_cancel_refuses_an_ended_saga_and_sends_nothing(local_cloud, clients, ht
     with pytest.raises(SagaNotRunningError, match="ended CANCELLED"):
         orchestrator.cancel_saga("trip-6", reason="too late")
     assert http_server.requests == []
+
+
+def test_a_saga_that_ends_while_the_message_is_on_its_way_is_reported_by_its_id_and_end_state(
+    local_cloud, clients, http_server
+):
+    orchestrator = operator_orchestrator(clients, http_server)
+    name = orchestrator.execute_saga(STEPS, saga_id="trip-4")
+    # It ends while the callbacks are listed: the endpoint is gone (404) by the time the list answers.
+    http_server.script(f"/v1/{name}/callbacks", ScriptedResponse(status=404, delay_seconds=1.0))
+    ender = threading.Timer(0.1, orchestrator.terminate_saga, args=(name,), kwargs={"reason": "test"})
+    ender.start()
+    with pytest.raises(SagaNotRunningError) as ended:
+        orchestrator.cancel_saga("trip-4", reason="customer called")
+    ender.join()
+    assert (ended.value.saga, ended.value.execution, ended.value.state) == ("trip-4", name, "CANCELLED")
+    assert str(ended.value) == f"saga 'trip-4' is not running: its execution {name} ended CANCELLED"
 
 
 def test_a_decision_the_saga_cannot_take_now_is_refused_and_nothing_is_sent(

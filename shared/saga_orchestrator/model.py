@@ -199,7 +199,7 @@ class StepSpec:
 
     def to_dict(self, max_output_bytes: int) -> dict[str, Any]:
         """The step in the workflow argument. ``execute_refs`` / ``compensate_refs``: the steps whose
-        outputs each call references (a call that references none gets no outputs in its task body);
+        outputs each call references (its task body carries those outputs and no other);
         ``max_output_bytes``: the share of the saga state budget each of its outputs may take."""
         return {
             "name": self.name,

@@ -261,7 +261,7 @@ def test_saga_runs_its_steps_through_tasks_and_callbacks(
         expected = [("book_flight", "execute"), ("charge", "execute")]
         assert ran == ([*expected, ("book_flight", "compensate")] if fail_second else expected)
         assert stand_ins.tasks[0]["execution_id"] == started.name.rsplit("/", 1)[1]
-        # A task body carries the outputs only when its call references some, and the output's share.
+        # A task body carries exactly the outputs its call references, and the output's share.
         bodies = {(t["step_name"], t["action"]): t for t in stand_ins.tasks}
         assert bodies["book_flight", "execute"]["outputs"] == {}
         assert bodies["charge", "execute"]["outputs"] == {"book_flight": {"ref": "R-1"}}
@@ -300,8 +300,11 @@ def run_trip(
     park: dict[str, int] | None = None,
     notices: list[dict[str, Any]] | None = None,
     bodies: list[dict[str, Any]] | None = None,
+    refs: dict[str, dict[str, list[str]]] | None = None,
 ) -> Any:
     """A three-step saga (a, b, c) on the engine: (result, tasks the executor got, billable steps).
+    Each undo references its own step's output unless ``refs`` (step name → execute_refs and/or
+    compensate_refs) says otherwise.
     ``brief``: the completion stand-in answers only the status; the result is what it received.
     ``decisions``: an operator's verb (or verbs, a list) for each notice; ``stuck_seconds``: the saga's stuck bound;
     ``park``: step name → park_seconds of the steps with on_failure "park"; ``notices`` gets the notices."""
@@ -322,6 +325,7 @@ def run_trip(
         )
         steps = [saga_step(n) for n in "abc"]
         for step in steps:
+            step.update((refs or {}).get(step["name"], {}))
             if step["name"] in (park or {}):
                 step.update(on_failure="park", park_seconds=(park or {})[step["name"]])
         argument = {
@@ -408,6 +412,31 @@ def test_a_cancel_during_a_step_deletes_its_task_and_compensates_every_done_step
         {"verb": "cancel", "step": None, **{k: CANCEL[k] for k in ("reason", "by", "at")}}
     ]
     assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "not_run")]
+
+
+def test_each_task_body_carries_exactly_the_outputs_its_call_references(engine: Any) -> None:
+    a, b = {"ref": "A"}, {"ref": "B"}
+    outcomes = {
+        "a.execute": {**SUCCEEDED, "output": a},
+        "b.execute": {**SUCCEEDED, "output": b},
+        "c.execute": {"cancel": True},  # c's outcome stays unknown: it has no output
+    }
+    bodies: list[dict[str, Any]] = []
+    refs = {"b": {"compensate_refs": ["a", "b"]}, "c": {"execute_refs": ["a"], "compensate_refs": ["c"]}}
+    result, _, billable = run_trip(engine, outcomes, refs=refs, bodies=bodies)
+    assert (result["status"], result["cause"]) == ("compensated", "cancelled")
+    assert {(t["step_name"], t["action"]): t["outputs"] for t in bodies} == {
+        ("a", "execute"): {},
+        ("b", "execute"): {},
+        ("c", "execute"): {"a": a},  # not b's
+        ("c", "compensate"): {},  # its own reference resolves to null in step_executor
+        ("b", "compensate"): {"a": a, "b": b},
+        ("a", "compensate"): {"a": a},
+    }
+    # Picking costs steps only where a call references another step's output: c's execute (a record
+    # step, a loop and one pick) and b's undo (a loop and two picks). Own or no references cost none.
+    *_, own_only = run_trip(engine, outcomes)
+    assert billable["total"] - own_only["total"] == 6
 
 
 def test_a_cancel_during_the_undos_is_recorded_and_undoing_goes_on(engine: Any) -> None:

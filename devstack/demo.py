@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from saga_orchestrator.console.timeline import render
 from saga_orchestrator.events import NOTICE_TYPES, decode_result
 
 from devstack.stack import LocalStack, StackPorts
-from devstack.timeline import render
 
 Check = Callable[[Mapping[str, Any], LocalStack], list[str]]
 

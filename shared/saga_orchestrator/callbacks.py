@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from saga_orchestrator.errors import CancelDeliveryError, SagaNotRunningError
+from saga_orchestrator.errors import CancelDeliveryError, SagaError, SagaNotRunningError
 from saga_orchestrator.ports import HttpCallError, HttpTransport
 
 GOOGLE_BASE_URL = "https://workflowexecutions.googleapis.com"
@@ -140,6 +141,27 @@ class ExecutionCallbacks:
         if not 200 <= status < 300:
             raise CancelDeliveryError(execution, f"callback answered HTTP {status}: {text[:300]}", status)
         return name
+
+    def step_entries(self, execution: str, *, limit: int = 10000) -> list[dict[str, Any]]:
+        """The execution's step entries in order (``stepEntries.list``, every page, at most ``limit``;
+        https://cloud.google.com/workflows/docs/reference/executions/rest/v1/projects.locations.workflows.executions.stepEntries/list).
+        The caller needs ``workflows.executions.get``; an unknown execution gives []. Raises
+        ``SagaError`` when the API refuses."""
+        entries: list[dict[str, Any]] = []
+        token = ""
+        while len(entries) < limit:
+            query = urllib.parse.urlencode({"pageSize": min(limit - len(entries), 1000), "pageToken": token})
+            status, text = self._call("GET", f"{self._base}/v1/{execution}/stepEntries?{query}", None)
+            if status == 404:
+                return entries
+            if not 200 <= status < 300:
+                raise SagaError(f"stepEntries.list of {execution} answered HTTP {status}: {text[:300]}")
+            page = json.loads(text or "{}")
+            entries += page.get("stepEntries") or []
+            token = page.get("nextPageToken") or ""
+            if not token:
+                break
+        return entries[:limit]
 
     def _endpoint(self, execution: str) -> str:
         deadline = self._clock() + ENDPOINT_WAIT_SECONDS

@@ -62,3 +62,27 @@ class TaskQueue:
             return self._client().create_task(parent=self.queue_path, task=task)
         except gexc.AlreadyExists:
             raise TaskAlreadyExistsError(spec.name or f"{self.queue_path}/tasks/(unnamed)") from None
+
+    def pending(self, name_prefix: str) -> list[tuple[str, int, int, str | None]]:
+        """The queue's tasks whose id starts with ``name_prefix``: (name, dispatch count, response
+        count, the last attempt's answer as ``HTTP <code>``-like text, or None). Lists the whole queue
+        (``tasks.list`` has no name filter;
+        https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2#listtasksrequest)."""
+        from google.cloud import tasks_v2
+
+        pager = self._client().list_tasks(
+            request=tasks_v2.ListTasksRequest(
+                parent=self.queue_path, page_size=1000, response_view=tasks_v2.Task.View.BASIC
+            )
+        )
+        wanted = f"{self.queue_path}/tasks/{name_prefix}"
+        found = []
+        for task in pager:
+            if not task.name.startswith(wanted):
+                continue
+            last = task.last_attempt.response_status if task.last_attempt else None
+            answer = (
+                f"{last.message or 'code'} ({last.code})" if last and (last.code or last.message) else None
+            )
+            found.append((str(task.name), int(task.dispatch_count), int(task.response_count), answer))
+        return found

@@ -126,6 +126,22 @@ class WorkflowExecutions:
         # FULL: each listed execution carries its error and times, so no Get per execution.
         return [_status_of(e) for e in pager]
 
+    def listed(self, *, filter: str = "", page_size: int = 100) -> Iterator[SagaStatus]:
+        """The executions of the saga workflow, newest first, that match the Executions API ``filter``
+        (state, startTime, endTime, labels.*), each in the FULL view (its result, error and current
+        steps come with the page: no Get per execution); pages are fetched as the caller reads on."""
+        from google.cloud.workflows import executions_v1
+
+        pager = self._client().list_executions(
+            request=executions_v1.ListExecutionsRequest(
+                parent=self.workflow_path,
+                filter=filter,
+                page_size=min(max(page_size, 1), 100),
+                view=executions_v1.ExecutionView.FULL,
+            )
+        )
+        return (_status_of(execution) for execution in pager)
+
     def _labelled(self, saga_id: str, *, page_size: int) -> Iterator[Execution]:
         """The executions labelled ``saga_id=<saga_id>``, newest first (the Executions API's order)."""
         from google.cloud.workflows import executions_v1
@@ -161,6 +177,7 @@ def _time(value: Any) -> str | None:
 def _status_of(execution: Execution) -> SagaStatus:
     """The saga's view of an execution as the Executions API returned it (FULL view)."""
     error = None
+    steps = _current_steps(execution)
     if execution.error and execution.error.payload:
         error = _json_or_text(execution.error.payload)
     return SagaStatus(
@@ -171,10 +188,11 @@ def _status_of(execution: Execution) -> SagaStatus:
         start_time=_time(execution.start_time),
         end_time=_time(execution.end_time),
         saga_id=execution.labels.get(LABEL),
-        current_step=_current_step(execution),
+        current_step=steps[-1] if steps else None,
+        current_steps=steps,
     )
 
 
-def _current_step(execution: Execution) -> tuple[str, str] | None:
+def _current_steps(execution: Execution) -> tuple[tuple[str, str], ...]:
     steps = list(execution.status.current_steps) if execution.status else []
-    return (str(steps[-1].routine), str(steps[-1].step)) if steps else None
+    return tuple((str(step.routine), str(step.step)) for step in steps)

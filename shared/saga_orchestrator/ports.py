@@ -43,6 +43,9 @@ class SagaStatus:
     # The workflow step running now, (routine, step): the innermost one (Executions API
     # ``status.currentSteps``); None when the API gives none.
     current_step: tuple[str, str] | None = None
+    # Every step the API reports as running, outermost first (Google reports only the innermost one
+    # while a subworkflow runs).
+    current_steps: tuple[tuple[str, str], ...] = ()
 
 
 class SagaExecutions(Protocol):

@@ -158,7 +158,7 @@ def test_stopping_an_ended_or_unknown_saga_says_why_and_changes_nothing(
     assert done.data["status"] == "succeeded"
     execution = done.data["execution"]
     # The result is published by the execution's last steps: it ends a moment later.
-    eventually(lambda: orchestrator.get_saga_status(execution).state == "SUCCEEDED", what="the end")
+    eventually(lambda: orchestrator.get_saga_status(execution).execution_state == "SUCCEEDED", what="the end")
 
     for stop in (orchestrator.cancel_saga, orchestrator.terminate_saga):
         with pytest.raises(SagaNotRunningError) as ended:
@@ -170,7 +170,7 @@ def test_stopping_an_ended_or_unknown_saga_says_why_and_changes_nothing(
 
     time.sleep(stack.sweep_period() * 2)  # two sweeps: nothing is published for a saga that succeeded
     assert [e.id for e in results.events(saga_id)] == [done.id]
-    assert orchestrator.get_saga_status(execution).state == "SUCCEEDED"
+    assert orchestrator.get_saga_status(execution).execution_state == "SUCCEEDED"
     assert not [c for c in calls_of(stack, saga_id) if c["action"] == "compensate"]
 
 
@@ -210,4 +210,4 @@ def test_cancel_saga_during_a_retried_step_compensates_every_done_step_and_publi
     time.sleep(3.0)
     assert len([c for c in calls_of(stack, saga_id, ["hotel"]) if c["action"] == "execute"]) == executes
     assert not [c for c in calls_of(stack, saga_id, ["payment"])]
-    assert orchestrator.get_saga_status(execution).state == "SUCCEEDED"
+    assert orchestrator.get_saga_status(execution).execution_state == "SUCCEEDED"

@@ -263,7 +263,9 @@ def log_entries(stack: LocalStack, process: str, saga_id: str) -> list[dict[str,
 def settled(orchestrator: SagaOrchestrator, execution: str, timeout: float = 30.0) -> str:
     """The execution's state once it left ACTIVE (the result is published just before it returns)."""
     return eventually(
-        lambda: state if (state := orchestrator.get_saga_status(execution).state) != "ACTIVE" else None,
+        lambda: (
+            state if (state := orchestrator.get_saga_status(execution).execution_state) != "ACTIVE" else None
+        ),
         what=f"execution {execution} to finish",
         timeout=timeout,
         every=POLL_EVERY,
@@ -758,7 +760,7 @@ def test_terminating_a_running_saga_stops_it_where_it_is(
     )
 
     assert orchestrator.terminate_saga(execution, reason="e2e: stop it where it is") == "CANCELLED"
-    assert orchestrator.get_saga_status(execution).state == "CANCELLED"
+    assert orchestrator.get_saga_status(execution).execution_state == "CANCELLED"
 
     # The hung call ends; the cancelled execution's callback answers 404, which step_executor takes as
     # final (nobody will ever listen), so Cloud Tasks is done with the task and calls nobody again.
@@ -785,7 +787,7 @@ def test_terminating_a_running_saga_stops_it_where_it_is(
     swept = results.wait(saga_id, RESULT_TIMEOUT)
     assert swept is not None and [e.id for e in results.events(saga_id)] == [swept.id]
     assert (swept.data["status"], swept.data["cause"]) == ("failed", "terminated")
-    assert orchestrator.get_saga_status(execution).state == "CANCELLED"
+    assert orchestrator.get_saga_status(execution).execution_state == "CANCELLED"
     assert [e.name for e in executions_labelled(stack, saga_id)] == [execution]
 
 

@@ -28,9 +28,11 @@ the result's ``audit`` list:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from typing import TYPE_CHECKING, Any
 
 from saga_orchestrator.clients import ClientFactory, default_factory
+from saga_orchestrator.cloudtasks import TaskQueue
 from saga_orchestrator.errors import (
     FieldError,
     InvalidRequestError,
@@ -41,6 +43,7 @@ from saga_orchestrator.executions import WorkflowExecutions
 from saga_orchestrator.logging import get_logger, log_context
 from saga_orchestrator.model import SagaRequest
 from saga_orchestrator.ports import SagaStatus, StartOutcome
+from saga_orchestrator.sagas import SAGA_STATES, InFlight, SagaView, describe, in_flight, undo_plan
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.times import utc_now_iso
 from saga_orchestrator.validation import validate_request
@@ -48,7 +51,7 @@ from saga_orchestrator.validation import validate_request
 if TYPE_CHECKING:
     from saga_orchestrator.callbacks import ExecutionCallbacks
 
-__all__ = ["SagaOrchestrator", "SagaStatus", "StartOutcome"]
+__all__ = ["SagaOrchestrator", "SagaStatus", "SagaView", "StartOutcome"]
 
 log = get_logger("saga_orchestrator.operator")
 RUNNING_STATES = ("ACTIVE", "QUEUED")
@@ -77,6 +80,11 @@ class SagaOrchestrator:
         self.workflow_path = self.settings.workflow_path
         self.executions = WorkflowExecutions(self._clients.executions, self.workflow_path)
         self._callbacks = callbacks
+
+    @property
+    def clients(self) -> ClientFactory:
+        """The Google clients this orchestrator uses (emulators when the environment names them)."""
+        return self._clients
 
     def execute_saga(
         self,
@@ -118,8 +126,57 @@ class SagaOrchestrator:
         """The first started execution labelled with ``saga_id`` (start time, then name), if any."""
         return self.executions.first(saga_id)
 
-    def get_saga_status(self, execution_name: str) -> SagaStatus:
-        return self.executions.status(execution_name)
+    def get_saga_status(self, saga: str) -> SagaView:
+        """The saga ``saga`` (a saga id or an execution name) as a person thinks of it: its own state
+        (running, parked, stuck, compensating, succeeded, compensated or failed; the execution's state
+        apart) and each step's progress. While it runs, progress comes from its step entries and its
+        pending Cloud Task (the attempts so far); once it ended, from its result. Raises
+        ``SagaNotFoundError``. The caller needs ``workflows.executions.get``/``list`` and, for a running
+        saga, ``cloudtasks.tasks.list`` on the saga queue."""
+        status = self.executions.resolve(saga)
+        if status.state not in RUNNING_STATES and isinstance(status.result, dict):
+            return describe(status, None)
+        argument = self.executions.argument(status.execution_name)
+        return describe(status, argument, self._entries(status.execution_name), self._in_flight(status))
+
+    def list_sagas(
+        self, *, status: str | None = None, since: datetime.datetime | None = None, limit: int = 50
+    ) -> list[SagaView]:
+        """The sagas started at or after ``since`` (UTC), newest first, at most ``limit``, in the state
+        ``status`` when given (one of ``sagas.SAGA_STATES``). Steps are left out (see
+        ``get_saga_status``); a saga waiting in a routine costs one step-entries read to tell stuck from
+        parked."""
+        if status is not None and status not in SAGA_STATES:
+            raise InvalidRequestError([FieldError("status", f"must be one of {', '.join(SAGA_STATES)}")])
+        found: list[SagaView] = []
+        for execution in self.executions.listed(filter=_list_filter(status, since), page_size=limit):
+            inner = execution.current_step
+            entries = self._entries(execution.execution_name) if inner and inner[0] != "main" else []
+            view = describe(execution, None, entries)
+            if status is None or view.state == status:
+                found.append(dataclasses.replace(view, steps=()))
+            if len(found) >= limit:
+                break
+        return found
+
+    def undo_plan(self, saga: str) -> list[dict[str, Any]]:
+        """What would be undone, in which order and with which calls, if the saga failed now."""
+        view = self.get_saga_status(saga)
+        return undo_plan(self.executions.argument(view.execution_name), view)
+
+    def _entries(self, execution: str) -> list[dict[str, Any]]:
+        try:
+            return self._operator_callbacks().step_entries(execution)
+        except Exception as error:  # progress is best effort: the state still comes from the execution
+            log.warning(
+                "step entries unavailable", execution=execution, error=f"{type(error).__name__}: {error}"
+            )
+            return []
+
+    def _in_flight(self, status: SagaStatus) -> InFlight | None:
+        execution_id = status.execution_name.rsplit("/", 1)[-1]
+        queue = TaskQueue(self._clients.tasks, self.settings.queue_path)
+        return in_flight(queue.pending(execution_id + "-"), execution_id)
 
     def cancel_saga(self, saga: str, *, reason: str) -> str:
         """Ask a running saga to stop and undo what it did; returns its execution name.
@@ -222,6 +279,18 @@ class SagaOrchestrator:
         if status.state not in RUNNING_STATES:
             raise SagaNotRunningError(saga, status.execution_name, status.state)
         return status
+
+
+def _list_filter(status: str | None, since: datetime.datetime | None) -> str:
+    """The Executions API filter that narrows a listing to the executions that can be in ``status``."""
+    terms = []
+    if status in ("running", "parked", "stuck", "compensating"):
+        terms.append('state="ACTIVE"')
+    elif status in ("succeeded", "compensated"):
+        terms.append('state="SUCCEEDED"')
+    if since is not None:
+        terms.append(f'startTime>="{since.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}"')
+    return " AND ".join(terms)
 
 
 def _reason(reason: object) -> str:

@@ -101,10 +101,11 @@ def test_status_and_terminate(local_cloud, clients):
     orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
     name = orchestrator.execute_saga(STEPS)
     status = orchestrator.get_saga_status(name)
-    assert (status.state, status.result, status.error) == ("ACTIVE", None, None)
+    assert (status.state, status.execution_state, status.result, status.error) == ("running", "ACTIVE", None, None)
+    assert [step.name for step in status.steps] == [step["name"] for step in STEPS]
     assert status.saga_id and status.saga_id.startswith("saga-")
     assert orchestrator.terminate_saga(name, reason="stuck for a day") == "CANCELLED"
-    assert orchestrator.get_saga_status(name).state == "CANCELLED"
+    assert orchestrator.get_saga_status(name).execution_state == "CANCELLED"
 
 
 def test_terminate_finds_the_saga_by_its_id_and_refuses_once_it_ended(local_cloud, clients):
@@ -128,7 +129,7 @@ def test_stopping_needs_a_reason_and_an_existing_saga(local_cloud, clients):
             with pytest.raises(SagaNotFoundError) as missing:
                 stop(unknown, reason="test")
             assert unknown in str(missing.value)
-    assert orchestrator.get_saga_status(name).state == "ACTIVE"
+    assert orchestrator.get_saga_status(name).execution_state == "ACTIVE"
 
 
 def test_cancel_sends_the_cancel_message_to_the_sagas_callback_endpoint(local_cloud, clients, http_server):

@@ -16,7 +16,7 @@ help:
 	@echo "make conformance  google-cloud-pubsub's own system tests against the Pub/Sub emulator"
 	@echo "make bench        speed, scale and cost per saga (writes bench/results.json)"
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-local.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt

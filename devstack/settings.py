@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import os
 import re
+import sysconfig
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+def _root() -> Path:
+    """The clone this runs from, or the data directory ``pip install .`` fills (``share/saga-orchestrator``
+    under the environment's prefix): deployment.env, the workflow, the functions and the examples."""
+    clone = Path(__file__).resolve().parents[1]
+    if (clone / "deployment.env").is_file():
+        return clone
+    return Path(sysconfig.get_path("data")) / "share" / "saga-orchestrator"
+
+
+REPO_ROOT = _root()
 DEFAULT_PATH = REPO_ROOT / "deployment.env"
 
 _KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")

@@ -19,6 +19,7 @@ Ports: ``StackPorts()`` (all 0) picks free ports, so tests can run beside a user
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import secrets
 import tempfile
@@ -74,12 +75,13 @@ EMULATOR_SERVICES = ("metadata", "secretmanager", "pubsub", "tasks", "workflows"
 
 
 def missing_components(root: Path = REPO_ROOT) -> list[str]:
-    """Files the stack needs that this checkout does not have (emulators, Eventarc triggers, functions)."""
-    needed = [f"localcloud/{service}/server.py" for service in EMULATOR_SERVICES if service != "workflows"]
-    needed.append("localcloud/workflows/service/server.py")
-    needed.append("localcloud/eventarc/triggers.py")
-    needed += [f"functions/{name}/main.py" for name in FUNCTION_SIGNATURES]
-    return [path for path in needed if not (root / path).exists()]
+    """What the stack needs that this checkout or installation lacks (emulators, Eventarc triggers,
+    functions)."""
+    modules = [f"localcloud.{service}.server" for service in EMULATOR_SERVICES if service != "workflows"]
+    modules += ["localcloud.workflows.service.server", "localcloud.eventarc.triggers"]
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    needed = [f"functions/{name}/main.py" for name in FUNCTION_SIGNATURES]
+    return missing + [path for path in needed if not (root / path).exists()]
 
 
 def _default_port(var: str) -> int:

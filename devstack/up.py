@@ -1,9 +1,10 @@
 """python -m localcloud up (make up): the whole saga stack until Ctrl-C.
 
 Starts the emulators, provisions them from deployment.env, starts the three functions and the demo
-participants on the well-known ports (--auto-ports for free ones), prints where everything listens and
-how to publish a saga request, prints each saga result as it arrives, and stops every process on Ctrl-C
-or SIGTERM.
+participants on the well-known ports (--auto-ports for free ones), and the web console (``saga
+console``, its own process, reading the stack as the ``saga`` command does); prints where everything
+listens and how to publish a saga request, prints each saga result as it arrives, and stops every process
+on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,9 +15,20 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
-from devstack.processes import ProcessError
+from saga_orchestrator.console.cli import CONSOLE_PORT
+
+from devstack.processes import (
+    ManagedProcess,
+    ProcessError,
+    ProcessSpec,
+    child_environment,
+    free_ports,
+    port_is_free,
+)
 from devstack.provision import ProvisionError
 from devstack.settings import REPO_ROOT, SettingsFileError
 from devstack.stack import EXAMPLES_DIR, LocalStack, StackPorts
@@ -51,10 +63,32 @@ def publish_snippet(stack: LocalStack, example: str = "trip-succeeds") -> str:
     return "\n".join(lines)
 
 
-def describe(stack: LocalStack) -> str:
+def console_spec(stack: LocalStack, port: int) -> ProcessSpec:
+    """``python -m saga_orchestrator.console console --port <port>`` with the functions' environment."""
+    return ProcessSpec(
+        name="saga-console",
+        argv=(sys.executable, "-m", "saga_orchestrator.console", "console", "--port", str(port)),
+        env=child_environment(stack.function_environment()),
+        ready_url=f"http://127.0.0.1:{port}/static/console.css",
+    )
+
+
+@contextlib.contextmanager
+def running_console(stack: LocalStack, port: int, log_dir: Path) -> Iterator[str]:
+    """The web console, started for ``stack`` and stopped on leaving; yields its URL."""
+    process = ManagedProcess.start(console_spec(stack, port), log_dir=log_dir)
+    try:
+        process.wait_ready()
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.stop()
+
+
+def describe(stack: LocalStack, console: str | None = None) -> str:
     lines = ["local cloud up (deployment.env: " + stack.settings.source + ")", ""]
-    width = max(len(name) for name in stack.summary())
-    lines += [f"  {name.ljust(width)}  {address}" for name, address in stack.summary().items()]
+    addresses = {**stack.summary(), **({"web console": console} if console else {})}
+    width = max(len(name) for name in addresses)
+    lines += [f"  {name.ljust(width)}  {address}" for name, address in addresses.items()]
     lines += [
         "",
         "environment for your own clients:",
@@ -95,16 +129,29 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
         stop.set()
 
     ports = StackPorts() if args.auto_ports else StackPorts.well_known()
+    console_port = free_ports(1)[0] if args.auto_ports else CONSOLE_PORT
+    if not args.no_console and not port_is_free(console_port):
+        raise ProcessError(
+            "saga-console", f"port {console_port} is in use (use --auto-ports or --no-console)"
+        )
     print("starting the local cloud...", file=out, flush=True)
     log_dir = args.log_dir or REPO_ROOT / ".localcloud" / "logs"
-    with LocalStack.start(
-        ports,
-        env_file=args.env_file,
-        participants=not args.no_participants,
-        log_dir=log_dir,
-        echo=sys.stderr if args.follow else None,
-    ) as stack:
-        print(describe(stack), file=out, flush=True)
+    with contextlib.ExitStack() as running:
+        stack = running.enter_context(
+            LocalStack.start(
+                ports,
+                env_file=args.env_file,
+                participants=not args.no_participants,
+                log_dir=log_dir,
+                echo=sys.stderr if args.follow else None,
+            )
+        )
+        console = (
+            None
+            if args.no_console
+            else running.enter_context(running_console(stack, console_port, Path(log_dir)))
+        )
+        print(describe(stack, console), file=out, flush=True)
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while not stop.is_set():
@@ -131,6 +178,9 @@ def main(argv: list[str] | None = None, out: IO[str] | None = None) -> int:
     parser.add_argument("--env-file", default=None, help="settings file (default: deployment.env)")
     parser.add_argument("--auto-ports", action="store_true", help="free ports instead of the well-known ones")
     parser.add_argument("--no-participants", action="store_true", help="do not start the demo participants")
+    parser.add_argument(
+        "--no-console", action="store_true", help="do not start the web console (saga console)"
+    )
     parser.add_argument("--follow", action="store_true", help="echo every process's output to stderr")
     parser.add_argument("--log-dir", default=None, help="where process logs go (default: .localcloud/logs)")
     args = parser.parse_args(argv)

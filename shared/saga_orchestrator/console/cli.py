@@ -30,7 +30,7 @@ from saga_orchestrator.errors import (
     SagaNotRunningError,
     VerbNotApplicableError,
 )
-from saga_orchestrator.sagas import SAGA_STATES, SagaView, undo_plan
+from saga_orchestrator.sagas import SAGA_STATES, SagaView, StepProgress, undo_plan
 from saga_orchestrator.settings import DEFAULTS, Settings
 from saga_orchestrator.validation import validate_request
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
@@ -40,6 +40,7 @@ VERBS = ("retry", "skip", "compensate", "cancel", "terminate")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 WATCH_POLL_SECONDS = 2.0
+CONSOLE_PORT = 8765  # the web console's port unless --port says otherwise
 
 EXAMPLES = {
     "start": "saga start examples/requests/trip-succeeds.json --saga-id trip-1001",
@@ -51,6 +52,7 @@ EXAMPLES = {
     "compensate": 'saga compensate trip-1001 --reason "no rooms this week"',
     "cancel": 'saga cancel trip-1001 --reason "customer called" --yes',
     "terminate": 'saga terminate trip-1001 --reason "stuck, looked at by ops"',
+    "console": f"saga console --port {CONSOLE_PORT}  (then open http://127.0.0.1:{CONSOLE_PORT}/)",
 }
 
 
@@ -102,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("step", help="the step the saga waits on")
         sub.add_argument("--reason", required=True, help="why (recorded in the result's audit)")
         sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    console = command("console", "serve the web console: sagas, each one's timeline, the verbs; Ctrl-C stops")
+    console.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    console.add_argument(
+        "--port", type=int, default=CONSOLE_PORT, help=f"port (default {CONSOLE_PORT}; 0: a free one)"
+    )
     return parser
 
 
@@ -210,27 +217,21 @@ def show_text(view: SagaView, plan: list[dict[str, Any]]) -> str:
     """A saga as text: its timeline once it ended; its steps and undo plan while it runs."""
     head = f"saga {view.saga_id}: {view.state} (execution {view.execution_state}: {view.execution_name})"
     if not view.running and isinstance(view.result, Mapping) and "status" in view.result:
-        lines = [head, render(view.result, title="timeline of")]
-        lines += [_audit_line(entry) for entry in view.audit]
-        return "\n".join(lines)
-    lines = [head, f"  started {view.start_time or '?'}"]
-    for step in view.steps:
-        detail = ", ".join(
-            part
-            for part in (
-                step.action or "",
-                f"{step.attempts} attempt{'s' if step.attempts != 1 else ''} so far" if step.attempts else "",
-                f"last answer: {step.last_answer}" if step.last_answer else "",
-            )
-            if part
-        )
-        lines.append(f"  {step.status:<14} {step.name}" + (f"  ({detail})" if detail else ""))
-    if view.running:
-        lines.append(
-            "if it failed now, it would undo, in this order:" if plan else "if it failed now, nothing to undo"
-        )
+        return "\n".join([head, render(view.result, title="timeline of"), *map(_audit_line, view.audit)])
+    lines = [head, f"  started {view.start_time or '?'}", *map(_step_line, view.steps)]
+    if view.running and plan:
+        lines.append("if it failed now, it would undo, in this order:")
         lines += [f"  {p['step']}: {p['method']} {p['url']} {json.dumps(p['payload'])}" for p in plan]
+    elif view.running:
+        lines.append("if it failed now, nothing to undo")
     return "\n".join(lines)
+
+
+def _step_line(step: StepProgress) -> str:
+    so_far = f"{step.attempts} attempt{'s' if step.attempts != 1 else ''} so far" if step.attempts else ""
+    answer = f"last answer: {step.last_answer}" if step.last_answer else ""
+    detail = ", ".join(part for part in (step.action or "", so_far, answer) if part)
+    return f"  {step.status:<14} {step.name}" + (f"  ({detail})" if detail else "")
 
 
 def cmd_watch(orchestrator: SagaOrchestrator, args: argparse.Namespace, out: IO[str], ask: Any) -> int:
@@ -323,12 +324,19 @@ def cmd_verb(
     return EXIT_OK
 
 
+def cmd_console(orchestrator: SagaOrchestrator, args: argparse.Namespace, out: IO[str], ask: Any) -> int:
+    from saga_orchestrator.console.web import serve
+
+    return serve(orchestrator, args.host, args.port, out)
+
+
 COMMANDS: dict[str, Callable[..., int]] = {
     "start": cmd_start,
     "list": cmd_list,
     "show": cmd_show,
     "watch": cmd_watch,
     **{verb: cmd_verb for verb in VERBS},
+    "console": cmd_console,
 }
 
 

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Deploys the saga orchestrator to one Google Cloud project with gcloud, idempotently.
+# Deploys the saga orchestrator to one Google Cloud project with gcloud, idempotently; checks a project
+# first (--check); removes what it deployed (--destroy).
 #
-# What it provisions, in order: the APIs; the service accounts; the topics; the Cloud Tasks queue with
-# its retry settings; the secrets (their existence, never a value); the least-privilege IAM bindings; the
-# functions step_executor and saga_completion; the workflow; the function saga_sweeper with the Cloud
-# Scheduler job that calls it; the function start_saga with its Eventarc trigger (last, so that no
-# request is consumed before everything it needs exists).
+# Before anything changes, the checks read the project and report, one line each with the command that
+# fixes it, what a deploy needs and what is missing or wrong: the APIs, the build service account and
+# its roles, the executor's custom role, the Pub/Sub service agent's token-creator grant, settings that
+# cannot work on Google Cloud (a loopback-only SAGA_ALLOWED_HOSTS) or that exceed a Cloud Tasks limit.
+# A deploy stops before changing anything when a check finds an error it would not fix itself.
+#
+# What a deploy provisions, in order: the APIs; the service accounts (one per identity, and one that
+# builds the functions); the Artifact Registry repository of the function images; the topics; the Cloud
+# Tasks queue with its retry settings; the secrets (their existence, never a value); the custom role
+# that holds workflows.callbacks.send; the least-privilege IAM bindings; the functions step_executor and
+# saga_completion; the workflow; the function saga_sweeper with the Cloud Scheduler job that calls it;
+# the function start_saga with its Eventarc trigger (last, so that no request is consumed before
+# everything it needs exists). --destroy removes the same in the reverse order.
 #
 # Idempotent: every resource is checked (describe / get-iam-policy) before it is created, and only
 # changed when the desired state differs. Functions and the workflow carry a label with a digest of what
@@ -37,8 +46,12 @@ readonly REQUIRED_KEYS=(
   SAGA_QUEUE_MAX_ATTEMPTS SAGA_QUEUE_MIN_BACKOFF_SECONDS SAGA_QUEUE_MAX_BACKOFF_SECONDS
   SAGA_QUEUE_MAX_DOUBLINGS SAGA_QUEUE_MAX_DISPATCHES_PER_SECOND SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES
   SAGA_DISPATCH_DEADLINE_SECONDS SAGA_STARTER_SA SAGA_WORKFLOW_SA SAGA_EXECUTOR_SA SAGA_COMPLETION_SA
-  SAGA_TASKS_INVOKER_SA SAGA_SWEEPER_SA SAGA_SCHEDULER_SA DEPLOY_RUNTIME DEPLOY_FUNCTION_MEMORY
-  DEPLOY_FUNCTION_TIMEOUT_SECONDS DEPLOY_SWEEP_SCHEDULE
+  SAGA_TASKS_INVOKER_SA SAGA_SWEEPER_SA SAGA_SCHEDULER_SA DEPLOY_BUILD_SA DEPLOY_CALLBACK_ROLE_ID DEPLOY_RUNTIME
+  DEPLOY_FUNCTION_MEMORY DEPLOY_FUNCTION_TIMEOUT_SECONDS DEPLOY_SWEEP_SCHEDULE
+  DEPLOY_STEP_EXECUTOR_CONCURRENCY DEPLOY_STEP_EXECUTOR_MAX_INSTANCES
+  DEPLOY_SAGA_COMPLETION_CONCURRENCY DEPLOY_SAGA_COMPLETION_MAX_INSTANCES
+  DEPLOY_SAGA_SWEEPER_CONCURRENCY DEPLOY_SAGA_SWEEPER_MAX_INSTANCES
+  DEPLOY_START_SAGA_CONCURRENCY DEPLOY_START_SAGA_MAX_INSTANCES
 )
 # Keys read from the environment even when the settings file does not name them.
 readonly OPTIONAL_KEYS=(SAGA_TRIGGER_SA SAGA_SECRETS)
@@ -46,20 +59,40 @@ readonly OPTIONAL_KEYS=(SAGA_TRIGGER_SA SAGA_SECRETS)
 # limit, so SAGA_QUEUE_MAX_ATTEMPTS alone bounds the retries (the step executor enforces each step's own,
 # smaller max_attempts exactly).
 readonly QUEUE_MAX_RETRY_DURATION=0s
+# Cloud Tasks limits per queue (https://cloud.google.com/tasks/docs/quotas).
+readonly QUEUE_MAX_DISPATCHES_PER_SECOND_LIMIT=500
+readonly QUEUE_MAX_CONCURRENT_DISPATCHES_LIMIT=5000
 readonly LABEL=saga_deploy_hash
+# What deploy.sh creates carries this mark, so that --destroy removes what it created and nothing else:
+# a label on topics, the description of service accounts.
+readonly CREATED_LABEL=saga_deploy=created
+readonly CREATED_DESCRIPTION="Created by deploy.sh of the saga orchestrator"
+# The one permission of the step executor's custom role: what a callback needs
+# (https://cloud.google.com/workflows/docs/access-control).
+readonly CALLBACK_PERMISSION=workflows.callbacks.send
+# The Artifact Registry repository the function images are pushed to (--docker-repository), so that the
+# build account may write to this repository only.
+readonly REPOSITORY=saga-functions
+# The functions in the order they are deployed; each has DEPLOY_<NAME>_CONCURRENCY and _MAX_INSTANCES.
+readonly FUNCTIONS=(step_executor saga_completion saga_sweeper start_saga)
 
 usage() {
   cat <<'EOF'
-Usage: bash deploy.sh [--project ID] [--region REGION] [--settings FILE] [--dry-run] [--help]
+Usage: bash deploy.sh [--project ID] [--region REGION] [--settings FILE] [--check | --destroy]
+                      [--dry-run] [--help]
 
 Deploys the saga orchestrator to a Google Cloud project with gcloud: APIs, service accounts with
 least-privilege IAM bindings, the topics, the Cloud Tasks queue, the secrets (existence only), the four
 functions (with the Eventarc trigger of start_saga), the workflow and the Cloud Scheduler job of the
-sweeper. A second run changes nothing unless the settings or the code changed.
+sweeper. It checks the project first and changes nothing when a check fails. A second run changes
+nothing unless the settings or the code changed.
 
   --project ID      Google Cloud project (overrides SAGA_PROJECT_ID)
   --region REGION   region of the functions, queue and workflow (overrides SAGA_LOCATION)
   --settings FILE   settings file (default: deployment.env next to this script)
+  --check           only check the project: one line per finding, with the command that fixes it;
+                    exits 1 when a deploy would fail (changes nothing)
+  --destroy         remove what deploy.sh created, in the reverse order (secrets and APIs are kept)
   --dry-run         print every command it would run and run none (gcloud is not called)
   -h, --help        show this text
 
@@ -80,6 +113,7 @@ say() { printf '%s\n' "$*"; }
 # arguments and settings
 
 DRY_RUN=0
+MODE=deploy
 OPT_PROJECT=""
 OPT_REGION=""
 SETTINGS_FILE="$SCRIPT_DIR/deployment.env"
@@ -95,6 +129,11 @@ while [[ $# -gt 0 ]]; do
     --settings) need_value "$@"; SETTINGS_FILE=$2; shift 2 ;;
     --settings=*) SETTINGS_FILE=${1#*=}; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
+    --check | --destroy)
+      if [[ $MODE != deploy && $MODE != "${1#--}" ]]; then
+        usage >&2; printf 'deploy.sh: error: --check and --destroy exclude each other\n' >&2; exit 2
+      fi
+      MODE=${1#--}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; printf 'deploy.sh: error: unknown argument: %s\n' "$1" >&2; exit 2 ;;
   esac
@@ -164,8 +203,25 @@ validate_settings() {
     [[ -z ${CFG[$key]:-} || ${CFG[$key]} =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
       bad+=("$key must be a service account id (6-30 characters: lowercase letters, digits, hyphens), got '${CFG[$key]}'")
   done
+  [[ ${CFG[DEPLOY_BUILD_SA]} =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ||
+    ${CFG[DEPLOY_BUILD_SA]} =~ ^[a-z0-9][a-z0-9._-]*@[a-z0-9.-]+\.gserviceaccount\.com$ ]] ||
+    bad+=("DEPLOY_BUILD_SA must be a service account id (deploy.sh creates it) or the email of an existing service account, got '${CFG[DEPLOY_BUILD_SA]}'")
+  # A custom role id: letters, digits, '_' and '.', at most 64 (https://cloud.google.com/iam/docs/creating-custom-roles).
+  [[ ${CFG[DEPLOY_CALLBACK_ROLE_ID]} =~ ^[A-Za-z0-9_.]{3,64}$ ]] ||
+    bad+=("DEPLOY_CALLBACK_ROLE_ID must be 3-64 letters, digits, '_' or '.', got '${CFG[DEPLOY_CALLBACK_ROLE_ID]}'")
   for name in $(secret_names); do
     [[ $name =~ ^[A-Za-z0-9_-]{1,255}$ ]] || bad+=("SAGA_SECRETS: '$name' is not a secret name")
+  done
+  # Cloud Run takes 1 to 1000 concurrent requests per instance
+  # (https://cloud.google.com/run/docs/about-concurrency).
+  local value
+  for name in "${FUNCTIONS[@]}"; do
+    key=$(function_key "$name" CONCURRENCY)
+    value=${CFG[$key]}
+    [[ $value =~ ^[1-9][0-9]*$ ]] && ((value <= 1000)) ||
+      bad+=("$key must be a whole number from 1 to 1000, got '$value'")
+    key=$(function_key "$name" MAX_INSTANCES)
+    [[ ${CFG[$key]} =~ ^[1-9][0-9]*$ ]] || bad+=("$key must be a positive whole number, got '${CFG[$key]}'")
   done
   # Cloud Tasks accepts a dispatch deadline of 15 s to 30 min; an event-driven function (start_saga) at
   # most a 540 s timeout (https://cloud.google.com/functions/docs/configuring/timeout).
@@ -185,6 +241,10 @@ validate_settings() {
     warn "DEPLOY_FUNCTION_TIMEOUT_SECONDS ($timeout) is shorter than SAGA_DISPATCH_DEADLINE_SECONDS (${CFG[SAGA_DISPATCH_DEADLINE_SECONDS]}): step_executor would be stopped before Cloud Tasks gives up on an attempt"
   fi
 }
+
+# function_key NAME SUFFIX: the setting of one function (step_executor CONCURRENCY ->
+# DEPLOY_STEP_EXECUTOR_CONCURRENCY).
+function_key() { printf 'DEPLOY_%s_%s' "${1^^}" "$2"; }
 
 secret_names() {
   local raw=${CFG[SAGA_SECRETS]:-} item
@@ -219,6 +279,28 @@ TRIGGER=$(sa_email "$TRIGGER_SA_ID")
 readonly TRIGGER
 readonly QUEUE=${CFG[SAGA_TASK_QUEUE]}
 readonly QUEUE_PATH="projects/$PROJECT/locations/$REGION/queues/$QUEUE"
+# The account Cloud Build builds the functions as (--build-service-account). An id: deploy.sh creates
+# it and grants it the build roles. An email: an account of your own, used as it is (--check says which
+# roles it lacks).
+if [[ ${CFG[DEPLOY_BUILD_SA]} == *@* ]]; then
+  BUILD_SA=${CFG[DEPLOY_BUILD_SA]}
+  BUILD_SA_OWN=0
+else
+  BUILD_SA=$(sa_email "${CFG[DEPLOY_BUILD_SA]}")
+  BUILD_SA_OWN=1
+fi
+readonly BUILD_SA BUILD_SA_OWN
+# The roles a build service account needs (https://cloud.google.com/functions/docs/securing/build-custom-sa):
+# Logs Writer (project: Cloud Logging takes no narrower resource), Storage Object Viewer (project: the
+# function source lands in a bucket that Cloud Functions creates during the first deploy, so it does
+# not exist before the first build) and Artifact Registry Writer (on REPOSITORY only).
+readonly BUILD_PROJECT_ROLES=(roles/logging.logWriter roles/storage.objectViewer)
+# The predefined role that covers what a build needs (the same page), accepted on an account of your own.
+readonly BUILD_ROLE_COVERING=roles/cloudbuild.builds.builder
+# The custom role of the step executor (DEPLOY_CALLBACK_ROLE_ID).
+readonly CALLBACK_ROLE_ID=${CFG[DEPLOY_CALLBACK_ROLE_ID]}
+readonly CALLBACK_ROLE="projects/$PROJECT/roles/$CALLBACK_ROLE_ID"
+readonly REPOSITORY_PATH="projects/$PROJECT/locations/$REGION/repositories/$REPOSITORY"
 
 # ---------------------------------------------------------------------------------------------------
 # running, checking and printing commands
@@ -329,7 +411,8 @@ check_tools() {
 }
 
 PROJECT_NUMBER="<number of project $PROJECT>"
-check_project() {
+PUBSUB_AGENT=""
+read_project() {
   section "project $PROJECT"
   if probe gcloud projects describe "$PROJECT" --format='value(projectNumber)'; then
     PROJECT_NUMBER=$PROBE_OUT
@@ -337,6 +420,240 @@ check_project() {
   elif ((!DRY_RUN)); then
     die "cannot read project '$PROJECT' with gcloud: check the project id and your login (gcloud auth login)"
   fi
+  # The Pub/Sub service agent: the Google-managed identity that pushes Eventarc's Pub/Sub events.
+  PUBSUB_AGENT="service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# --- policies ------------------------------------------------------------------------------------
+
+# Each IAM policy is read once per run (POLICIES caches it as "role<TAB>member" lines, and what this run
+# added or removed), by the checks and by the deploy alike.
+declare -A POLICIES=()
+load_policy() {
+  local key="$*"
+  if [[ -z ${POLICIES[$key]+x} ]]; then
+    probe "$@" --flatten='bindings[].members' --format='value(bindings.role,bindings.members)' || true
+    POLICIES[$key]=$PROBE_OUT
+  fi
+}
+
+# has_binding ROLE MEMBER GET-CMD...: whether the policy GET-CMD prints holds the binding.
+has_binding() {
+  local role=$1 member=$2 line
+  shift 2
+  load_policy "$@"
+  while IFS= read -r line; do
+    [[ $line == "$role"$'\t'"$member" ]] && return 0
+  done <<<"${POLICIES[$*]:-}"
+  return 1
+}
+
+forget_binding() {
+  local role=$1 member=$2 key line kept=""
+  shift 2
+  key="$*"
+  while IFS= read -r line; do
+    [[ -n $line && $line != "$role"$'\t'"$member" ]] && kept+="$line"$'\n'
+  done <<<"${POLICIES[$key]:-}"
+  POLICIES[$key]=$kept
+}
+
+readonly PROJECT_POLICY=(gcloud projects get-iam-policy "$PROJECT")
+readonly GRANT_PROJECT_CMD=(gcloud projects add-iam-policy-binding "$PROJECT")
+readonly CALLBACK_ROLE_CREATE_CMD=(gcloud iam roles create "$CALLBACK_ROLE_ID" "$P_FLAG"
+  "--title=Saga callback sender"
+  "--description=Sends Workflows callbacks for step_executor of the saga orchestrator, nothing else"
+  "--permissions=$CALLBACK_PERMISSION" --stage=GA)
+account_policy() { ACCOUNT_POLICY=(gcloud iam service-accounts get-iam-policy "$1" "$P_FLAG"); }
+ACCOUNT_POLICY=()
+
+# --- checks --------------------------------------------------------------------------------------
+
+CHECK_ERRORS=0
+CHECK_TODO=0
+CHECK_WARNINGS=0
+# finding LEVEL WHAT FIX: one line per finding, with the command (or setting) that fixes it. LEVEL is
+# error (a deploy would fail, or the stack would not work, and deploy.sh does not fix it), todo (missing;
+# a deploy makes it, with FIX) or warning (works, at a cost).
+finding() {
+  local level=$1 what=$2 fix=$3
+  case $level in
+    error) CHECK_ERRORS=$((CHECK_ERRORS + 1)) ;;
+    todo) CHECK_TODO=$((CHECK_TODO + 1)) ;;
+    *) CHECK_WARNINGS=$((CHECK_WARNINGS + 1)) ;;
+  esac
+  say "$level: $what -- fix: $fix"
+}
+
+# Settings that cannot work on Google Cloud, or that a Cloud Tasks limit refuses.
+check_settings() {
+  local hosts=${CFG[SAGA_ALLOWED_HOSTS]:-} host local_only=1
+  local -a entries=()
+  IFS=',' read -r -a entries <<<"$hosts"
+  for host in "${entries[@]}"; do
+    host=${host//[[:space:]]/}
+    [[ -z $host || ${host,,} =~ ^(127\.[0-9.]+|localhost|\[::1\]|::1)(:[0-9]+)?$ ]] || local_only=0
+  done
+  if ((local_only)); then
+    finding error "SAGA_ALLOWED_HOSTS ($hosts) names only loopback hosts, the local default: on Google Cloud step_executor would refuse every participant URL" \
+      "set SAGA_ALLOWED_HOSTS to your participants' hosts in $SETTINGS_FILE or the environment, e.g. SAGA_ALLOWED_HOSTS=api.example.com,*.example.net bash deploy.sh --project $PROJECT"
+  else
+    say "= SAGA_ALLOWED_HOSTS=$hosts"
+  fi
+  local rate=${CFG[SAGA_QUEUE_MAX_DISPATCHES_PER_SECOND]} concurrent=${CFG[SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES]}
+  if awk -v r="$rate" -v l="$QUEUE_MAX_DISPATCHES_PER_SECOND_LIMIT" 'BEGIN { exit !(r > l) }'; then
+    finding error "SAGA_QUEUE_MAX_DISPATCHES_PER_SECOND=$rate is over Cloud Tasks' limit of $QUEUE_MAX_DISPATCHES_PER_SECOND_LIMIT per queue" \
+      "SAGA_QUEUE_MAX_DISPATCHES_PER_SECOND=$QUEUE_MAX_DISPATCHES_PER_SECOND_LIMIT"
+  fi
+  if ((concurrent > QUEUE_MAX_CONCURRENT_DISPATCHES_LIMIT)); then
+    finding error "SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES=$concurrent is over Cloud Tasks' limit of $QUEUE_MAX_CONCURRENT_DISPATCHES_LIMIT per queue" \
+      "SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES=$QUEUE_MAX_CONCURRENT_DISPATCHES_LIMIT"
+  fi
+  # Cloud Tasks may have this many calls of step_executor under way at once; an instance takes
+  # CONCURRENCY of them and at most MAX_INSTANCES run. A call beyond that is refused (429) and retried,
+  # which costs one of the step's attempts.
+  local per=${CFG[DEPLOY_STEP_EXECUTOR_CONCURRENCY]} most=${CFG[DEPLOY_STEP_EXECUTOR_MAX_INSTANCES]}
+  if ((per * most < concurrent)); then
+    finding warning "step_executor takes at most $((per * most)) calls at once (DEPLOY_STEP_EXECUTOR_CONCURRENCY=$per x DEPLOY_STEP_EXECUTOR_MAX_INSTANCES=$most) but the queue dispatches up to $concurrent (SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES): the rest are refused and retried, each costing a step attempt" \
+      "DEPLOY_STEP_EXECUTOR_MAX_INSTANCES=$(((concurrent + per - 1) / per))"
+  fi
+}
+
+check_apis() {
+  local api missing=()
+  probe gcloud services list --enabled "$P_FLAG" --format='value(config.name)' || return 0
+  for api in "${APIS[@]}"; do
+    grep -qxF "$api" <<<"$PROBE_OUT" || missing+=("$api")
+  done
+  if ((${#missing[@]} > 0)); then
+    finding todo "APIs not enabled: ${missing[*]}" "$(quote_cmd gcloud services enable "${missing[@]}" "$P_FLAG")"
+  else
+    say "= all ${#APIS[@]} APIs enabled"
+  fi
+}
+
+account_exists() {
+  probe gcloud iam service-accounts describe "$1" "$P_FLAG" --format='value(email)'
+}
+
+# Cloud Build builds each function as BUILD_SA. Since July 2024 a new project's default build account
+# may lack the permissions to build a function, so every function names its build account
+# (https://cloud.google.com/functions/docs/securing/build-custom-sa).
+check_build_account() {
+  local role member="serviceAccount:$BUILD_SA"
+  if ((BUILD_SA_OWN)); then
+    if account_exists "$BUILD_SA"; then
+      say "= build service account $BUILD_SA"
+    elif ((!DRY_RUN)); then
+      finding todo "build service account $BUILD_SA does not exist" "$(create_account_cmd "${CFG[DEPLOY_BUILD_SA]}" "saga function builds")"
+    fi
+    for role in "${BUILD_PROJECT_ROLES[@]}"; do
+      if ! has_binding "$role" "$member" "${PROJECT_POLICY[@]}" && ((!DRY_RUN)); then
+        finding todo "build service account $BUILD_SA lacks $role" "$(quote_cmd "${GRANT_PROJECT_CMD[@]}" "--member=$member" "--role=$role" --condition=None)"
+      fi
+    done
+    return 0
+  fi
+  # An account of your own: deploy.sh neither creates it nor grants it project roles.
+  if ! account_exists "$BUILD_SA"; then
+    ((DRY_RUN)) || finding error "DEPLOY_BUILD_SA names $BUILD_SA, which does not exist or cannot be read" \
+      "create it, or set DEPLOY_BUILD_SA=saga-build to have deploy.sh create a build account"
+    return 0
+  fi
+  if has_binding "$BUILD_ROLE_COVERING" "$member" "${PROJECT_POLICY[@]}"; then
+    say "= build service account $BUILD_SA ($BUILD_ROLE_COVERING)"
+    return 0
+  fi
+  ((DRY_RUN)) && return 0
+  local lacking=0
+  for role in "${BUILD_PROJECT_ROLES[@]}"; do
+    if ! has_binding "$role" "$member" "${PROJECT_POLICY[@]}"; then
+      lacking=1
+      finding error "build service account $BUILD_SA lacks $role: the build of every function would fail" \
+        "$(quote_cmd "${GRANT_PROJECT_CMD[@]}" "--member=$member" "--role=$role" --condition=None)"
+    fi
+  done
+  ((lacking)) || say "= build service account $BUILD_SA (${BUILD_PROJECT_ROLES[*]})"
+}
+
+# The custom role holding only workflows.callbacks.send. A deleted custom role can be undeleted within 7
+# days; after that its id stays taken until the deletion completes, up to 37 days after it
+# (https://cloud.google.com/iam/docs/creating-custom-roles): a deploy in that window needs another
+# DEPLOY_CALLBACK_ROLE_ID.
+CALLBACK_ROLE_STATE=""
+check_callback_role() {
+  if ! probe gcloud iam roles describe "$CALLBACK_ROLE_ID" "$P_FLAG" --format='value(includedPermissions,deleted)'; then
+    CALLBACK_ROLE_STATE=missing
+    ((DRY_RUN)) || finding todo "custom role $CALLBACK_ROLE (only $CALLBACK_PERMISSION, for step_executor's callbacks) does not exist" "$(quote_cmd "${CALLBACK_ROLE_CREATE_CMD[@]}")"
+  elif [[ ${PROBE_OUT#*$'\t'} == True ]]; then
+    CALLBACK_ROLE_STATE=deleted
+    finding todo "custom role $CALLBACK_ROLE was deleted" "$(quote_cmd gcloud iam roles undelete "$CALLBACK_ROLE_ID" "$P_FLAG")"
+  elif [[ ${PROBE_OUT%%$'\t'*} != "$CALLBACK_PERMISSION" ]]; then
+    CALLBACK_ROLE_STATE=changed
+    finding todo "custom role $CALLBACK_ROLE holds other permissions than $CALLBACK_PERMISSION (${PROBE_OUT%%$'\t'*})" "$(quote_cmd gcloud iam roles update "$CALLBACK_ROLE_ID" "$P_FLAG" "--permissions=$CALLBACK_PERMISSION")"
+  else
+    CALLBACK_ROLE_STATE=ok
+    say "= custom role $CALLBACK_ROLE ($CALLBACK_PERMISSION)"
+  fi
+}
+
+# In projects whose Pub/Sub service agent was created on or before 2021-04-08, the agent needs Service
+# Account Token Creator to mint the token that Eventarc's push to start_saga carries
+# (https://cloud.google.com/eventarc/standard/docs/functions/roles-permissions). No API reports when the
+# agent was created, so deploy.sh grants it in every project, on the trigger's account only (the
+# narrowest resource the role takes; the page's command grants it on the whole project).
+check_pubsub_agent() {
+  local role=roles/iam.serviceAccountTokenCreator member="serviceAccount:$PUBSUB_AGENT"
+  account_policy "$TRIGGER"
+  if has_binding "$role" "$member" "${ACCOUNT_POLICY[@]}"; then
+    say "= $role for the Pub/Sub service agent on $TRIGGER"
+  elif has_binding "$role" "$member" "${PROJECT_POLICY[@]}"; then
+    say "= $role for the Pub/Sub service agent on project $PROJECT"
+  elif ((!DRY_RUN)); then
+    finding todo "the Pub/Sub service agent $PUBSUB_AGENT may not mint tokens for $TRIGGER: if it was created on or before 2021-04-08, Eventarc cannot push to start_saga and no saga starts" \
+      "$(quote_cmd gcloud iam service-accounts add-iam-policy-binding "$TRIGGER" "$P_FLAG" "--member=$member" "--role=$role")"
+  fi
+}
+
+# Grants an earlier deploy.sh made that nothing needs any more: Workflows Invoker for step_executor
+# (the custom role replaces it), Logs Writer for the workflow and step_executor (Cloud Run collects
+# stdout; the workflow neither logs calls nor uses sys.log).
+RETIRED_GRANTS=()
+check_retired_grants() {
+  local pair account role
+  for pair in "$EXECUTOR roles/workflows.invoker" "$EXECUTOR roles/logging.logWriter" \
+    "$WORKFLOW_SA roles/logging.logWriter"; do
+    account=${pair% *}
+    role=${pair#* }
+    if has_binding "$role" "serviceAccount:$account" "${PROJECT_POLICY[@]}"; then
+      RETIRED_GRANTS+=("$pair")
+      finding todo "$account holds $role on project $PROJECT, which it no longer needs" \
+        "$(quote_cmd gcloud projects remove-iam-policy-binding "$PROJECT" "--member=serviceAccount:$account" "--role=$role" --condition=None)"
+    fi
+  done
+}
+
+# Everything a deploy needs, read before anything changes. Prints one line per finding; returns 1 when
+# a check found an error that a deploy would not fix.
+run_checks() {
+  section "checks (read only: nothing is changed here)"
+  check_settings
+  check_apis
+  check_build_account
+  check_callback_role
+  check_pubsub_agent
+  check_retired_grants
+  if ((DRY_RUN)); then
+    say "# dry run: only the settings were checked; a deploy reads the project with the '? would check' lines above"
+  fi
+  say "# checks: $CHECK_ERRORS error(s), $CHECK_TODO to do (a deploy does it), $CHECK_WARNINGS warning(s)"
+  ((CHECK_ERRORS == 0))
+}
+
+# --- resources -----------------------------------------------------------------------------------
+
+create_account_cmd() {
+  quote_cmd gcloud iam service-accounts create "$1" "$P_FLAG" "--display-name=$2" "--description=$CREATED_DESCRIPTION"
 }
 
 ensure_apis() {
@@ -358,10 +675,11 @@ ensure_apis() {
 
 ensure_service_account() {
   local id=$1 email=$2 title=$3
-  if probe gcloud iam service-accounts describe "$email" "$P_FLAG" --format='value(email)'; then
+  if account_exists "$email"; then
     say "= service account $email"
   else
-    act "if missing" gcloud iam service-accounts create "$id" "$P_FLAG" --display-name="$title"
+    act "if missing" gcloud iam service-accounts create "$id" "$P_FLAG" --display-name="$title" \
+      "--description=$CREATED_DESCRIPTION"
   fi
 }
 
@@ -377,13 +695,28 @@ ensure_service_accounts() {
   if [[ $TRIGGER != "$STARTER" ]]; then
     ensure_service_account "$TRIGGER_SA_ID" "$TRIGGER" "saga Eventarc trigger of start_saga"
   fi
+  if ((BUILD_SA_OWN)); then
+    ensure_service_account "${CFG[DEPLOY_BUILD_SA]}" "$BUILD_SA" "saga function builds"
+  else
+    say "= build service account $BUILD_SA (yours: DEPLOY_BUILD_SA)"
+  fi
+}
+
+ensure_repository() {
+  section "Artifact Registry repository $REPOSITORY (the function images)"
+  if probe gcloud artifacts repositories describe "$REPOSITORY" "--location=$REGION" "$P_FLAG" --format='value(name)'; then
+    say "= repository $REPOSITORY_PATH"
+  else
+    act "if missing" gcloud artifacts repositories create "$REPOSITORY" --repository-format=docker \
+      "--location=$REGION" "$P_FLAG" "--description=Images of the functions of the saga orchestrator"
+  fi
 }
 
 ensure_topic() {
   if probe gcloud pubsub topics describe "$1" "$P_FLAG" --format='value(name)'; then
     say "= topic $1"
   else
-    act "if missing" gcloud pubsub topics create "$1" "$P_FLAG"
+    act "if missing" gcloud pubsub topics create "$1" "$P_FLAG" "--labels=$CREATED_LABEL"
   fi
 }
 
@@ -452,9 +785,7 @@ ensure_secrets() {
 }
 
 # ensure_binding WHAT ROLE MEMBER GET-CMD... -- ADD-CMD...: adds the (role, member) binding unless the
-# policy that GET-CMD prints (one "role<TAB>member" line per member) already has it. Each policy is read
-# once per run (POLICIES caches it, and what this run added).
-declare -A POLICIES=()
+# policy that GET-CMD prints (one "role<TAB>member" line per member) already has it.
 ensure_binding() {
   local what=$1 role=$2 member=$3
   shift 3
@@ -462,25 +793,17 @@ ensure_binding() {
   while [[ $1 != -- ]]; do get+=("$1"); shift; done
   shift
   add=("$@")
-  local key="${get[*]}" line
-  if [[ -z ${POLICIES[$key]+x} ]]; then
-    probe "${get[@]}" --flatten='bindings[].members' --format='value(bindings.role,bindings.members)' || true
-    POLICIES[$key]=$PROBE_OUT
+  if has_binding "$role" "$member" "${get[@]}"; then
+    say "= $role for $member on $what"
+    return 0
   fi
-  while IFS= read -r line; do
-    if [[ $line == "$role"$'\t'"$member" ]]; then
-      say "= $role for $member on $what"
-      return 0
-    fi
-  done <<<"${POLICIES[$key]:-}"
   act_iam "if missing" "${add[@]}"
-  POLICIES[$key]+=$'\n'"$role"$'\t'"$member"
+  POLICIES[${get[*]}]+=$'\n'"$role"$'\t'"$member"
 }
 
 grant_project() {
-  ensure_binding "project $PROJECT" "$2" "serviceAccount:$1" \
-    gcloud projects get-iam-policy "$PROJECT" -- \
-    gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$1" --role="$2" --condition=None
+  ensure_binding "project $PROJECT" "$2" "serviceAccount:$1" "${PROJECT_POLICY[@]}" -- \
+    "${GRANT_PROJECT_CMD[@]}" --member="serviceAccount:$1" --role="$2" --condition=None
 }
 
 grant_topic() {
@@ -503,39 +826,64 @@ grant_secret() {
 }
 
 grant_service_account() {
-  ensure_binding "service account $1" "$3" "serviceAccount:$2" \
-    gcloud iam service-accounts get-iam-policy "$1" "$P_FLAG" -- \
+  account_policy "$1"
+  ensure_binding "service account $1" "$3" "serviceAccount:$2" "${ACCOUNT_POLICY[@]}" -- \
     gcloud iam service-accounts add-iam-policy-binding "$1" "$P_FLAG" --member="serviceAccount:$2" --role="$3"
 }
 
-# A gen2 function is served by a Cloud Run service of the same name, lowercased, '_' replaced by '-'
-# (https://cloud.google.com/functions/docs/deploying); run.invoker is granted on that service only.
-run_service() { printf '%s' "${1//_/-}" | tr '[:upper:]' '[:lower:]'; }
+grant_repository() {
+  ensure_binding "repository $REPOSITORY" "$2" "serviceAccount:$1" \
+    gcloud artifacts repositories get-iam-policy "$REPOSITORY" "--location=$REGION" "$P_FLAG" -- \
+    gcloud artifacts repositories add-iam-policy-binding "$REPOSITORY" "--location=$REGION" "$P_FLAG" \
+    --member="serviceAccount:$1" --role="$2"
+}
 
+# run.invoker on a gen2 function is a binding on the Cloud Run service that serves it, added with the
+# documented command for it (https://cloud.google.com/sdk/gcloud/reference/functions/add-invoker-policy-binding).
+# The service is read from the function (serviceConfig.service:
+# https://cloud.google.com/functions/docs/reference/rest/v2/projects.locations.functions#ServiceConfig),
+# never derived from the function's name.
 grant_invoker() {
-  local service
-  service=$(run_service "$1")
-  ensure_binding "function $1 (Cloud Run service $service)" roles/run.invoker "serviceAccount:$2" \
+  local name=$1 member="serviceAccount:$2" service="<service of function $1>"
+  if probe gcloud functions describe "$name" "--region=$REGION" "$P_FLAG" --format='value(serviceConfig.service)'; then
+    [[ -n $PROBE_OUT ]] || die "function $name has no Cloud Run service (serviceConfig.service is empty)"
+    service=${PROBE_OUT##*/}
+  elif ((!DRY_RUN)); then
+    die "cannot read the Cloud Run service of function $name (gcloud functions describe $name failed)"
+  fi
+  ensure_binding "function $name (Cloud Run service $service)" roles/run.invoker "$member" \
     gcloud run services get-iam-policy "$service" --region="$REGION" "$P_FLAG" -- \
-    gcloud run services add-iam-policy-binding "$service" --region="$REGION" "$P_FLAG" \
-    --member="serviceAccount:$2" --role=roles/run.invoker
+    gcloud functions add-invoker-policy-binding "$name" --region="$REGION" "$P_FLAG" --member="$member"
+}
+
+ensure_callback_role() {
+  section "custom role $CALLBACK_ROLE_ID (step_executor: $CALLBACK_PERMISSION, nothing else)"
+  case $CALLBACK_ROLE_STATE in
+    ok) say "= custom role $CALLBACK_ROLE" ;;
+    deleted) act "" gcloud iam roles undelete "$CALLBACK_ROLE_ID" "$P_FLAG" ;;
+    changed) act "" gcloud iam roles update "$CALLBACK_ROLE_ID" "$P_FLAG" "--permissions=$CALLBACK_PERMISSION" ;;
+    *) act "if missing" "${CALLBACK_ROLE_CREATE_CMD[@]}" ;;
+  esac
 }
 
 ensure_iam() {
   section "IAM (least privilege: each role on the narrowest resource that takes it)"
-  local result_topic=${CFG[SAGA_RESULT_TOPIC]} name
-  # Workflows roles can only be granted on a project (no per-workflow IAM), so executions.create for the
-  # starter and callbacks.send for the step executor (the Workflows Invoker role holds both) are
+  local result_topic=${CFG[SAGA_RESULT_TOPIC]} name pair
+  # Workflows roles can only be granted on a project (no per-workflow IAM), so these three are
   # project-level: https://cloud.google.com/iam/docs/roles-permissions/workflows
+  # start_saga creates executions, lists them (dedupe) and cancels its own when it lost a race: the
+  # Workflows Invoker role.
   grant_project "$STARTER" roles/workflows.invoker
-  grant_project "$EXECUTOR" roles/workflows.invoker
-  # The sweeper lists the saga workflow's executions (workflows.executions.list/get): Workflows Viewer,
-  # also project-level only.
+  # step_executor sends callbacks and nothing else: the custom role.
+  grant_project "$EXECUTOR" "$CALLBACK_ROLE"
+  # The sweeper lists the saga workflow's executions (workflows.executions.list/get): Workflows Viewer.
   grant_project "$SWEEPER" roles/workflows.viewer
-  # Writing log entries (sys.log in the workflow, structured logs) is a project-level permission.
-  grant_project "$WORKFLOW_SA" roles/logging.logWriter
-  grant_project "$EXECUTOR" roles/logging.logWriter
-  # start_saga publishes rejected results; saga_completion publishes every other result.
+  for pair in "${RETIRED_GRANTS[@]}"; do
+    act "" gcloud projects remove-iam-policy-binding "$PROJECT" "--member=serviceAccount:${pair% *}" \
+      "--role=${pair#* }" --condition=None
+    forget_binding "${pair#* }" "serviceAccount:${pair% *}" "${PROJECT_POLICY[@]}"
+  done
+  # start_saga publishes rejected results; saga_completion and the sweeper publish every other result.
   grant_topic "$result_topic" "$STARTER" roles/pubsub.publisher
   grant_topic "$result_topic" "$COMPLETION" roles/pubsub.publisher
   grant_topic "$result_topic" "$SWEEPER" roles/pubsub.publisher
@@ -547,6 +895,16 @@ ensure_iam() {
   for name in $(secret_names); do
     grant_secret "$name" "$EXECUTOR" roles/secretmanager.secretAccessor
   done
+  # The Pub/Sub service agent mints the trigger's token (see check_pubsub_agent), on that account only.
+  grant_service_account "$TRIGGER" "$PUBSUB_AGENT" roles/iam.serviceAccountTokenCreator
+  # The build account: the build roles of Google's page (see BUILD_PROJECT_ROLES); an account of your
+  # own gets only the repository grant, which is on a resource deploy.sh owns.
+  if ((BUILD_SA_OWN)); then
+    for name in "${BUILD_PROJECT_ROLES[@]}"; do
+      grant_project "$BUILD_SA" "$name"
+    done
+  fi
+  grant_repository "$BUILD_SA" roles/artifactregistry.writer
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -557,9 +915,12 @@ cleanup() {
   if [[ -n $WORK && -d $WORK ]]; then rm -rf "$WORK"; fi
 }
 
+# write_env_file NAME: every SAGA_* setting, and THREADS: the Python runtime serves as many requests at
+# once as it has threads, so THREADS is the function's concurrency
+# (https://cloud.google.com/functions/docs/configuring/concurrency).
 ENV_FILE=""
 write_env_file() {
-  ENV_FILE="$WORK/function-env.yaml"
+  ENV_FILE="$WORK/env-$1.yaml"
   local key value
   : >"$ENV_FILE"
   for key in "${CFG_KEYS[@]}"; do
@@ -567,6 +928,7 @@ write_env_file() {
     value=${CFG[$key]}
     printf "%s: '%s'\n" "$key" "${value//\'/\'\'}" >>"$ENV_FILE"
   done
+  printf "THREADS: '%s'\n" "${CFG[$(function_key "$1" CONCURRENCY)]}" >>"$ENV_FILE"
 }
 
 # functions/<name>/ + a copy of shared/saga_orchestrator/ + requirements.txt, without caches.
@@ -586,15 +948,25 @@ build_dir() {
 # the deployed function carries a label with a digest of its source and every deploy flag; when the
 # label already matches, nothing is deployed. A second run with the same code and settings therefore only
 # describes the four functions; a changed file or setting redeploys exactly the functions it concerns.
+#
+# Sizing: DEPLOY_<NAME>_CONCURRENCY requests per instance, at most DEPLOY_<NAME>_MAX_INSTANCES instances.
+# A concurrency above 1 needs at least one vCPU (https://cloud.google.com/functions/docs/configuring/concurrency),
+# so such a function gets --cpu=1; the others keep the default of their memory size.
 deploy_function() {
   local name=$1 account=$2
   shift 2
-  local dir hash
+  local dir hash concurrency
   dir=$(build_dir "$name")
+  write_env_file "$name"
+  concurrency=${CFG[$(function_key "$name" CONCURRENCY)]}
   local cmd=(gcloud functions deploy "$name" --gen2 "--region=$REGION" "$P_FLAG"
     "--runtime=${CFG[DEPLOY_RUNTIME]}" "--source=$dir" "--entry-point=$name"
+    "--build-service-account=projects/$PROJECT/serviceAccounts/$BUILD_SA"
+    "--docker-repository=$REPOSITORY_PATH"
     "--memory=${CFG[DEPLOY_FUNCTION_MEMORY]}" "--timeout=${CFG[DEPLOY_FUNCTION_TIMEOUT_SECONDS]}s"
-    "--service-account=$account" "--env-vars-file=$ENV_FILE" --no-allow-unauthenticated "$@")
+    "--concurrency=$concurrency" "--max-instances=${CFG[$(function_key "$name" MAX_INSTANCES)]}")
+  if ((concurrency > 1)); then cmd+=(--cpu=1); fi
+  cmd+=("--service-account=$account" "--env-vars-file=$ENV_FILE" --no-allow-unauthenticated "$@")
   hash=$({
     printf '%s\n' "${cmd[@]//"$WORK"/@build}"
     tree_dump "$dir"
@@ -602,7 +974,8 @@ deploy_function() {
   } | digest)
   cmd+=("--update-labels=$LABEL=$hash")
   say "# $name: build dir = functions/$name/ + shared/saga_orchestrator/ + requirements.txt"
-  say "#   (assembled in $dir, removed when deploy.sh exits)"
+  say "#   (assembled in $dir, removed when deploy.sh exits); environment ($ENV_FILE):"
+  sed 's/^/#   /' "$ENV_FILE"
   # A deploy whose build failed can leave the new label on a function that is not ACTIVE: redeploy that.
   if probe gcloud functions describe "$name" "--region=$REGION" "$P_FLAG" --format="value(labels.$LABEL,state)" &&
     [[ $PROBE_OUT == "$hash"$'\t'ACTIVE ]]; then
@@ -645,10 +1018,6 @@ deploy_workflow() {
 }
 
 deploy_code() {
-  write_env_file
-  section "function environment (every SAGA_* setting; the same for the four functions)"
-  say "# --env-vars-file=$ENV_FILE holds:"
-  sed 's/^/#   /' "$ENV_FILE"
   section "function step_executor (HTTP; called by Cloud Tasks with an OIDC token of $TASKS_INVOKER)"
   deploy_function step_executor "$EXECUTOR" --trigger-http
   grant_invoker step_executor "$TASKS_INVOKER"
@@ -705,17 +1074,146 @@ ensure_sweep_job() {
 
 notes() {
   section "notes"
-  say "# Pub/Sub pushes to start_saga with an OIDC token of $TRIGGER. In projects whose Pub/Sub API was"
-  say "# enabled on or before 2021-04-08, its service agent also needs, on that one account:"
-  say "#   gcloud iam service-accounts add-iam-policy-binding $TRIGGER $P_FLAG --member=serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com --role=roles/iam.serviceAccountTokenCreator"
-  if [[ ,${CFG[SAGA_ALLOWED_HOSTS]:-}, =~ ^(,(127\.0\.0\.1|localhost|\[::1\]))*,$ ]]; then
-    say "# SAGA_ALLOWED_HOSTS (${CFG[SAGA_ALLOWED_HOSTS]:-}) names only local hosts: step_executor will refuse every"
-    say "# participant URL on Google Cloud. Set it to your participants' hosts and run this again."
-  fi
-  say "# Functions are built by Cloud Build; if a build fails for lack of permissions of the build service"
-  say "# account, see https://cloud.google.com/functions/docs/troubleshooting#build-service-account"
   say "# Start a saga: gcloud pubsub topics publish ${CFG[SAGA_REQUEST_TOPIC]} $P_FLAG --message='{\"steps\": [...]}'"
-  say "# Results arrive on topic ${CFG[SAGA_RESULT_TOPIC]} (subscribe to it)."
+  say "# Results arrive on topic ${CFG[SAGA_RESULT_TOPIC]} (subscribe to it; README: \"Deploy to Google Cloud\")."
+}
+
+# --- destroy -------------------------------------------------------------------------------------
+
+# Removes what deploy.sh created, in the reverse order of a deploy, and nothing else: functions and the
+# workflow only when they carry deploy.sh's label, topics only with its label, service accounts only with
+# its description. Kept: the secrets (their values were never deploy.sh's), the enabled APIs (other
+# things in the project may use them).
+
+# drop WHAT CONDITION CMD...: CMD removes WHAT; it runs when the check before it found WHAT (in a dry run
+# it is printed with CONDITION).
+drop() {
+  local what=$1 when=$2
+  shift 2
+  if ((DRY_RUN)); then
+    act "$when" "$@"
+  else
+    act "" "$@"
+    say "- removed: $what"
+  fi
+}
+
+absent() { ((DRY_RUN)) || say "= $1: not there"; }
+
+destroy_function() {
+  local name=$1
+  if probe gcloud functions describe "$name" "--region=$REGION" "$P_FLAG" --format="value(labels.$LABEL)" || ((DRY_RUN)); then
+    if [[ -n $PROBE_OUT ]] || ((DRY_RUN)); then
+      drop "function $name" "if it exists with the $LABEL label" gcloud functions delete "$name" --gen2 "--region=$REGION" "$P_FLAG"
+    else
+      say "= function $name was not deployed by deploy.sh (no $LABEL label): kept"
+    fi
+  else
+    absent "function $name"
+  fi
+}
+
+revoke_project() {
+  local member="serviceAccount:$1" role=$2
+  if has_binding "$role" "$member" "${PROJECT_POLICY[@]}" || ((DRY_RUN)); then
+    drop "$role for $1 on project $PROJECT" "if it holds it" \
+      gcloud projects remove-iam-policy-binding "$PROJECT" "--member=$member" "--role=$role" --condition=None
+  fi
+}
+
+destroy_account() {
+  local email=$1
+  if probe gcloud iam service-accounts describe "$email" "$P_FLAG" --format='value(description)' || ((DRY_RUN)); then
+    if [[ $PROBE_OUT == "$CREATED_DESCRIPTION" ]] || ((DRY_RUN)); then
+      drop "service account $email" "if it exists with deploy.sh's description" \
+        gcloud iam service-accounts delete "$email" "$P_FLAG"
+    else
+      say "= service account $email was not created by deploy.sh: kept"
+    fi
+  else
+    absent "service account $email"
+  fi
+}
+
+destroy() {
+  local name topic role
+  section "functions, scheduler job and workflow (start_saga first: no saga starts any more)"
+  destroy_function start_saga
+  if probe gcloud scheduler jobs describe "$SWEEP_JOB" "--location=$REGION" "$P_FLAG" --format='value(name)' || ((DRY_RUN)); then
+    drop "scheduler job $SWEEP_JOB" "if it exists" gcloud scheduler jobs delete "$SWEEP_JOB" "--location=$REGION" "$P_FLAG"
+  else
+    absent "scheduler job $SWEEP_JOB"
+  fi
+  destroy_function saga_sweeper
+  name=${CFG[SAGA_WORKFLOW]}
+  if probe gcloud workflows describe "$name" "--location=$REGION" "$P_FLAG" --format="value(labels.$LABEL)" || ((DRY_RUN)); then
+    if [[ -n $PROBE_OUT ]] || ((DRY_RUN)); then
+      drop "workflow $name" "if it exists with the $LABEL label" gcloud workflows delete "$name" "--location=$REGION" "$P_FLAG"
+    else
+      say "= workflow $name was not deployed by deploy.sh (no $LABEL label): kept"
+    fi
+  else
+    absent "workflow $name"
+  fi
+  destroy_function saga_completion
+  destroy_function step_executor
+
+  section "IAM bindings on what stays (the project, the secrets)"
+  if ((BUILD_SA_OWN)); then
+    for role in "${BUILD_PROJECT_ROLES[@]}"; do revoke_project "$BUILD_SA" "$role"; done
+  fi
+  revoke_project "$SWEEPER" roles/workflows.viewer
+  revoke_project "$EXECUTOR" "$CALLBACK_ROLE"
+  revoke_project "$STARTER" roles/workflows.invoker
+  for name in $(secret_names); do
+    if has_binding roles/secretmanager.secretAccessor "serviceAccount:$EXECUTOR" gcloud secrets get-iam-policy "$name" "$P_FLAG" ||
+      ((DRY_RUN)); then
+      drop "secretAccessor for $EXECUTOR on secret $name" "if it holds it" gcloud secrets remove-iam-policy-binding \
+        "$name" "$P_FLAG" "--member=serviceAccount:$EXECUTOR" --role=roles/secretmanager.secretAccessor
+    fi
+  done
+
+  section "custom role, queue, topics, repository, service accounts"
+  if probe gcloud iam roles describe "$CALLBACK_ROLE_ID" "$P_FLAG" --format='value(deleted)' || ((DRY_RUN)); then
+    if [[ $PROBE_OUT != True ]]; then
+      drop "custom role $CALLBACK_ROLE" "if it exists" gcloud iam roles delete "$CALLBACK_ROLE_ID" "$P_FLAG"
+    fi
+  else
+    absent "custom role $CALLBACK_ROLE"
+  fi
+  for name in $(secret_names); do
+    say "= secret $name kept (its value is yours): gcloud secrets delete $name $P_FLAG"
+  done
+  # A deleted queue's name may not be usable again for a tombstone window of up to 3 days
+  # (https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues/delete).
+  if probe gcloud tasks queues describe "$QUEUE" "--location=$REGION" "$P_FLAG" --format='value(name)' || ((DRY_RUN)); then
+    drop "queue $QUEUE_PATH" "if it exists" gcloud tasks queues delete "$QUEUE" "--location=$REGION" "$P_FLAG"
+  else
+    absent "queue $QUEUE_PATH"
+  fi
+  for topic in "${CFG[SAGA_RESULT_TOPIC]}" "${CFG[SAGA_REQUEST_TOPIC]}"; do
+    if probe gcloud pubsub topics describe "$topic" "$P_FLAG" --format='value(labels.saga_deploy)' || ((DRY_RUN)); then
+      if [[ $PROBE_OUT == "${CREATED_LABEL#*=}" ]] || ((DRY_RUN)); then
+        drop "topic $topic" "if it exists with the $CREATED_LABEL label" gcloud pubsub topics delete "$topic" "$P_FLAG"
+      else
+        say "= topic $topic was not created by deploy.sh (no $CREATED_LABEL label): kept"
+      fi
+    else
+      absent "topic $topic"
+    fi
+  done
+  if probe gcloud artifacts repositories describe "$REPOSITORY" "--location=$REGION" "$P_FLAG" --format='value(name)' || ((DRY_RUN)); then
+    drop "repository $REPOSITORY_PATH" "if it exists" gcloud artifacts repositories delete "$REPOSITORY" "--location=$REGION" "$P_FLAG"
+  else
+    absent "repository $REPOSITORY_PATH"
+  fi
+  if ((BUILD_SA_OWN)); then destroy_account "$BUILD_SA"; fi
+  if [[ $TRIGGER != "$STARTER" ]]; then destroy_account "$TRIGGER"; fi
+  local account
+  for account in "$SCHEDULER" "$SWEEPER" "$TASKS_INVOKER" "$COMPLETION" "$EXECUTOR" "$WORKFLOW_SA" "$STARTER"; do
+    destroy_account "$account"
+  done
+  say "= APIs kept enabled (other things in the project may use them)"
 }
 
 main() {
@@ -728,22 +1226,46 @@ main() {
     functions/saga_sweeper/main.py; do
     [[ -f $SCRIPT_DIR/$f ]] || die "missing $f next to deploy.sh (run it from a full checkout)"
   done
+  local doing="a deploy of"
+  case $MODE in
+    check) doing="a check (read only) of" ;;
+    destroy) doing="removing the saga orchestrator from" ;;
+  esac
   if ((DRY_RUN)); then
-    say "# DRY RUN: the commands below are what a deploy of project $PROJECT, region $REGION would run."
+    say "# DRY RUN: the commands below are what $doing project $PROJECT, region $REGION would run."
     say "# Nothing is run and gcloud is not called; '? would check' lines are the checks that decide,"
     say "# and each '+' line says (after '#') when it would run."
   else
-    say "# deploying the saga orchestrator to project $PROJECT, region $REGION"
+    say "# $doing project $PROJECT, region $REGION"
   fi
   say "# settings: $SETTINGS_FILE"
   say "export CLOUDSDK_CORE_DISABLE_PROMPTS=1"
   export CLOUDSDK_CORE_DISABLE_PROMPTS=1
-  check_project
+  read_project
+  case $MODE in
+    check)
+      if run_checks; then
+        say "# check passed: a deploy can run"
+        return 0
+      fi
+      die "the checks found $CHECK_ERRORS error(s) that a deploy would not fix (the lines starting with 'error:')"
+      ;;
+    destroy)
+      destroy
+      say ""
+      if ((DRY_RUN)); then say "# dry run finished: nothing was changed"; else say "# done: removed from project $PROJECT"; fi
+      return 0
+      ;;
+  esac
+  run_checks ||
+    die "the checks found $CHECK_ERRORS error(s) that a deploy would not fix (the lines starting with 'error:'); nothing was changed"
   ensure_apis
   ensure_service_accounts
+  ensure_repository
   ensure_topics
   ensure_queue
   ensure_secrets
+  ensure_callback_role
   ensure_iam
   deploy_code
   notes

@@ -9,9 +9,13 @@ least once and retries it with the queue's backoff while the answer is not 2xx. 
   answers 2xx at that attempt whatever the participant said);
 - 503 on a transient failure while attempts remain (Cloud Tasks retries; nothing is reported);
 - 500 when the callback could not be delivered (Cloud Tasks retries; the participant sees the same
-  ``Idempotency-Key`` again, so the effect is not applied twice); but 200 when the callback answers 404:
-  the execution has ended and nobody will ever read the outcome. An attempt beyond ``max_attempts``
-  (only after such a 500) calls once more and reports whatever it gets as final.
+  ``Idempotency-Key`` again, so the effect is not applied twice): no answer, a 5xx, or 401, 403, 408
+  or 429 (credentials, permission, time or quota: another try may get through). An attempt beyond
+  ``max_attempts`` (only after such a 500) calls once more and reports whatever it gets as final.
+- 200 ``unheard`` when the callback answers any other 4xx, with a warning naming the execution. No
+  Google page states which status a callback to an ended execution gets (404, or 400, 409 or 412 are
+  all plausible), and no other 4xx can turn into a success on a later try: retrying would only call
+  the participant again, up to the queue's attempts.
 
 A body without ``callback_url`` (the ``TaskManager`` envelope) follows the same rules without reporting.
 A body that cannot be understood is answered 200 (another try cannot fix it) after reporting
@@ -190,6 +194,39 @@ def report(url: str, body: dict[str, Any], tokens: TokenSource, http: HttpTransp
         raise CallbackDeliveryError(url, f"HTTP {answer.status}", answer.status)
 
 
+# 4xx answers of the callback that another try may get past: credentials (401), permission (403, e.g.
+# an IAM grant still propagating), time (408) and quota (429).
+CALLBACK_RETRYABLE_4XX = frozenset({401, 403, 408, 429})
+
+
+def nobody_listens(error: CallbackDeliveryError) -> bool:
+    """Whether the callback's answer says that nobody will ever read the outcome: a 4xx other than
+    ``CALLBACK_RETRYABLE_4XX``."""
+    status = error.status_code
+    return status is not None and 400 <= status < 500 and status not in CALLBACK_RETRYABLE_4XX
+
+
+def execution_of(callback_url: str) -> str:
+    """The execution a callback URL belongs to (``projects/…/executions/ID``), or the URL itself when it
+    does not have the Workflows shape (``…/v1/projects/…/executions/ID/callbacks/…``)."""
+    path = callback_url.split("://", 1)[-1].partition("/")[2]
+    head, found, _ = path.partition("/callbacks/")
+    if found and "/executions/" in head:
+        return head.removeprefix("v1/")
+    return callback_url
+
+
+def _warn_unheard(callback_url: str, error: CallbackDeliveryError, **fields: Any) -> None:
+    execution = execution_of(callback_url)
+    log.warning(
+        f"execution {execution} no longer listens (callback answered HTTP {error.status_code});"
+        " outcome not reported",
+        execution=execution,
+        status_code=error.status_code,
+        **fields,
+    )
+
+
 def succeeded_body(output: Any, attempts: int) -> dict[str, Any]:
     return {"status": "succeeded", "output": output, "error": None, "attempts": attempts}
 
@@ -266,8 +303,12 @@ class StepExecutor:
             f"{task.action} attempt {attempt}/{max_attempts}: {outcome.kind}",
             action=task.action,
             attempt=attempt,
+            max_attempts=max_attempts,
             outcome=outcome.kind,
             status_code=outcome.status_code,
+            # The answer as classified (status line and body text, or why there was none); never a
+            # header. Cut short: one log line per attempt, read back by saga_orchestrator.attempts.
+            answer=outcome.message if len(outcome.message) <= 300 else outcome.message[:300] + "…",
         )
         if outcome.kind == "transient" and not last:
             return Reply(503, {"outcome": "retry", "attempt": attempt, "message": outcome.message})
@@ -351,10 +392,10 @@ class StepExecutor:
             answered = {**final, "step_index": task.step_index, "action": task.action}
             report(task.callback_url, answered, self._tokens, self._callback_http)
         except CallbackDeliveryError as error:
-            if error.status_code == 404:
+            if nobody_listens(error):
                 # The execution has ended (the saga finished without this answer, or it was a duplicate
                 # start that yielded): nobody will ever listen, so retrying would only call again.
-                log.warning("the saga's execution has ended; outcome not reported", action=task.action)
+                _warn_unheard(task.callback_url, error, action=task.action)
                 return Reply(
                     200, {"outcome": "unheard", "result": final["status"], "attempts": final["attempts"]}
                 )
@@ -376,6 +417,9 @@ class StepExecutor:
                 try:
                     report(callback_url, final, self._tokens, self._callback_http)
                 except CallbackDeliveryError as delivery:
+                    if nobody_listens(delivery):
+                        _warn_unheard(callback_url, delivery)
+                        return Reply(200, {"outcome": "unheard", "result": "failed", "errors": errors})
                     log.error(str(delivery))
                     return Reply(500, {"outcome": "callback_failed", "message": str(delivery)})
                 return Reply(200, {"outcome": "reported", "result": "failed", "errors": errors})

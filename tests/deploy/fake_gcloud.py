@@ -2,10 +2,24 @@
 
 It records every call (one JSON line ``{"argv": [...]}`` in ``$FAKE_GCLOUD_LOG``) and keeps the state of
 one project in ``$FAKE_GCLOUD_STATE`` (JSON): describe fails with exit 1 for what does not exist, create
-and deploy record the resource, add-iam-policy-binding records the (role, member) pair on the resource.
-It answers only the command forms deploy.sh is meant to use and refuses anything else (exit 2), so a
-typo or an unexpected command fails the test instead of passing silently. ``$FAKE_GCLOUD_FAIL`` names a
-command (e.g. ``pubsub topics create``) that fails with exit 1, to test error handling.
+and deploy record the resource, delete removes it, add-/remove-iam-policy-binding record the (role,
+member) pair on the resource. It answers only the command forms deploy.sh is meant to use and refuses
+anything else (exit 2), so a typo or an unexpected command fails the test instead of passing silently.
+``$FAKE_GCLOUD_FAIL`` names a command (e.g. ``pubsub topics create``) that fails with exit 1, to test
+error handling.
+
+What differs between projects, as Google behaves:
+
+- ``default_build_account_ready``: whether the project's default build account may build a function.
+  Since July 2024 a new project's may not (https://cloud.google.com/functions/docs/securing/build-custom-sa),
+  so a deploy without ``--build-service-account`` fails its build there. A named build account must hold
+  the roles the page lists (or Cloud Build Service Account) and may write to the ``--docker-repository``.
+- ``pubsub_agent_created``: when the Pub/Sub service agent was created. No gcloud command shows it (the
+  fake answers none either); the tests read it to decide whether Eventarc can push to start_saga
+  (https://cloud.google.com/eventarc/standard/docs/functions/roles-permissions).
+- A deleted custom role stays, marked ``deleted``, and its id cannot be created again
+  (https://cloud.google.com/iam/docs/creating-custom-roles); a deleted service account stays in IAM
+  policies as ``deleted:serviceAccount:EMAIL?uid=...`` (https://cloud.google.com/iam/docs/service-accounts-delete-undelete).
 
 Runs with ``python -S`` (fast start), so it uses the standard library only, and not even pathlib (its
 import alone would cost a tenth of a second per deploy run).
@@ -56,7 +70,16 @@ def render_value(resource: dict[str, Any], fmt: str) -> str:
     if not (fmt.startswith("value(") and fmt.endswith(")")):
         raise GcloudError(f"fake gcloud: unsupported --format={fmt}", 2)
     fields = [lookup(resource, key.strip()) for key in fmt[len("value(") : -1].split(",")]
-    return "\t".join("" if value is None else str(value) for value in fields)
+    return "\t".join(render_field(value) for value in fields)
+
+
+def render_field(value: Any) -> str:
+    """As gcloud's ``value()`` prints a field: lists joined with ``;``, nothing for a missing one."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(render_field(item) for item in value)
+    return str(value)
 
 
 def duration(text: str) -> str | None:
@@ -75,7 +98,21 @@ def read(path: str) -> str:
 
 
 def run_service_name(function: str) -> str:
+    """The Cloud Run service the fake gives a function; deploy.sh reads it (serviceConfig.service)."""
     return function.replace("_", "-").lower()
+
+
+# The roles that let an account build a function (https://cloud.google.com/functions/docs/securing/build-custom-sa);
+# Cloud Build Service Account covers them all.
+BUILD_PROJECT_ROLES = ("roles/logging.logWriter", "roles/storage.objectViewer")
+BUILD_ROLE_COVERING = "roles/cloudbuild.builds.builder"
+BUILD_FAILED = (
+    "OperationError: code=3, message=Build failed with status: FAILURE. Could not build the function due"
+    " to a missing permission on the build service account. If you didn't revoke that permission"
+    " explicitly, this could be caused by a change in the organization policies. Please refer to the"
+    " following documentation for more details and resolution:"
+    " https://cloud.google.com/functions/docs/troubleshooting#build-service-account"
+)
 
 
 class Fake:
@@ -131,13 +168,32 @@ class Fake:
             raise GcloudError(f"fake gcloud: cannot bind on {key}: it was never created")
         member = self.flags.get("member", "")
         role = self.flags.get("role", "")
-        if not member or not role.startswith("roles/"):
+        custom = f"projects/{self.state['project_id']}/roles/"
+        if not member or not role.startswith(("roles/", custom)):
             raise GcloudError("fake gcloud: --member and --role=roles/... are required", 2)
+        if role.startswith(custom):
+            found = self.state["roles"].get(role[len(custom) :])
+            if found is None or found.get("deleted"):
+                raise GcloudError(f"INVALID_ARGUMENT: Role {role} does not exist.")
         if member.startswith("serviceAccount:") and not member.startswith("serviceAccount:service-"):
             self.require_account(member.split(":", 1)[1])
         bindings = self.state["iam"].setdefault(key, [])
         if [role, member] not in bindings:
             bindings.append([role, member])
+
+    def unbind(self, key: str, exists: bool) -> None:
+        if not exists:
+            raise GcloudError(f"NOT_FOUND: {key}")
+        pair = [self.flags.get("role", ""), self.flags.get("member", "")]
+        bindings = self.state["iam"].get(key, [])
+        if pair not in bindings:
+            raise GcloudError(
+                f"INVALID_ARGUMENT: Policy binding with the specified principal, role {pair[0]} not found!"
+            )
+        bindings.remove(pair)
+
+    def has_role(self, key: str, role: str, member: str) -> bool:
+        return [role, member] in self.state["iam"].get(key, [])
 
     # --- commands --------------------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -149,6 +205,10 @@ class Fake:
             self.services(self.arg(1))
         elif group[:2] == ("iam", "service-accounts"):
             self.service_accounts(self.arg(2))
+        elif group[:2] == ("iam", "roles"):
+            self.custom_roles(self.arg(2))
+        elif group[:2] == ("artifacts", "repositories"):
+            self.repositories(self.arg(2))
         elif group[:2] == ("pubsub", "topics"):
             self.topics(self.arg(2))
         elif group[:2] == ("tasks", "queues"):
@@ -176,10 +236,13 @@ class Fake:
             self.emit({"projectId": project, "projectNumber": self.state["project_number"]})
         elif verb == "get-iam-policy":
             self.policy(f"project/{project}", True)
-        elif verb == "add-iam-policy-binding":
+        elif verb in ("add-iam-policy-binding", "remove-iam-policy-binding"):
             if self.flags.get("condition") != "None":
                 raise GcloudError("fake gcloud: project bindings must say --condition=None", 2)
-            self.bind(f"project/{project}", True)
+            if verb.startswith("add"):
+                self.bind(f"project/{project}", True)
+            else:
+                self.unbind(f"project/{project}", True)
         else:
             raise GcloudError(f"fake gcloud: unsupported: projects {verb}", 2)
 
@@ -211,6 +274,18 @@ class Fake:
             if email in accounts:
                 raise GcloudError(f"ALREADY_EXISTS: {email}")
             accounts[email] = {"email": email, "displayName": self.flags.get("display-name", "")}
+            if self.flags.get("description"):
+                accounts[email]["description"] = self.flags["description"]
+        elif verb == "delete":
+            email = self.arg(3)
+            if email not in accounts:
+                raise GcloudError(f"NOT_FOUND: service account {email}")
+            del accounts[email]
+            self.state["iam"].pop(f"sa/{email}", None)
+            for pairs in self.state["iam"].values():
+                for pair in pairs:
+                    if pair[1] == f"serviceAccount:{email}":
+                        pair[1] = f"deleted:serviceAccount:{email}?uid=1234567890"
         elif verb == "get-iam-policy":
             self.policy(f"sa/{self.arg(3)}", self.arg(3) in accounts)
         elif verb == "add-iam-policy-binding":
@@ -230,6 +305,16 @@ class Fake:
             if name in topics:
                 raise GcloudError(f"ALREADY_EXISTS: topic {name}")
             topics[name] = {"name": f"projects/{project}/topics/{name}"}
+            labels = dict(
+                pair.split("=", 1) for pair in filter(None, self.flags.get("labels", "").split(","))
+            )
+            if labels:
+                topics[name]["labels"] = labels
+        elif verb == "delete":
+            if name not in topics:
+                raise GcloudError(f"NOT_FOUND: topic {name}")
+            del topics[name]
+            self.state["iam"].pop(f"topic/{name}", None)
         elif verb == "get-iam-policy":
             self.policy(f"topic/{name}", name in topics)
         elif verb == "add-iam-policy-binding":
@@ -252,6 +337,11 @@ class Fake:
                 raise GcloudError(f"NOT_FOUND: queue {key}")
             queue = queues.setdefault(key, {"retryConfig": {}, "rateLimits": {}})
             self.apply_queue_flags(queue)
+        elif verb == "delete":
+            if key not in queues:
+                raise GcloudError(f"NOT_FOUND: queue {key}")
+            del queues[key]
+            self.state["iam"].pop(f"queue/{key}", None)
         elif verb == "get-iam-policy":
             self.policy(f"queue/{key}", key in queues)
         elif verb == "add-iam-policy-binding":
@@ -302,6 +392,8 @@ class Fake:
             self.policy(f"secret/{name}", name in secrets)
         elif verb == "add-iam-policy-binding":
             self.bind(f"secret/{name}", name in secrets)
+        elif verb == "remove-iam-policy-binding":
+            self.unbind(f"secret/{name}", name in secrets)
         else:
             raise GcloudError(f"fake gcloud: unsupported: secrets {verb}", 2)
 
@@ -328,8 +420,59 @@ class Fake:
             self.emit(functions[key])
         elif verb == "deploy":
             functions[key] = self.deployed_function(name, region, functions.get(key))
+        elif verb == "add-invoker-policy-binding":
+            if key not in functions:
+                raise GcloudError(f"NOT_FOUND: function {key}")
+            if set(self.flags) != {"region", "project", "member"}:
+                raise GcloudError("fake gcloud: add-invoker-policy-binding takes --region and --member", 2)
+            service = functions[key]["serviceConfig"]["service"].rsplit("/", 1)[1]
+            self.flags["role"] = "roles/run.invoker"
+            self.bind(f"run/{region}/{service}", True)
+        elif verb == "delete":
+            if key not in functions:
+                raise GcloudError(f"NOT_FOUND: function {key}")
+            service = functions.pop(key)["serviceConfig"]["service"].rsplit("/", 1)[1]
+            self.state["run_services"].pop(f"{region}/{service}", None)
+            self.state["iam"].pop(f"run/{region}/{service}", None)
         else:
             raise GcloudError(f"fake gcloud: unsupported: functions {verb}", 2)
+
+    def check_build(self) -> None:
+        """Fails like Google's build does when the build account may not build a function."""
+        flags = self.flags
+        account = flags.get("build-service-account")
+        if account is None:
+            if not self.state["default_build_account_ready"]:
+                raise GcloudError(BUILD_FAILED)
+            return
+        prefix = f"projects/{self.state['project_id']}/serviceAccounts/"
+        if not account.startswith(prefix):
+            raise GcloudError(
+                "INVALID_ARGUMENT: --build-service-account must be projects/P/serviceAccounts/EMAIL"
+            )
+        email = account[len(prefix) :]
+        if email not in self.state["service_accounts"]:
+            raise GcloudError(f"INVALID_ARGUMENT: service account {email} does not exist")
+        member = f"serviceAccount:{email}"
+        project = f"project/{self.state['project_id']}"
+        if not self.has_role(project, BUILD_ROLE_COVERING, member) and not all(
+            self.has_role(project, role, member) for role in BUILD_PROJECT_ROLES
+        ):
+            raise GcloudError(BUILD_FAILED)
+        repository = flags.get("docker-repository")
+        if repository is not None:
+            parts = repository.split("/")
+            if len(parts) != 6 or parts[4] != "repositories":
+                raise GcloudError(
+                    "INVALID_ARGUMENT: --docker-repository must be projects/P/locations/L/repositories/R"
+                )
+            key = f"{parts[3]}/{parts[5]}"
+            if key not in self.state["repositories"]:
+                raise GcloudError(f"NOT_FOUND: repository {repository}")
+            if not self.has_role(project, BUILD_ROLE_COVERING, member) and not self.has_role(
+                f"repository/{key}", "roles/artifactregistry.writer", member
+            ):
+                raise GcloudError(BUILD_FAILED)
 
     def deployed_function(self, name: str, region: str, previous: dict[str, Any] | None) -> dict[str, Any]:
         flags = self.flags
@@ -346,6 +489,14 @@ class Fake:
             if needed not in files:
                 raise GcloudError(f"INVALID_ARGUMENT: build dir lacks {needed}")
         self.require_account(flags["service-account"])
+        self.check_build()
+        concurrency = int(flags.get("concurrency", "1"))
+        cpu = float(flags.get("cpu", "0.333"))
+        if concurrency > 1 and cpu < 1:
+            raise GcloudError(
+                "INVALID_ARGUMENT: spec.template.spec.containers[0].resources.limits.cpu: Invalid value"
+                " specified for cpu. Total cpu < 1 is not supported with concurrency > 1."
+            )
         trigger: dict[str, Any]
         if "trigger-http" in flags:
             trigger = {"http": True}
@@ -373,6 +524,11 @@ class Fake:
             "entryPoint": flags["entry-point"],
             "memory": flags.get("memory"),
             "timeout": flags.get("timeout"),
+            "concurrency": concurrency,
+            "maxInstances": int(flags["max-instances"]) if "max-instances" in flags else None,
+            "cpu": flags.get("cpu"),
+            "buildServiceAccount": flags.get("build-service-account"),
+            "dockerRepository": flags.get("docker-repository"),
             "serviceAccount": flags["service-account"],
             "allowUnauthenticated": "allow-unauthenticated" in flags,
             "noAllowUnauthenticated": "no-allow-unauthenticated" in flags,
@@ -423,8 +579,86 @@ class Fake:
                 "labels": labels,
                 "revision": (previous["revision"] + 1) if previous else 1,
             }
+        elif verb == "delete":
+            if key not in workflows:
+                raise GcloudError(f"NOT_FOUND: workflow {key}")
+            del workflows[key]
         else:
             raise GcloudError(f"fake gcloud: unsupported: workflows {verb}", 2)
+
+    def custom_roles(self, verb: str) -> None:
+        """Project custom roles (https://cloud.google.com/iam/docs/creating-custom-roles)."""
+        project = self.project()
+        roles: dict[str, Any] = self.state["roles"]
+        role_id = self.arg(3)
+        role = roles.get(role_id)
+        if verb == "describe":
+            if role is None:
+                raise GcloudError(
+                    f"NOT_FOUND: The role named projects/{project}/roles/{role_id} was not found."
+                )
+            self.emit(role)
+        elif verb == "create":
+            if role is not None:
+                raise GcloudError(
+                    f"ALREADY_EXISTS: A role named {role_id} in projects/{project} already exists."
+                    + (" It was deleted: undelete it or use another id." if role.get("deleted") else "")
+                )
+            for required in ("title", "permissions", "stage"):
+                if not self.flags.get(required):
+                    raise GcloudError(f"fake gcloud: iam roles create without --{required}", 2)
+            roles[role_id] = {
+                "name": f"projects/{project}/roles/{role_id}",
+                "title": self.flags["title"],
+                "description": self.flags.get("description", ""),
+                "includedPermissions": self.flags["permissions"].split(","),
+                "stage": self.flags["stage"],
+            }
+        elif verb in ("update", "undelete", "delete"):
+            if role is None:
+                raise GcloudError(
+                    f"NOT_FOUND: The role named projects/{project}/roles/{role_id} was not found."
+                )
+            if verb == "update":
+                role["includedPermissions"] = self.flags["permissions"].split(",")
+            elif verb == "undelete":
+                role.pop("deleted", None)
+            else:
+                if role.get("deleted"):
+                    raise GcloudError(f"FAILED_PRECONDITION: role {role_id} is already deleted")
+                role["deleted"] = True
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: iam roles {verb}", 2)
+
+    def repositories(self, verb: str) -> None:
+        project = self.project()
+        key = f"{self.location('location')}/{self.arg(3)}"
+        repositories: dict[str, Any] = self.state["repositories"]
+        if verb == "describe":
+            if key not in repositories:
+                raise GcloudError(f"NOT_FOUND: repository {key}")
+            self.emit(repositories[key])
+        elif verb == "create":
+            if key in repositories:
+                raise GcloudError(f"ALREADY_EXISTS: repository {key}")
+            if self.flags.get("repository-format") != "docker":
+                raise GcloudError("fake gcloud: expected --repository-format=docker", 2)
+            location, name = key.split("/")
+            repositories[key] = {
+                "name": f"projects/{project}/locations/{location}/repositories/{name}",
+                "format": "DOCKER",
+            }
+        elif verb == "delete":
+            if key not in repositories:
+                raise GcloudError(f"NOT_FOUND: repository {key}")
+            del repositories[key]
+            self.state["iam"].pop(f"repository/{key}", None)
+        elif verb == "get-iam-policy":
+            self.policy(f"repository/{key}", key in repositories)
+        elif verb == "add-iam-policy-binding":
+            self.bind(f"repository/{key}", key in repositories)
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: artifacts repositories {verb}", 2)
 
     def scheduler_jobs(self, verb: str) -> None:
         self.project()
@@ -436,13 +670,22 @@ class Fake:
         if verb == "describe":
             if key not in jobs:
                 raise GcloudError(f"NOT_FOUND: job {key}")
-            self.emit(jobs[key])
+            self.emit(
+                {
+                    "name": f"projects/{self.state['project_id']}/locations/{key.replace('/', '/jobs/')}",
+                    **jobs[key],
+                }
+            )
         elif verb in ("create", "update"):
             if verb == "create" and key in jobs:
                 raise GcloudError(f"ALREADY_EXISTS: job {key}")
             if verb == "update" and key not in jobs:
                 raise GcloudError(f"NOT_FOUND: job {key}")
             jobs[key] = self.scheduler_job()
+        elif verb == "delete":
+            if key not in jobs:
+                raise GcloudError(f"NOT_FOUND: job {key}")
+            del jobs[key]
         else:
             raise GcloudError(f"fake gcloud: unsupported: scheduler jobs {verb}", 2)
 

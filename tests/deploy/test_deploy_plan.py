@@ -1,255 +1,52 @@
 """deploy.sh against a fake gcloud: what it creates, which IAM bindings it makes (and none broader), that a
-second run changes nothing, that --dry-run calls nothing, and how settings are read."""
+second run changes nothing, that --dry-run calls nothing, and how settings are read. The checks (--check,
+and before every deploy) and --destroy are in test_deploy_checks.py."""
 
 from __future__ import annotations
 
-import json
-import shlex
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy.sh"
-# What deploy.sh reads from the repository.
-SHIPPED = (
-    "deploy.sh",
-    "deployment.env",
-    "requirements.txt",
-    "functions",
-    "shared/saga_orchestrator",
-    "workflows/saga_orchestrator.yaml",
+from tests.deploy.fake_cloud import (
+    ACCOUNTS,
+    ALLOWED_HOSTS,
+    APIS,
+    BASH,
+    CALLBACK_ROLE,
+    DEPLOY,
+    PROJECT,
+    PROJECT_NUMBER,
+    PUBSUB_AGENT,
+    REGION,
+    REPO,
+    FakeCloud,
+    FirstDeploy,
+    bindings,
+    changing_calls,
+    email,
+    initial_state,
+    plan_commands,
+    sa,
+    settings_file,
 )
-FAKE = Path(__file__).with_name("fake_gcloud.py")
-PROJECT = "saga-test-project"
-PROJECT_NUMBER = "123456789012"
-BASH = shutil.which("bash") or "/bin/bash"
-# What deploy.sh needs besides gcloud; a PATH of only these proves it does not find a gcloud elsewhere.
-TOOLS = (
-    "awk", "cat", "cp", "cut", "dirname", "env", "find", "grep", "mkdir", "mktemp", "rm", "sed",
-    "sha256sum", "sleep", "sort", "tr",
-)  # fmt: skip
-
-
-def initial_state(project: str = PROJECT) -> dict[str, Any]:
-    return {
-        "project_id": project,
-        "project_number": PROJECT_NUMBER,
-        "services": [],
-        "service_accounts": {},
-        "topics": {},
-        "queues": {},
-        "secrets": {},
-        "functions": {},
-        "run_services": {},
-        "workflows": {},
-        "scheduler_jobs": {},
-        "iam": {},
-    }
-
-
-@dataclass
-class FakeCloud:
-    """One fake project: where its state and call log live, and how to run deploy.sh against it."""
-
-    root: Path
-    checkout: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def bin_dir(self) -> Path:
-        return self.root / "bin"
-
-    @property
-    def state_path(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "calls.jsonl"
-
-    def install(self, state: dict[str, Any]) -> FakeCloud:
-        self.bin_dir.mkdir(parents=True, exist_ok=True)
-        gcloud = self.bin_dir / "gcloud"
-        gcloud.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "{FAKE}" "$@"\n', encoding="utf-8")
-        gcloud.chmod(0o755)
-        self.write_state(state)
-        return self
-
-    def run(
-        self, *args: str, env: dict[str, str] | None = None, path: str | None = None, cwd: Path | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        tmp = self.root / "tmp"
-        tmp.mkdir(exist_ok=True)
-        full_env = {
-            "PATH": path if path is not None else f"{self.bin_dir}:/usr/bin:/bin",
-            "HOME": str(self.root),
-            "TMPDIR": str(tmp),
-            "LANG": "C.UTF-8",
-            "FAKE_GCLOUD_STATE": str(self.state_path),
-            "FAKE_GCLOUD_LOG": str(self.log_path),
-            **self.env,
-            **(env or {}),
-        }
-        return subprocess.run(
-            [BASH, str(self.checkout / "deploy.sh"), *args],
-            env=full_env,
-            cwd=cwd or self.root,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    def deploy(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Runs deploy.sh and fails the test, showing its output, when it does not succeed."""
-        result = self.run(*args, env=env)
-        assert result.returncode == 0, (
-            f"deploy.sh failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-        )
-        return result
-
-    def calls(self) -> list[list[str]]:
-        if not self.log_path.exists():
-            return []
-        lines = self.log_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line)["argv"] for line in lines if line.strip()]
-
-    def forget_calls(self) -> None:
-        self.log_path.unlink(missing_ok=True)
-
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = json.loads(self.state_path.read_text(encoding="utf-8"))
-        return state
-
-    def write_state(self, state: dict[str, Any]) -> None:
-        self.state_path.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of what deploy.sh reads, so that files edited elsewhere while the tests run cannot make one
-    deploy see other sources than the next."""
-    root = tmp_path_factory.mktemp("checkout")
-    for name in SHIPPED:
-        source, target = REPO / name, root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(source, target)
-    return root
-
-
-@pytest.fixture
-def cloud(tmp_path: Path, checkout: Path) -> FakeCloud:
-    """An empty fake project; deploy.sh is told its id with --project."""
-    return FakeCloud(tmp_path / "cloud", checkout).install(initial_state())
-
-
-@dataclass(frozen=True)
-class FirstDeploy:
-    cloud: FakeCloud
-    result: subprocess.CompletedProcess[str]
-    calls: list[list[str]]
-    state: dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def first_deploy(tmp_path_factory: pytest.TempPathFactory, checkout: Path) -> Iterator[FirstDeploy]:
-    """One deploy of the default settings into an empty project, shared by the tests that only read it."""
-    fake = FakeCloud(tmp_path_factory.mktemp("first") / "cloud", checkout).install(initial_state())
-    result = fake.deploy("--project", PROJECT)
-    yield FirstDeploy(fake, result, fake.calls(), fake.state())
-
-
-@pytest.fixture
-def deployed(first_deploy: FirstDeploy, tmp_path: Path) -> FakeCloud:
-    """A fake project in the state the first deploy left, for a test to change or deploy again."""
-    return FakeCloud(tmp_path / "again", first_deploy.cloud.checkout).install(first_deploy.state)
-
-
-@pytest.fixture
-def tools_only_path(tmp_path: Path) -> str:
-    """A PATH with the tools deploy.sh uses and no gcloud."""
-    tools = tmp_path / "tools"
-    tools.mkdir()
-    for name in TOOLS:
-        found = shutil.which(name)
-        if found is None:
-            pytest.skip(f"{name} is not installed")
-        (tools / name).symlink_to(found)
-    return str(tools)
-
-
-REGION = "us-central1"
-APIS = {
-    f"{name}.googleapis.com"
-    for name in [
-        "workflows",
-        "workflowexecutions",
-        "cloudtasks",
-        "pubsub",
-        "secretmanager",
-        "cloudfunctions",
-        "run",
-        "eventarc",
-        "cloudbuild",
-        "artifactregistry",
-        "logging",
-        "iam",
-        "cloudscheduler",
-    ]
-}
-# Verbs that change a project; a run that changes nothing issues none of them.
-CHANGING_VERBS = {
-    "create",
-    "update",
-    "deploy",
-    "enable",
-    "add-iam-policy-binding",
-    "delete",
-    "set-iam-policy",
-}
-
-
-def email(account: str, project: str = PROJECT) -> str:
-    return f"{account}@{project}.iam.gserviceaccount.com"
-
-
-def sa(account: str, project: str = PROJECT) -> str:
-    return f"serviceAccount:{email(account, project)}"
-
-
-def bindings(state: dict[str, Any]) -> set[tuple[str, str, str]]:
-    return {(resource, role, member) for resource, pairs in state["iam"].items() for role, member in pairs}
-
-
-def settings_file(checkout: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in (checkout / "deployment.env").read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
-def changing_calls(calls: list[list[str]]) -> list[list[str]]:
-    return [argv for argv in calls if CHANGING_VERBS & set(argv)]
-
 
 EXPECTED_BINDINGS = {
+    # Workflows takes roles on the project only: the starter creates, lists and cancels executions; the
+    # executor sends callbacks and nothing else (a custom role).
     (f"project/{PROJECT}", "roles/workflows.invoker", sa("saga-starter")),
-    (f"project/{PROJECT}", "roles/workflows.invoker", sa("saga-executor")),
-    (f"project/{PROJECT}", "roles/logging.logWriter", sa("saga-workflow")),
-    (f"project/{PROJECT}", "roles/logging.logWriter", sa("saga-executor")),
+    (f"project/{PROJECT}", CALLBACK_ROLE, sa("saga-executor")),
+    # The build account: Logs Writer (project only), Storage Object Viewer (the source bucket does not
+    # exist before the first build), Artifact Registry Writer on the functions' repository only.
+    (f"project/{PROJECT}", "roles/logging.logWriter", sa("saga-build")),
+    (f"project/{PROJECT}", "roles/storage.objectViewer", sa("saga-build")),
+    (f"repository/{REGION}/saga-functions", "roles/artifactregistry.writer", sa("saga-build")),
+    # The Pub/Sub service agent mints the trigger's tokens, for that one account.
+    (f"sa/{email('saga-trigger')}", "roles/iam.serviceAccountTokenCreator", f"serviceAccount:{PUBSUB_AGENT}"),
     ("topic/saga-results", "roles/pubsub.publisher", sa("saga-starter")),
     ("topic/saga-results", "roles/pubsub.publisher", sa("saga-completion")),
     (f"queue/{REGION}/saga-tasks", "roles/cloudtasks.enqueuer", sa("saga-workflow")),
@@ -274,19 +71,11 @@ def test_first_deploy_enables_every_api_the_saga_uses(first_deploy: FirstDeploy)
     assert set(first_deploy.state["services"]) == APIS
 
 
-def test_first_deploy_creates_the_eight_service_accounts(first_deploy: FirstDeploy) -> None:
-    assert set(first_deploy.state["service_accounts"]) == {
-        email(name)
-        for name in (
-            "saga-starter",
-            "saga-workflow",
-            "saga-executor",
-            "saga-completion",
-            "saga-tasks-invoker",
-            "saga-trigger",
-            "saga-sweeper",
-            "saga-scheduler",
-        )
+def test_first_deploy_creates_the_nine_service_accounts_marked_as_its_own(first_deploy: FirstDeploy) -> None:
+    accounts = first_deploy.state["service_accounts"]
+    assert set(accounts) == {email(name) for name in ACCOUNTS}
+    assert {account["description"] for account in accounts.values()} == {
+        "Created by deploy.sh of the saga orchestrator"
     }
 
 
@@ -320,13 +109,36 @@ def test_every_binding_is_made_on_the_narrowest_resource_and_no_other_exists(
     assert bindings(first_deploy.state) == EXPECTED_BINDINGS
 
 
+def test_project_level_grants_are_only_those_without_a_narrower_resource(first_deploy: FirstDeploy) -> None:
+    project_grants = {
+        (role, member)
+        for resource, role, member in bindings(first_deploy.state)
+        if resource.startswith("project/")
+    }
+    assert project_grants == {
+        ("roles/workflows.invoker", sa("saga-starter")),
+        (CALLBACK_ROLE, sa("saga-executor")),
+        ("roles/workflows.viewer", sa("saga-sweeper")),
+        ("roles/logging.logWriter", sa("saga-build")),
+        ("roles/storage.objectViewer", sa("saga-build")),
+    }
+    # The README's table names each of them, with its reason.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    deploy_section = readme[readme.index("## Deploy to Google Cloud") :]
+    deploy_section = deploy_section[: deploy_section.index("\n## ", 1)]
+    for role, _ in project_grants:
+        assert role.replace(f"projects/{PROJECT}/roles/", "") in deploy_section, role
+
+
+def test_the_executor_custom_role_holds_only_the_callback_permission(first_deploy: FirstDeploy) -> None:
+    role = first_deploy.state["roles"]["sagaCallbackSender"]
+    assert role["includedPermissions"] == ["workflows.callbacks.send"]
+    assert role["stage"] == "GA"
+
+
 def test_no_account_gets_invoker_secret_publisher_or_tasks_roles_on_the_project(
     first_deploy: FirstDeploy,
 ) -> None:
-    project_roles = {
-        role for resource, role, _ in bindings(first_deploy.state) if resource.startswith("project/")
-    }
-    assert project_roles == {"roles/workflows.invoker", "roles/logging.logWriter", "roles/workflows.viewer"}
     for argv in first_deploy.calls:
         if argv[:2] == ["projects", "add-iam-policy-binding"]:
             assert not any(
@@ -360,10 +172,30 @@ def test_http_functions_are_private_gen2_with_their_own_accounts(first_deploy: F
         assert function["memory"] == "512Mi"
         assert function["timeout"] == "300s"
         assert function["serviceAccount"] == email(account)
+        assert function["buildServiceAccount"] == f"projects/{PROJECT}/serviceAccounts/{email('saga-build')}"
+        assert (
+            function["dockerRepository"]
+            == f"projects/{PROJECT}/locations/{REGION}/repositories/saga-functions"
+        )
         assert function["noAllowUnauthenticated"] and not function["allowUnauthenticated"]
     assert functions[f"{REGION}/step_executor"]["trigger"] == {"http": True}
     assert functions[f"{REGION}/saga_completion"]["trigger"] == {"http": True}
     assert functions[f"{REGION}/saga_sweeper"]["trigger"] == {"http": True}
+
+
+def test_step_executor_is_sized_for_the_queues_concurrent_dispatches(first_deploy: FirstDeploy) -> None:
+    functions = first_deploy.state["functions"]
+    executor = functions[f"{REGION}/step_executor"]
+    settings = settings_file(first_deploy.cloud.checkout)
+    # 20 calls per instance (one vCPU, 20 threads) x 10 instances = the 200 the queue dispatches at once.
+    assert (executor["concurrency"], executor["maxInstances"], executor["cpu"]) == (20, 10, "1")
+    assert executor["concurrency"] * executor["maxInstances"] == int(
+        settings["SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES"]
+    )
+    assert yaml.safe_load(executor["envVarsFile"])["THREADS"] == "20"
+    for name, instances in (("start_saga", 100), ("saga_completion", 100), ("saga_sweeper", 1)):
+        function = functions[f"{REGION}/{name}"]
+        assert (function["concurrency"], function["maxInstances"], function["cpu"]) == (1, instances, None)
 
 
 def test_start_saga_gets_an_eventarc_trigger_on_saga_requests_with_retries(first_deploy: FirstDeploy) -> None:
@@ -392,8 +224,10 @@ def test_functions_receive_every_saga_setting_of_the_file_as_strings(first_deplo
         if key.startswith("SAGA_")
     }
     expected["SAGA_PROJECT_ID"] = PROJECT
+    expected["SAGA_ALLOWED_HOSTS"] = ALLOWED_HOSTS
     for function in first_deploy.state["functions"].values():
         env = yaml.safe_load(function["envVarsFile"])
+        assert env.pop("THREADS") == str(function["concurrency"])
         assert env == expected
         assert all(isinstance(value, str) for value in env.values())
 
@@ -566,11 +400,6 @@ def test_a_failing_gcloud_command_stops_the_deploy_with_its_error(cloud: FakeClo
 # --- dry run ------------------------------------------------------------------------------------
 
 
-def plan_commands(stdout: str) -> list[list[str]]:
-    """The '+' lines of a plan, read back the way a shell would."""
-    return [shlex.split(line[2:], comments=True) for line in stdout.splitlines() if line.startswith("+ ")]
-
-
 def test_dry_run_calls_no_gcloud_and_succeeds(cloud: FakeCloud) -> None:
     result = cloud.run("--project", PROJECT, "--dry-run")
     assert result.returncode == 0, result.stderr
@@ -598,26 +427,18 @@ def test_dry_run_prints_a_command_for_every_resource_and_binding(cloud: FakeClou
         ("secrets", "create", "payment-api-key"),
     } <= created
     accounts = {argv[4] for argv in commands if argv[1:4] == ["iam", "service-accounts", "create"]}
-    assert accounts == {
-        "saga-starter",
-        "saga-workflow",
-        "saga-executor",
-        "saga-completion",
-        "saga-tasks-invoker",
-        "saga-trigger",
-        "saga-sweeper",
-        "saga-scheduler",
-    }
+    assert accounts == set(ACCOUNTS)
     planned_bindings = {
         (
             argv[1],
-            next(a for a in argv if a.startswith("--role=")),
+            next((a for a in argv if a.startswith("--role=")), "--role=roles/run.invoker"),
             next(a for a in argv if a.startswith("--member=")),
         )
         for argv in commands
-        if "add-iam-policy-binding" in argv
+        if {"add-iam-policy-binding", "add-invoker-policy-binding"} & set(argv)
     }
     assert len(planned_bindings) == len(EXPECTED_BINDINGS)
+    assert ["gcloud", "iam", "roles", "create", "sagaCallbackSender"] in [argv[:5] for argv in commands]
     deploys = [argv[1:4] for argv in commands if "deploy" in argv[2:3]]
     assert deploys == [
         ["functions", "deploy", "step_executor"],
@@ -642,7 +463,7 @@ def test_dry_run_plan_matches_what_a_deploy_runs(cloud: FakeCloud, first_deploy:
     plan = plan_commands(cloud.run("--project", PROJECT, "--dry-run").stdout)
 
     def shape(argv: list[str]) -> tuple[str, ...]:
-        return tuple(a.split("=", 1)[0] if a.startswith(("--source=", "--env-vars-file=", "--set-env-vars=", "--labels=", "--update-labels=", "--uri=", "--oidc-token-audience=")) else a for a in argv)  # fmt: skip
+        return tuple(a.split("=", 1)[0] if a.startswith(("--source=", "--env-vars-file=", "--set-env-vars=", "--labels=", "--update-labels=", "--uri=", "--oidc-token-audience=", "--member=serviceAccount:service-")) else a for a in argv)  # fmt: skip
 
     planned = {shape(argv[1:]) for argv in plan}
     for argv in changing_calls(first_deploy.calls):
@@ -691,6 +512,10 @@ def test_a_trigger_account_of_its_own_gets_only_run_invoker_on_start_saga(overri
     )
     assert {(r, role) for r, role, m in bindings(overridden) if m == sa("saga-trigger")} == {
         (f"run/{REGION}/start-saga", "roles/run.invoker")
+    }
+    # Only the Pub/Sub service agent may mint its tokens.
+    assert {(role, m) for r, role, m in bindings(overridden) if r == f"sa/{email('saga-trigger')}"} == {
+        ("roles/iam.serviceAccountTokenCreator", f"serviceAccount:{PUBSUB_AGENT}")
     }
 
 
@@ -754,10 +579,22 @@ def test_malformed_settings_are_named(cloud: FakeCloud) -> None:
             "SAGA_QUEUE_MAX_ATTEMPTS": "many",
             "SAGA_WORKFLOW_SA": "X",
             "DEPLOY_FUNCTION_TIMEOUT_SECONDS": "900",
+            "DEPLOY_BUILD_SA": "builder@example.com",
+            "DEPLOY_CALLBACK_ROLE_ID": "send callbacks",
+            "DEPLOY_STEP_EXECUTOR_CONCURRENCY": "1001",
+            "DEPLOY_SAGA_SWEEPER_MAX_INSTANCES": "0",
         },
     )
     assert result.returncode != 0
-    for key in ("SAGA_QUEUE_MAX_ATTEMPTS", "SAGA_WORKFLOW_SA", "DEPLOY_FUNCTION_TIMEOUT_SECONDS"):
+    for key in (
+        "SAGA_QUEUE_MAX_ATTEMPTS",
+        "SAGA_WORKFLOW_SA",
+        "DEPLOY_FUNCTION_TIMEOUT_SECONDS",
+        "DEPLOY_BUILD_SA",
+        "DEPLOY_CALLBACK_ROLE_ID",
+        "DEPLOY_STEP_EXECUTOR_CONCURRENCY",
+        "DEPLOY_SAGA_SWEEPER_MAX_INSTANCES",
+    ):
         assert key in result.stderr
     assert cloud.calls() == []
 
@@ -772,6 +609,7 @@ def test_help_prints_usage_and_calls_nothing(cloud: FakeCloud) -> None:
     result = cloud.run("--help")
     assert result.returncode == 0
     assert "--dry-run" in result.stdout and "--settings FILE" in result.stdout
+    assert "--check" in result.stdout and "--destroy" in result.stdout
     assert cloud.calls() == []
 
 

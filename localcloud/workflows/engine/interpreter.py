@@ -7,6 +7,14 @@ Scoping (https://cloud.google.com/workflows/docs/reference/syntax/iteration): ea
 own variables; a ``for`` loop's variable and the variables first created inside its body disappear after
 the loop, writes to existing outer variables stay; a parallel branch (or iteration) sees the parent's
 variables, writes only the ``shared`` ones (checked at load) and keeps the variables it creates.
+
+Step entries (``history.py``): every step opens one, except a ``steps`` block, which is only a grouping in
+the source. A block step's parts get their own: each ``for`` iteration (``STEP_FOR_ITERATION``, also for a
+parallel ``for``), the matched ``switch`` condition (``STEP_CONDITION``), each parallel branch
+(``STEP_PARALLEL_BRANCH_ENTRY``, with a thread id of its own, "1", "2", nested "1.2"), and of a ``try``
+the first attempt (``STEP_TRY``), each retry (``STEP_RETRY``) and the ``except`` part (``STEP_EXCEPT``);
+the steps inside a part are its children. The inline step of a condition or of a ``try`` is an entry of
+its own, under the part, with the name of the step around it.
 """
 
 from __future__ import annotations
@@ -15,7 +23,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from localcloud.workflows.engine import history as h
 from localcloud.workflows.engine.compiler import RETURNS_ARGUMENT, CompiledProgram
+from localcloud.workflows.engine.history import StepHistory
 from localcloud.workflows.engine.host import Host
 from localcloud.workflows.engine.metering import StepMeter
 from localcloud.workflows.engine.scope import Scope
@@ -60,14 +70,59 @@ class _End(Exception):
     pass
 
 
+_LEAVES = (_Jump, _Break, _Continue, _Return, _End)  # a step that ends this way has succeeded
+# https://cloud.google.com/workflows/docs/reference/executions/rest/v1/projects.locations.workflows.executions.stepEntries#StepType
+_STEP_TYPES: dict[type, str] = {
+    ast.AssignStep: "STEP_ASSIGN",
+    ast.SwitchStep: "STEP_SWITCH",
+    ast.ForStep: "STEP_FOR",
+    ast.TryStep: "STEP_TRY_RETRY_EXCEPT",
+    ast.ReturnStep: "STEP_RETURN",
+    ast.RaiseStep: "STEP_RAISE",
+    ast.NextStep: "STEP_GOTO",
+}
+_CALL_TYPES = {
+    "subworkflow": "STEP_SUBWORKFLOW_CALL",
+    "connector": "STEP_CONNECTOR_CALL",
+    "builtin": "STEP_STD_LIB_CALL",
+}
+
+
+def _end(history: StepHistory, entry: int, error: BaseException) -> None:
+    """Ends ``entry``, left by ``error``: FAILED with a workflow error (or an engine defect), SUCCEEDED
+    when it left by ``next``, ``return``, ``break``, ``continue`` or ``end``, CANCELLED when cancelled."""
+    if isinstance(error, WorkflowError):
+        history.close(entry, h.FAILED, error.payload)
+    elif isinstance(error, _LEAVES):
+        history.close(entry, h.SUCCEEDED)
+    elif isinstance(error, asyncio.CancelledError):
+        history.close(entry, h.CANCELLED)
+    else:
+        history.close(entry, h.FAILED)
+
+
+def step_type(step: ast.Step) -> str:
+    found = _STEP_TYPES.get(type(step))
+    if found is not None:
+        return found
+    if isinstance(step, ast.CallStep):
+        return _CALL_TYPES[step.kind]
+    if isinstance(step, ast.ParallelStep):
+        return "STEP_PARALLEL_FOR" if step.loop is not None else "STEP_PARALLEL_BRANCH"
+    raise TypeError(f"unknown step {step!r}")
+
+
 class _Execution:
-    def __init__(self, program: CompiledProgram, host: Host, meter: StepMeter, step_limit: int) -> None:
+    def __init__(
+        self, program: CompiledProgram, host: Host, meter: StepMeter, step_limit: int, history: StepHistory
+    ) -> None:
         self.routines = program.routines
         self.templates = program.templates
         self.paths = program.paths
         self.host = host
         self.meter = meter
         self.step_limit = step_limit
+        self.history = history
 
     def count(self, frame: _Frame, step: ast.Step, *, external: bool = False) -> None:
         frame.step = step
@@ -97,6 +152,8 @@ class _Execution:
             else:
                 raise type_error(f"missing argument '{param.name}' for subworkflow '{name}'")
         frame = _Frame(self, Scope(values=values), name, depth, caller)
+        if caller is not None:  # stepping out of the subworkflow leads to the step that called it
+            frame.entry = caller.current
         try:
             await self.run_steps(routine.steps, frame)
         except _Return as result:
@@ -129,14 +186,54 @@ class _Execution:
                 raise _Jump(target)
 
     async def run_step(self, step: ast.Step, frame: _Frame, *, counted: bool = True) -> str | None:
+        kind = _STEP_TYPES.get(type(step))
+        if kind is None:
+            if isinstance(step, ast.StepsStep):
+                return await self.steps_block(step, frame, counted)
+            kind = step_type(step)
+        history = self.history
+        entry = frame.current = history.open(frame.routine, step.name, kind, frame.entry)
         try:
-            return await self._run_step(step, frame, counted)
+            target = await self._run_step(step, frame, counted, entry)
+        except BaseException as error:
+            _end(history, entry, error)
+            if history.detailed:
+                history.record_variables(entry, frame.scope)
+            if isinstance(error, WorkflowError) and error.stack is None:
+                error.stack = frame.stack(step)
+            raise
+        history.close(entry, h.SUCCEEDED)
+        if history.detailed:
+            history.record_variables(entry, frame.scope)
+        return target
+
+    async def steps_block(self, step: ast.StepsStep, frame: _Frame, counted: bool) -> str | None:
+        """A ``steps`` block: a grouping in the source, not a step entry (its steps are entries)."""
+        try:
+            if counted:
+                self.count(frame, step)
+            await self.run_steps(step.steps, frame)
         except WorkflowError as error:
             if error.stack is None:
                 error.stack = frame.stack(step)
             raise
+        return step.next
 
-    async def _run_step(self, step: ast.Step, frame: _Frame, counted: bool) -> str | None:
+    async def run_part(self, frame: _Frame, entry: int, steps: tuple[ast.Step, ...]) -> None:
+        """Runs ``steps`` as the children of ``entry`` (a part of a block step), then ends ``entry`` by the
+        outcome."""
+        saved = frame.entry
+        frame.entry = entry
+        try:
+            await self.run_steps(steps, frame)
+        except BaseException as error:
+            _end(self.history, entry, error)
+            raise
+        finally:
+            frame.entry = saved
+        self.history.close(entry, h.SUCCEEDED)
+
+    async def _run_step(self, step: ast.Step, frame: _Frame, counted: bool, entry: int) -> str | None:
         if isinstance(step, ast.CallStep):
             return await self.call_step(step, frame, counted)
         inline_try = isinstance(step, ast.TryStep) and len(step.body) == 1 and step.body[0].name == step.name
@@ -167,19 +264,16 @@ class _Execution:
             raise WorkflowError(await self.evaluate(step.value, frame))
         if isinstance(step, ast.NextStep):
             return step.next
-        if isinstance(step, ast.StepsStep):
-            await self.run_steps(step.steps, frame)
-            return step.next
         if isinstance(step, ast.SwitchStep):
-            return await self.switch_step(step, frame)
+            return await self.switch_step(step, frame, entry)
         if isinstance(step, ast.ForStep):
-            await self.for_step(step, frame)
+            await self.for_step(step, frame, entry)
             return step.next
         if isinstance(step, ast.ParallelStep):
-            await self.parallel_step(step, frame)
+            await self.parallel_step(step, frame, entry)
             return step.next
         if isinstance(step, ast.TryStep):
-            return await self.try_step(step, frame, inline_try)
+            return await self.try_step(step, frame, inline_try, entry)
         raise TypeError(f"unknown step {step!r}")
 
     # -- assign
@@ -228,8 +322,8 @@ class _Execution:
 
     # -- switch
 
-    async def switch_step(self, step: ast.SwitchStep, frame: _Frame) -> str | None:
-        for case in step.cases:
+    async def switch_step(self, step: ast.SwitchStep, frame: _Frame, entry: int) -> str | None:
+        for number, case in enumerate(step.cases, 1):
             code = self.templates[id(case.condition)]
             condition = code.run(frame)
             if code.awaits:
@@ -240,12 +334,49 @@ class _Execution:
                 raise type_error(f"a switch condition must be a boolean, got {type_name(condition)}")
             if not condition:
                 continue
-            if case.body is not None:
-                target = await self.run_step(case.body, frame, counted=False)
+            part = self.open_part(frame, entry, step.name, "STEP_CONDITION", h.PROGRESS_SWITCH, number)
+            if case.body is None:
+                self.history.close(part, h.SUCCEEDED)
+            else:
+                target = await self.run_inline(frame, part, case.body, counted=False)
                 if target is not None:
                     return target
             return case.next if case.next is not None else step.next
         return step.next
+
+    async def run_inline(
+        self, frame: _Frame, part: int, step: ast.Step, *, counted: bool = True
+    ) -> str | None:
+        """Runs the inline ``step`` of a condition or a ``try`` as the child of ``part``, then ends ``part``
+        by the outcome; returns where ``step`` jumps, as ``run_step`` does."""
+        saved = frame.entry
+        frame.entry = part
+        try:
+            target = await self.run_step(step, frame, counted=counted)
+        except BaseException as error:
+            _end(self.history, part, error)
+            raise
+        finally:
+            frame.entry = saved
+        self.history.close(part, h.SUCCEEDED)
+        return target
+
+    def open_part(
+        self,
+        frame: _Frame,
+        block: int,
+        name: str,
+        kind: str,
+        progress: str | None = None,
+        number: int | None = None,
+        expected: int | None = None,
+    ) -> int:
+        """Opens the entry of one part of the block step ``block`` (an iteration, a branch, a condition, an
+        attempt, the except part), a child of ``block``."""
+        part = frame.current = self.history.open(frame.routine, name, kind, block, progress, number)
+        if expected is not None and self.history.detailed:
+            self.history.extra(part).expected_iteration = expected
+        return part
 
     # -- for
 
@@ -273,24 +404,32 @@ class _Execution:
                 raise WorkflowError.tagged("ResourceLimitError", "range too large")
         return values
 
-    async def for_step(self, step: ast.ForStep, frame: _Frame) -> None:
+    async def for_step(self, step: ast.ForStep, frame: _Frame, entry: int) -> None:
         values = await self.loop_values(step, frame)
         loop_frame = frame.child(Scope(frame.scope))
+        expected = len(values)
         for index, value in enumerate(values):
             if step.value:
                 loop_frame.scope.define(step.value, deep_copy(value))
             if step.index:
                 loop_frame.scope.define(step.index, index)
+            part = loop_frame.entry = self.open_part(
+                loop_frame, entry, step.name, "STEP_FOR_ITERATION", h.PROGRESS_FOR, index + 1, expected
+            )
             try:
                 await self.run_steps(step.steps, loop_frame)
-            except _Break:
-                break
-            except _Continue:
-                continue
+            except BaseException as error:
+                _end(self.history, part, error)
+                if isinstance(error, _Break):
+                    break
+                if isinstance(error, _Continue):
+                    continue
+                raise
+            self.history.close(part, h.SUCCEEDED)
 
     # -- parallel
 
-    async def parallel_step(self, step: ast.ParallelStep, frame: _Frame) -> None:
+    async def parallel_step(self, step: ast.ParallelStep, frame: _Frame, entry: int) -> None:
         limit = MAX_CONCURRENT_BRANCHES
         if step.concurrency_limit is not None:
             requested = await self.evaluate(step.concurrency_limit, frame)
@@ -298,32 +437,13 @@ class _Execution:
                 raise WorkflowError.tagged("ValueError", "concurrency_limit must be a positive integer")
             limit = min(limit, requested)
         semaphore = asyncio.Semaphore(limit)
-        jobs: list[tuple[str, tuple[ast.Step, ...], Scope]] = []
-        if step.branches is not None:
-            for branch in step.branches:
-                jobs.append((branch.name, branch.steps, Scope(frame.scope)))
-        else:
-            assert step.loop is not None
-            loop = step.loop
-            for index, value in enumerate(await self.loop_values(loop, frame)):
-                values: dict[str, Any] = {}
-                if loop.value:
-                    values[loop.value] = deep_copy(value)
-                if loop.index:
-                    values[loop.index] = index
-                jobs.append((str(index), loop.steps, Scope(frame.scope, values)))
+        jobs = await self.parallel_jobs(step, frame)
 
-        async def run(job: tuple[str, tuple[ast.Step, ...], Scope]) -> WorkflowError | None:
+        async def run(number: int, job: tuple[str, tuple[ast.Step, ...], Scope]) -> WorkflowError | None:
             async with semaphore:
-                try:
-                    await self.run_steps(job[1], frame.child(job[2]))
-                except WorkflowError as error:
-                    return error
-                except (_Return, _End, _Break, _Continue):
-                    return None
-                return None
+                return await self.run_branch(step, frame, entry, number, job, len(jobs))
 
-        tasks = [asyncio.ensure_future(run(job)) for job in jobs]
+        tasks = [asyncio.ensure_future(run(number, job)) for number, job in enumerate(jobs, 1)]
         try:
             outcomes = await asyncio.gather(*tasks)
         except BaseException:
@@ -343,19 +463,78 @@ class _Execution:
                 }
             )
 
+    async def run_branch(
+        self,
+        step: ast.ParallelStep,
+        frame: _Frame,
+        entry: int,
+        number: int,
+        job: tuple[str, tuple[ast.Step, ...], Scope],
+        total: int,
+    ) -> WorkflowError | None:
+        """Branch or iteration ``number`` of ``total``, in a thread of its own (its entries' ``threadId``:
+        "2", or "1.2" inside the first branch of an outer parallel step); returns its unhandled error."""
+        if step.branches is not None:
+            kind, name, progress, expected = (
+                "STEP_PARALLEL_BRANCH_ENTRY",
+                job[0],
+                h.PROGRESS_PARALLEL_BRANCH,
+                None,
+            )
+        else:
+            kind, name, progress, expected = "STEP_FOR_ITERATION", step.name, h.PROGRESS_PARALLEL_FOR, total
+        part = self.open_part(frame, entry, name, kind, progress, number, expected)
+        outer = self.history.thread_id(entry)
+        self.history.extra(part).thread_id = f"{outer}.{number}" if outer else str(number)
+        branch_frame = frame.child(job[2])
+        branch_frame.entry = part
+        try:
+            await self.run_steps(job[1], branch_frame)
+        except BaseException as error:
+            _end(self.history, part, error)
+            if isinstance(error, WorkflowError):
+                return error
+            if isinstance(error, (_Return, _End, _Break, _Continue)):
+                return None
+            raise
+        self.history.close(part, h.SUCCEEDED)
+        return None
+
+    async def parallel_jobs(
+        self, step: ast.ParallelStep, frame: _Frame
+    ) -> list[tuple[str, tuple[ast.Step, ...], Scope]]:
+        """(id, steps, scope) of each branch or iteration; the id is what ``UnhandledBranchError`` names."""
+        if step.branches is not None:
+            return [(branch.name, branch.steps, Scope(frame.scope)) for branch in step.branches]
+        assert step.loop is not None
+        loop = step.loop
+        jobs: list[tuple[str, tuple[ast.Step, ...], Scope]] = []
+        for index, value in enumerate(await self.loop_values(loop, frame)):
+            values: dict[str, Any] = {}
+            if loop.value:
+                values[loop.value] = deep_copy(value)
+            if loop.index:
+                values[loop.index] = index
+            jobs.append((str(index), loop.steps, Scope(frame.scope, values)))
+        return jobs
+
     # -- try / retry / except
 
-    async def try_step(self, step: ast.TryStep, frame: _Frame, inline: bool) -> str | None:
+    async def try_step(self, step: ast.TryStep, frame: _Frame, inline: bool, entry: int) -> str | None:
         retries = 0
         policy: tuple[Any, int, float, float, float] | None = None
         while True:
+            if retries:
+                part = self.open_part(frame, entry, step.name, "STEP_RETRY", h.PROGRESS_RETRY, retries)
+            else:
+                part = self.open_part(frame, entry, step.name, "STEP_TRY")
             try:
                 if inline:
-                    target = await self.run_step(step.body[0], frame)
+                    target = await self.run_inline(frame, part, step.body[0])
                     if target is not None:
                         return target
                 else:
-                    await self.run_steps(step.body, frame)
+                    await self.run_part(frame, part, step.body)
                 return step.next
             except WorkflowError as error:
                 if step.retry is not None:
@@ -374,7 +553,8 @@ class _Execution:
                 if step.except_as:
                     # a copy: the payload may be a variable's value (``raise: ${x}``)
                     frame.scope.set(step.except_as, deep_copy(error.payload))
-                await self.run_steps(step.except_steps, frame)
+                part = self.open_part(frame, entry, step.name, "STEP_EXCEPT")
+                await self.run_part(frame, part, step.except_steps)
                 return step.next
 
     async def retry_policy(
@@ -424,7 +604,17 @@ class _Execution:
 class _Frame:
     """One routine invocation (or a loop body / parallel branch within it)."""
 
-    __slots__ = ("caller", "depth", "execution", "host", "routine", "scope", "step")
+    __slots__ = (
+        "caller",
+        "current",
+        "depth",
+        "entry",
+        "execution",
+        "host",
+        "routine",
+        "scope",
+        "step",
+    )
 
     def __init__(
         self, execution: _Execution, scope: Scope, routine: str, depth: int, caller: _Frame | None
@@ -436,10 +626,15 @@ class _Frame:
         self.depth = depth
         self.caller = caller
         self.step: ast.Step | None = None
+        # step entries: the one new entries belong to, and the last one opened in this frame (where a
+        # subworkflow called from here steps out to)
+        self.entry = 0  # 0: none
+        self.current = 0
 
     def child(self, scope: Scope) -> _Frame:
         frame = _Frame(self.execution, scope, self.routine, self.depth, self.caller)
         frame.step = self.step
+        frame.entry = frame.current = self.current
         return frame
 
     async def call_routine(self, name: str, args: list[Any]) -> Any:
@@ -490,11 +685,19 @@ async def run_execution(
     *,
     meter: StepMeter | None = None,
     step_limit: int = 100_000,
+    history: StepHistory | None = None,
 ) -> Any:
     """Run ``main`` with ``argument`` and return its result (JSON-able). Raises ``WorkflowError`` for an
     uncaught error, with ``.stack`` (innermost first: ``{"step", "routine", "line", "column"}``) and
-    ``.context`` attached. Cancel by cancelling the task running this coroutine."""
-    execution = _Execution(program, host, meter if meter is not None else StepMeter(), step_limit)
+    ``.context`` attached. Cancel by cancelling the task running this coroutine. The step entries go to
+    ``history``."""
+    execution = _Execution(
+        program,
+        host,
+        meter if meter is not None else StepMeter(),
+        step_limit,
+        history if history is not None else StepHistory(host.clock),
+    )
     main = program.main
     args = {main.params[0].name: argument} if main.params else {}
     try:

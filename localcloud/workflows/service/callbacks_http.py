@@ -70,7 +70,7 @@ class CallbacksHttpApi:
             return refused
         if request.content_length is not None and request.content_length > MAX_CALLBACK_BODY_BYTES:
             return google_error(413, "INVALID_ARGUMENT", "callback request body is too large")
-        execution = _execution_name(request)
+        execution = execution_name(request)
         callback_id = request.match_info["callback"]
         callback = self.registry.get(execution, callback_id)
         if callback is None:
@@ -93,7 +93,7 @@ class CallbacksHttpApi:
         refused = self._authenticate(request)
         if refused is not None:
             return refused
-        execution = _execution_name(request)
+        execution = execution_name(request)
         callbacks = self.registry.list(execution)
         if callbacks is None:
             return google_error(404, "NOT_FOUND", f"execution {execution} not found or no longer running")
@@ -111,22 +111,29 @@ class CallbacksHttpApi:
         return web.json_response(body)
 
     def _authenticate(self, request: web.Request) -> web.Response | None:
-        header = request.headers.get("Authorization")
-        if not header:
-            return google_error(401, "UNAUTHENTICATED", _MISSING_TOKEN)
-        token = self.authority.check_authorization_header(header)
-        if token is None:
-            return google_error(401, "UNAUTHENTICATED", _INVALID_TOKEN)
-        if CLOUD_PLATFORM_SCOPE not in token.scopes:
-            return google_error(403, "PERMISSION_DENIED", "Request had insufficient authentication scopes.")
-        return None
+        return authenticate(request, self.authority)
+
+
+def authenticate(request: web.Request, authority: TokenAuthority) -> web.Response | None:
+    """None when ``request`` carries an access token with the cloud-platform scope, else the error
+    answer (401 or 403) that the Executions API gives."""
+    header = request.headers.get("Authorization")
+    if not header:
+        return google_error(401, "UNAUTHENTICATED", _MISSING_TOKEN)
+    token = authority.check_authorization_header(header)
+    if token is None:
+        return google_error(401, "UNAUTHENTICATED", _INVALID_TOKEN)
+    if CLOUD_PLATFORM_SCOPE not in token.scopes:
+        return google_error(403, "PERMISSION_DENIED", "Request had insufficient authentication scopes.")
+    return None
 
 
 def _id(callback: Callback) -> str:
     return callback.id
 
 
-def _execution_name(request: web.Request) -> str:
+def execution_name(request: web.Request) -> str:
+    """The execution named by the path's project, location, workflow and execution."""
     m = request.match_info
     return (
         f"projects/{m['project']}/locations/{m['location']}/workflows/{m['workflow']}"

@@ -9,6 +9,11 @@ SUCCEEDED with a JSON ``result``, FAILED with an ``error``, or CANCELLED.
 - The outcome of each finished execution is logged as one Cloud Logging JSON line with its billable steps.
 - Finished executions stay listed up to ``retained_finished`` (the real service keeps them 90 days);
   the oldest are forgotten first.
+- Each execution records its step entries (``engine/history.py``; at most 100,000 each). The finished
+  executions' entries together stay under ``retained_entries``: past it, the oldest finished executions'
+  entries are forgotten first, as ``executions.deleteExecutionHistory`` would
+  (https://cloud.google.com/workflows/docs/reference/executions/rest/v1/projects.locations.workflows.executions/deleteExecutionHistory),
+  and their step-entries list is empty. At about 125 bytes an entry, the default 500,000 is about 60 MB.
 
 Use from the event loop's thread (the gRPC handlers run there too).
 """
@@ -25,7 +30,9 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud.workflows.executions_v1.types import executions as ex
+from google.cloud.workflows_v1.types import workflows as wf
 
+from localcloud.workflows.engine.history import StepHistory
 from localcloud.workflows.engine.host import ExecutionInfo
 from localcloud.workflows.lang.errors import WorkflowError
 from localcloud.workflows.service import protos
@@ -36,6 +43,7 @@ log = logging.getLogger("localcloud.workflows")
 execution_log = logging.getLogger("localcloud.workflows.executions")
 
 Runner = Callable[..., Any]
+DEFAULT_RETAINED_ENTRIES = 500_000
 UNDECODED: Any = object()
 
 
@@ -55,6 +63,7 @@ class Executions:
         project_number: str,
         step_limit: int,
         retained_finished: int,
+        retained_entries: int = DEFAULT_RETAINED_ENTRIES,
     ) -> None:
         self.services = services
         self.clock = services.clock
@@ -62,6 +71,9 @@ class Executions:
         self.project_number = project_number
         self.step_limit = step_limit
         self.retained_finished = retained_finished
+        self.retained_entries = retained_entries
+        self._with_entries: deque[ExecutionRecord] = deque()  # finished, oldest first, entries kept
+        self._entries_kept = 0
         self.records: dict[str, ExecutionRecord] = {}  # full name -> record
         self._by_id: dict[str, ExecutionRecord] = {}
         self._finished: deque[str] = deque()
@@ -97,6 +109,10 @@ class Executions:
             seq=self._seq,
         )
         record.meter = step_meter()
+        record.history = StepHistory(
+            self.clock,
+            detailed=workflow.execution_history_level == wf.ExecutionHistoryLevel.EXECUTION_HISTORY_DETAILED,
+        )
         host = ServiceHost(self._info(workflow, execution_id), name, self.services)
         self.services.callbacks.open_execution(name)
         workflow.add_execution(record)
@@ -147,6 +163,7 @@ class Executions:
         for execution in list(workflow.executions.values()):
             if execution.active:
                 self.cancel(execution)
+            self._drop_entries(execution)
             self.records.pop(execution.name, None)
             self._by_id.pop(execution.execution_id, None)
 
@@ -163,7 +180,12 @@ class Executions:
     ) -> None:
         try:
             result = await run_execution(
-                program, argument, host, meter=record.meter, step_limit=self.step_limit
+                program,
+                argument,
+                host,
+                meter=record.meter,
+                step_limit=self.step_limit,
+                history=record.history,
             )
         except asyncio.CancelledError:
             self._finish(record, State.CANCELLED, error=protos.cancelled_error())
@@ -200,11 +222,30 @@ class Executions:
         record.result = result
         record.error = error
         self.services.callbacks.close_execution(record.name)
+        self._keep_entries(record, state)
         if execution_log.isEnabledFor(logging.INFO):
             _log_outcome(record, state)
         self._finished.append(record.name)
         while len(self._finished) > self.retained_finished:
             self._forget(self._finished.popleft())
+
+    def _keep_entries(self, record: ExecutionRecord, state: int) -> None:
+        history = record.history
+        if history is None:
+            return
+        if state == State.CANCELLED:
+            history.cancel_open()  # the task ends them too, once it sees the cancellation
+        self._with_entries.append(record)
+        self._entries_kept += len(history)
+        while self._with_entries and (
+            self._entries_kept > self.retained_entries or len(self._with_entries) > self.retained_finished
+        ):
+            self._drop_entries(self._with_entries.popleft())
+
+    def _drop_entries(self, record: ExecutionRecord) -> None:
+        if record.history is not None and len(record.history):
+            self._entries_kept -= len(record.history)
+            record.history.clear()
 
     def _forget(self, name: str) -> None:
         record = self.records.pop(name, None)

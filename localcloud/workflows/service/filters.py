@@ -29,6 +29,7 @@ from google.api_core import exceptions as gexc
 from localcloud.workflows.service.records import ExecutionRecord, State
 
 Predicate = Callable[[ExecutionRecord], bool]
+Comparison = Callable[[str, str, str], Callable[[Any], bool]]
 _TOKEN = re.compile(
     r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op><=|>=|!=|=|<|>|:|\(|\))|(?P<word>[^\s=<>!:()"]+))'
 )
@@ -64,6 +65,19 @@ def plan_filter(text: str) -> tuple[Predicate, list[tuple[str, str]]]:
     return predicate, parser.required_labels
 
 
+def compile_filter(text: str, comparison: Comparison) -> Callable[[Any], bool]:
+    """A filter of the same grammar over other resources: ``comparison(field, op, value)`` makes the
+    predicate of one comparison (and raises INVALID_ARGUMENT for a field it does not know)."""
+    tokens = _tokenize(text)
+    if not tokens:
+        return lambda _: True
+    parser = _FilterParser(tokens, comparison)
+    predicate = parser.expression(top=True)
+    if parser.position != len(tokens):
+        raise gexc.InvalidArgument(f"invalid filter {text!r}: unexpected {tokens[parser.position][1]!r}")
+    return predicate
+
+
 def _tokenize(text: str) -> list[tuple[str, str]]:
     tokens: list[tuple[str, str]] = []
     position = 0
@@ -84,8 +98,9 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
 
 
 class _FilterParser:
-    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+    def __init__(self, tokens: list[tuple[str, str]], comparison: Comparison | None = None) -> None:
         self.tokens = tokens
+        self.comparison: Comparison = comparison or _comparison
         self.position = 0
         self._label_equalities: dict[int, tuple[str, str]] = {}  # id(predicate) -> (key, value)
         self.required_labels: list[tuple[str, str]] = []
@@ -143,7 +158,7 @@ class _FilterParser:
         value = self._next()
         if value[0] == "op":
             raise gexc.InvalidArgument(f"invalid filter: expected a value after {field_name} {op[1]}")
-        predicate = _comparison(field_name, op[1], value[1])
+        predicate = self.comparison(field_name, op[1], value[1])
         head, _, key = field_name.partition(".")
         if op[1] == "=" and key and head.lower() in ("labels", "label"):
             self._label_equalities[id(predicate)] = (key, value[1])
@@ -162,27 +177,29 @@ def _comparison(field_name: str, op: str, value: str) -> Predicate:
             return lambda r: value in r.labels
         if op == ":":
             return lambda r: key in r.labels
-        return _compare_with(lambda r: r.labels.get(key), op, value)
+        return compare_with(lambda r: r.labels.get(key), op, value)
     if lowered == "state":
         wanted = value.upper()
         if wanted not in State.__members__:
             raise gexc.InvalidArgument(f"invalid filter: unknown state {value!r}")
-        return _compare_with(lambda r: State(r.state).name, op, wanted)
+        return compare_with(lambda r: State(r.state).name, op, wanted)
     if lowered == "executionid":
-        return _compare_with(lambda r: r.execution_id, op, value)
+        return compare_with(lambda r: r.execution_id, op, value)
     if lowered == "workflowrevisionid":
-        return _compare_with(lambda r: r.revision_id, op, value)
+        return compare_with(lambda r: r.revision_id, op, value)
     if lowered == "duration":
         seconds = _parse_duration(value)
-        return _compare_with(lambda r: None if r.ended_at is None else r.ended_at - r.started_at, op, seconds)
-    moment = _parse_time(value)
+        return compare_with(lambda r: None if r.ended_at is None else r.ended_at - r.started_at, op, seconds)
+    moment = parse_time(value)
     if lowered == "starttime":
-        return _compare_with(lambda r: r.started_at, op, moment)
-    return _compare_with(lambda r: r.ended_at, op, moment)
+        return compare_with(lambda r: r.started_at, op, moment)
+    return compare_with(lambda r: r.ended_at, op, moment)
 
 
-def _compare_with(get: Callable[[ExecutionRecord], Any], op: str, wanted: Any) -> Predicate:
-    def check(record: ExecutionRecord) -> bool:
+def compare_with(get: Callable[[Any], Any], op: str, wanted: Any) -> Callable[[Any], bool]:
+    """``get(item) <op> wanted``; an item where ``get`` gives None only satisfies ``!=``."""
+
+    def check(record: Any) -> bool:
         actual = get(record)
         if actual is None:
             return op == "!="
@@ -201,7 +218,7 @@ def _compare_with(get: Callable[[ExecutionRecord], Any], op: str, wanted: Any) -
     return check
 
 
-def _parse_time(value: str) -> float:
+def parse_time(value: str) -> float:
     try:
         parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -64,6 +64,7 @@ def workflow_proto(record: WorkflowRecord, revision: Revision) -> wf.Workflow:
         service_account=revision.service_account,
         source_contents=revision.source,
         call_log_level=record.call_log_level,
+        execution_history_level=record.execution_history_level,
         user_env_vars=dict(revision.user_env_vars),
     )
 

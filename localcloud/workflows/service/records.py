@@ -14,6 +14,8 @@ from typing import Any
 
 from google.cloud.workflows.executions_v1.types import executions as ex
 
+from localcloud.workflows.engine.history import StepHistory
+
 State = ex.Execution.State
 
 
@@ -38,6 +40,7 @@ class WorkflowRecord:
     call_log_level: int
     created_at: float
     updated_at: float
+    execution_history_level: int = 0  # ExecutionHistoryLevel: DETAILED records variables
     revisions: list[Revision] = field(default_factory=list)  # oldest first
     executions: dict[str, ExecutionRecord] = field(default_factory=dict)  # id -> record, oldest first
     # (label key, value) -> {id: record}, oldest first: ListExecutions with labels.KEY="VALUE" reads this
@@ -69,6 +72,7 @@ class ExecutionRecord:
         "ended_at",
         "error",
         "execution_id",
+        "history",
         "labels",
         "meter",
         "name",
@@ -108,6 +112,7 @@ class ExecutionRecord:
         self.result: str | None = None
         self.error: ex.Execution.Error | None = None
         self.meter: Any = None
+        self.history: StepHistory | None = None  # its step entries
         self.task: asyncio.Task[None] | None = None
 
     @property

@@ -1,5 +1,5 @@
 """Serve the Workflows engine: the Workflows, Operations and Executions gRPC APIs on
-``ctx.config.workflows`` and the callback endpoints plus admin pages over HTTP on
+``ctx.config.workflows`` and the callback endpoints, step entries, an index and admin pages over HTTP on
 ``ctx.config.workflows_http`` (port 0 picks a free port for either; callback URLs use the bound one)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from localcloud.workflows.service.connectors import Connectors
 from localcloud.workflows.service.executions_api import EXECUTIONS_REQUEST_TYPES, ExecutionsApi
 from localcloud.workflows.service.service_host import HostServices, internal_prefixes_from_env
 from localcloud.workflows.service.state import WorkflowsState
+from localcloud.workflows.service.step_entries_http import StepEntriesSource, add_step_entry_routes
 from localcloud.workflows.service.workflows_api import (
     OPERATIONS_REQUEST_TYPES,
     WORKFLOWS_REQUEST_TYPES,
@@ -82,11 +83,15 @@ def http_app(
     admin: AdminSource,
     *,
     now: Callable[[], float] | None = None,
+    step_entries: StepEntriesSource | None = None,
+    grpc_address: Callable[[], str | None] = lambda: None,
 ) -> web.Application:
-    """The callbacks API and the admin pages, on one address."""
+    """The callbacks and step-entries APIs, the index and the admin pages, on one address."""
     app = web.Application(client_max_size=MAX_CALLBACK_BODY_BYTES + 1024)
     add_callback_routes(app, registry, authority, now or registry.clock.now)
-    add_admin_routes(app, admin)
+    if step_entries is not None:
+        add_step_entry_routes(app, step_entries, authority)
+    add_admin_routes(app, admin, grpc_address)
     return app
 
 
@@ -101,7 +106,15 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
     services = HostServices(callbacks, connectors, ctx.authority, ctx.clock, prefixes, session)
     state = WorkflowsState(services)
 
-    runner = web.AppRunner(http_app(callbacks, ctx.authority, state), access_log=None, handle_signals=False)
+    grpc_bound: list[str] = []  # filled once the gRPC server is up
+    app = http_app(
+        callbacks,
+        ctx.authority,
+        state,
+        step_entries=state,
+        grpc_address=lambda: grpc_bound[0] if grpc_bound else None,
+    )
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()
         site = web.TCPSite(runner, http_host, int(http_port or 0))
@@ -115,8 +128,9 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
         await session.close()
         raise
     host = address.rpartition(":")[0] or "127.0.0.1"
+    grpc_bound.append(f"{host}:{server.bound_port}")
     log.info(
-        "workflows: gRPC on %s:%s, callbacks and /admin/executions on http://%s",
+        "workflows: gRPC on %s:%s, callbacks, step entries and /admin/executions on http://%s",
         host,
         server.bound_port,
         bound_http,

@@ -12,8 +12,9 @@ google-cloud-workflows 1.24.0 types):
 - Create, update and delete answer a long-running operation that is already done; the last 1,000 can be
   read back with ``GetOperation``.
 - Deleting a workflow cancels and deletes its executions.
-- An execution takes its workflow's labels, overridden by its own, and its workflow's call-log level
-  unless it names one; it runs the latest revision, as the workflow's service account (or the default
+- An execution takes its workflow's labels, overridden by its own, its workflow's call-log level
+  unless it names one, and its workflow's execution history level (the Python client's ``Execution``
+  has no field to override it; https://cloud.google.com/workflows/docs/debug-steps); it runs the latest revision, as the workflow's service account (or the default
   compute one).
 - ``ListWorkflows`` sorts by name; ``ListWorkflowRevisions`` newest first; ``ListExecutions`` newest first
   unless ``orderBy`` says otherwise, filtered by ``filter`` (see
@@ -36,6 +37,7 @@ from google.cloud.workflows_v1.types import workflows as wf
 from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
+from localcloud.workflows.engine.history import StepHistory
 from localcloud.workflows.engine.host import SUPPORTED_CONNECTORS
 from localcloud.workflows.lang.errors import DeployError
 from localcloud.workflows.service import protos, validation
@@ -51,7 +53,15 @@ DEFAULT_PROJECT_NUMBER = "123456789012"
 DEFAULT_RETAINED_FINISHED = 50_000
 MAX_OPERATIONS_KEPT = 1_000
 UPDATABLE_FIELDS = frozenset(
-    {"description", "labels", "service_account", "source_contents", "call_log_level", "user_env_vars"}
+    {
+        "description",
+        "labels",
+        "service_account",
+        "source_contents",
+        "call_log_level",
+        "user_env_vars",
+        "execution_history_level",
+    }
 )
 
 Loader = Callable[[str], Any]
@@ -111,6 +121,7 @@ class WorkflowsState:
             description=workflow.description,
             labels=dict(workflow.labels),
             call_log_level=int(workflow.call_log_level),
+            execution_history_level=int(workflow.execution_history_level),
             created_at=now,
             updated_at=now,
             revisions=[revision],
@@ -163,6 +174,8 @@ class WorkflowsState:
             record.labels = dict(incoming.labels)
         if "call_log_level" in paths:
             record.call_log_level = int(incoming.call_log_level)
+        if "execution_history_level" in paths:
+            record.execution_history_level = int(incoming.execution_history_level)
         record.updated_at = self.clock.now()
         return self._workflow_operation(record, "update")
 
@@ -265,6 +278,14 @@ class WorkflowsState:
 
     async def stop(self) -> None:
         await self.executions.stop()
+
+    # -- step entries (StepEntriesSource)
+
+    def step_history(self, execution: str) -> StepHistory | None:
+        record = self.executions.records.get(execution)
+        if record is None:
+            return None
+        return record.history if record.history is not None else StepHistory(self.clock)
 
     # -- admin pages (AdminSource)
 

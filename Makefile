@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy shared/saga_orchestrator localcloud devstack functions examples tests bench
+	$(BIN)/mypy shared/saga_orchestrator participant/saga_participant localcloud devstack functions examples tests bench
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e" tests

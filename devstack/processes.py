@@ -9,7 +9,10 @@ are reaped here instead of lingering as zombies under an init that does not reap
 stopped at interpreter exit (``atexit``) and on SIGTERM/SIGHUP when the runner owns those signals.
 
 Output of each child (stdout and stderr together) goes line by line to a log file, optionally echoed to a
-stream with a ``[name]`` prefix; the last lines are kept to explain a child that dies before it is ready.
+stream with a ``[name]`` prefix, and optionally handed to a sink (a callable taking the line, e.g. the
+local cloud's log agent, which forwards a function's lines to Cloud Logging as Cloud Run does); the sink
+is called on the output pump's thread, so it must not block. The last lines are kept to explain a child
+that dies before it is ready.
 Readiness is polled with a deadline: an HTTP answer (any status), an open TCP port, or a line on stdout.
 """
 
@@ -28,7 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,6 +45,9 @@ _SCRUBBED_SUFFIXES = ("_EMULATOR_HOST",)
 _SCRUBBED_NAMES = frozenset(
     {"PAYMENT_API_KEY", "OIDC_CERTS_URL", "PORT", "WORKFLOWS_HTTP_HOST", "PUBSUB_PROJECT_ID"}
 )
+
+# Receives each line of a child's output (without its line ending); must return at once.
+LineSink = Callable[[str], None]
 
 FUNCTION_SIGNATURES: dict[str, str] = {
     "start_saga": "cloudevent",
@@ -223,6 +229,7 @@ class ManagedProcess:
     popen: subprocess.Popen[bytes]
     log_path: Path | None
     echo: IO[str] | None = None
+    sink: LineSink | None = None
     _tail: deque[str] = field(default_factory=lambda: deque(maxlen=60))
     _ready_line: str | None = None
     _line_seen: threading.Event = field(default_factory=threading.Event)
@@ -254,7 +261,12 @@ class ManagedProcess:
 
     @classmethod
     def start(
-        cls, spec: ProcessSpec, *, log_dir: Path | None = None, echo: IO[str] | None = None
+        cls,
+        spec: ProcessSpec,
+        *,
+        log_dir: Path | None = None,
+        echo: IO[str] | None = None,
+        sink: LineSink | None = None,
     ) -> ManagedProcess:
         _install_hooks()
         _become_subreaper()
@@ -274,7 +286,7 @@ class ManagedProcess:
             )
         except OSError as error:
             raise ProcessError(spec.name, f"cannot run {spec.argv[0]}: {error}") from error
-        process = cls(spec=spec, popen=popen, log_path=log_path, echo=echo)
+        process = cls(spec=spec, popen=popen, log_path=log_path, echo=echo, sink=sink)
         with _live_lock:
             _live.add(process)
         process._pump = threading.Thread(target=process._read_output, name=f"output-{spec.name}", daemon=True)
@@ -295,6 +307,9 @@ class ManagedProcess:
                     with contextlib.suppress(ValueError, OSError):
                         self.echo.write(f"[{self.name}] {line}\n")
                         self.echo.flush()
+                if self.sink is not None:
+                    with contextlib.suppress(Exception):  # a failing sink never stops the pump
+                        self.sink(line)
                 prefix = self.spec.ready_line
                 if prefix is not None and self._ready_line is None and line.startswith(prefix):
                     self._ready_line = line
@@ -383,13 +398,19 @@ class ManagedProcess:
 
 
 def start_all(
-    specs: Iterable[ProcessSpec], *, log_dir: Path | None = None, echo: IO[str] | None = None
+    specs: Iterable[ProcessSpec],
+    *,
+    log_dir: Path | None = None,
+    echo: IO[str] | None = None,
+    sinks: Mapping[str, LineSink] | None = None,
 ) -> list[ManagedProcess]:
-    """Start every spec, then wait until all are ready; on any failure stop those started and raise."""
+    """Start every spec, then wait until all are ready; on any failure stop those started and raise.
+    ``sinks``: by spec name, where that child's output lines also go."""
     started: list[ManagedProcess] = []
     try:
         for spec in specs:
-            started.append(ManagedProcess.start(spec, log_dir=log_dir, echo=echo))
+            sink = (sinks or {}).get(spec.name)
+            started.append(ManagedProcess.start(spec, log_dir=log_dir, echo=echo, sink=sink))
         for process in started:
             process.wait_ready()
     except BaseException:

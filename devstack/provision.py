@@ -1,5 +1,5 @@
 """Provision a running local cloud from ``deployment.env`` with the client libraries a user would use
-(google-cloud-pubsub, -tasks, -secret-manager, -workflows through ``saga_orchestrator.clients.ClientFactory``,
+(google-cloud-pubsub, -tasks, -secret-manager, -workflows, -storage through ``saga_orchestrator.clients.ClientFactory``,
 insecure gRPC to the emulators): what ``deploy.sh`` creates in Google Cloud, minus IAM.
 
 - topics ``SAGA_REQUEST_TOPIC`` and ``SAGA_RESULT_TOPIC``;
@@ -7,7 +7,9 @@ insecure gRPC to the emulators): what ``deploy.sh`` creates in Google Cloud, min
 - the queue ``SAGA_TASK_QUEUE`` with the file's retry settings and rate limits;
 - every secret of ``SAGA_SECRETS`` with a version holding the value the caller generated (values are
   never printed nor logged here);
-- the workflow ``SAGA_WORKFLOW`` from ``workflows/saga_orchestrator.yaml`` with its user env vars.
+- the workflow ``SAGA_WORKFLOW`` from ``workflows/saga_orchestrator.yaml`` with its user env vars;
+- the bucket of start claims (``SAGA_START_BUCKET``, by default ``<project>-saga-starts``) in
+  ``SAGA_LOCATION``.
 
 Running it again against the same cloud updates what exists (queue, workflow) and adds secret versions;
 it never fails on ``AlreadyExists``.
@@ -16,6 +18,7 @@ it never fails on ``AlreadyExists``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import secrets
 from collections.abc import Mapping
@@ -25,6 +28,7 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from saga_orchestrator.clients import ClientFactory
+from saga_orchestrator.settings import Settings
 
 from devstack.settings import REPO_ROOT, DeploymentSettings
 
@@ -56,6 +60,7 @@ class Provisioned:
     trigger: str  # the trigger's push subscription
     secrets: tuple[str, ...]
     results_subscription: str | None
+    start_bucket: str = ""
 
 
 def generate_secret_values(settings: DeploymentSettings) -> dict[str, str]:
@@ -105,6 +110,8 @@ def provision(
         _create_results_subscription(factory, subscription, result_topic, timeout)
 
     queue = _step("queue " + queue_path(settings), lambda: ensure_queue(factory, settings, timeout))
+    bucket = start_bucket(settings)
+    _step(f"bucket {bucket}", lambda: ensure_start_bucket(factory, settings, timeout))
     names = _create_secrets(factory, settings, secret_values, timeout)
 
     source = workflow_source if workflow_source is not None else WORKFLOW_FILE.read_text(encoding="utf-8")
@@ -124,6 +131,7 @@ def provision(
         trigger=trigger_name,
         secrets=tuple(names),
         results_subscription=subscription,
+        start_bucket=bucket,
     )
 
 
@@ -212,6 +220,24 @@ def ensure_queue(factory: ClientFactory, settings: DeploymentSettings, timeout: 
         client.create_queue(parent=parent, queue=queue, timeout=timeout)
     except gexc.AlreadyExists:
         client.update_queue(queue=queue, timeout=timeout)
+    return name
+
+
+def start_bucket(settings: DeploymentSettings) -> str:
+    """The bucket of start claims, named as the functions name it (``Settings.start_bucket``)."""
+    return Settings.from_env(settings.saga_env()).start_bucket
+
+
+def ensure_start_bucket(factory: ClientFactory, settings: DeploymentSettings, timeout: float = 30.0) -> str:
+    """Create the bucket of start claims unless it exists; returns its name."""
+    from google.cloud.storage import Bucket
+
+    name = start_bucket(settings)
+    client = factory.storage()
+    bucket = Bucket(client, name)
+    bucket.iam_configuration.uniform_bucket_level_access_enabled = True
+    with contextlib.suppress(gexc.Conflict):  # it exists: provisioning again
+        client.create_bucket(bucket, project=settings.project_id, location=settings.location, timeout=timeout)
     return name
 
 

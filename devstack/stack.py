@@ -35,6 +35,7 @@ from saga_orchestrator.settings import DEFAULTS as SAGA_DEFAULTS
 
 from devstack.processes import (
     FUNCTION_SIGNATURES,
+    LineSink,
     ManagedProcess,
     ProcessError,
     emulators_spec,
@@ -56,6 +57,7 @@ from devstack.settings import REPO_ROOT, DeploymentSettings
 from devstack.sweep import DEFAULT_PERIOD_SECONDS, SweepTimer
 from localcloud.config import DEFAULTS as EMULATOR_DEFAULTS
 from localcloud.config import LocalCloudConfig
+from localcloud.logging.agent import CloudRunRevision, LogAgent, MetadataAccessTokens
 
 EXAMPLES_DIR = REPO_ROOT / "examples" / "requests"
 PARTICIPANTS = ("flight", "hotel", "payment")
@@ -68,10 +70,12 @@ _EMULATOR_VARS = {
     "workflows": "WORKFLOWS_EMULATOR_HOST",
     "workflows_http": "WORKFLOWS_HTTP_HOST",
     "metadata": "GCE_METADATA_HOST",
+    "storage": "STORAGE_EMULATOR_HOST",
+    "logging": "LOGGING_EMULATOR_HOST",
 }
 
 
-EMULATOR_SERVICES = ("metadata", "secretmanager", "pubsub", "tasks", "workflows")
+EMULATOR_SERVICES = ("metadata", "secretmanager", "storage", "pubsub", "tasks", "workflows", "logging")
 
 
 def missing_components(root: Path = REPO_ROOT) -> list[str]:
@@ -98,6 +102,8 @@ class StackPorts:
     workflows: int = 0
     workflows_http: int = 0
     metadata: int = 0
+    storage: int = 0
+    logging: int = 0
     start_saga: int = 0
     step_executor: int = 0
     saga_completion: int = 0
@@ -184,6 +190,8 @@ class LocalStack:
         self._deliveries: list[ResultEvent] = []
         self._secret_values: dict[str, str] = {}
         self.sweep_timer: SweepTimer | None = None
+        # Forwards the functions' output to the Cloud Logging emulator, as Cloud Run does.
+        self.log_agent: LogAgent | None = None
         self._stopped = False
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -243,6 +251,8 @@ class LocalStack:
         if self._factory is not None:
             with contextlib.suppress(Exception):
                 self._factory.close()
+        if self.log_agent is not None:
+            self.log_agent.close()
         for process in reversed(self.processes):
             process.stop()
 
@@ -285,10 +295,25 @@ class LocalStack:
                         hang_seconds=hang_seconds,
                     )
                 )
-        self.processes.extend(start_all(specs, log_dir=self.log_dir, echo=self._echo))
+        self.processes.extend(
+            start_all(specs, log_dir=self.log_dir, echo=self._echo, sinks=self._function_log_sinks())
+        )
         self.sweep_timer = SweepTimer(
             self.function_urls.saga_sweeper, self.sweep_period(), self.log_dir / "sweep-timer.log"
         ).start()
+
+    def _function_log_sinks(self) -> dict[str, LineSink]:
+        """Each function's output lines go to Cloud Logging as its Cloud Run revision's (the names
+        ``function_spec`` gives it in ``K_SERVICE`` and ``K_REVISION``)."""
+        self.log_agent = LogAgent(self.config.logging, MetadataAccessTokens(self.config.metadata))
+        sinks = {}
+        for name in FUNCTION_SIGNATURES:
+            service = name.replace("_", "-")
+            revision = CloudRunRevision(
+                self.settings.project_id, service, f"{service}-00001-local", self.settings.location
+            )
+            sinks[name] = self.log_agent.sink(revision)
+        return sinks
 
     def sweep_period(self) -> float:
         """``SAGA_SWEEP_SECONDS`` of the settings: how often the local timer calls saga_sweeper."""

@@ -27,9 +27,11 @@ from localcloud.runtime import Context, RunningService, stop_on_signals
 SERVICES = (
     "localcloud.metadata.server",
     "localcloud.secretmanager.server",
+    "localcloud.storage.server",
     "localcloud.pubsub.server",
     "localcloud.tasks.server",
     "localcloud.workflows.service.server",
+    "localcloud.logging.server",
 )
 
 

@@ -19,6 +19,11 @@ DEFAULTS: dict[str, str] = {
     # Callback endpoints and the admin pages of the Workflows engine (plain HTTP).
     "WORKFLOWS_HTTP_HOST": "127.0.0.1:8787",
     "GCE_METADATA_HOST": "127.0.0.1:8089",
+    # Cloud Storage's JSON API (plain HTTP). google-cloud-storage reads this variable as a URL, scheme
+    # included; a bare host:port is accepted here and handed to clients as http://host:port.
+    "STORAGE_EMULATOR_HOST": "127.0.0.1:8094",
+    # Cloud Logging's REST API (entries.write, entries.list); no Google client reads this name.
+    "LOGGING_EMULATOR_HOST": "127.0.0.1:8092",
     "LOCALCLOUD_PROJECT": "local-project",
     "LOCALCLOUD_LOCATION": "us-central1",
 }
@@ -34,6 +39,8 @@ class LocalCloudConfig:
     metadata: str
     project_id: str
     location: str
+    storage: str = DEFAULTS["STORAGE_EMULATOR_HOST"]  # host:port, without the scheme
+    logging: str = DEFAULTS["LOGGING_EMULATOR_HOST"]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalCloudConfig:
@@ -51,6 +58,8 @@ class LocalCloudConfig:
             metadata=get("GCE_METADATA_HOST"),
             project_id=get("LOCALCLOUD_PROJECT"),
             location=get("LOCALCLOUD_LOCATION"),
+            storage=get("STORAGE_EMULATOR_HOST").removeprefix("http://").rstrip("/"),
+            logging=get("LOGGING_EMULATOR_HOST"),
         )
 
     def client_environment(self) -> dict[str, str]:
@@ -64,6 +73,8 @@ class LocalCloudConfig:
             # google-auth reads the first for every request and pings the second to detect "GCE".
             "GCE_METADATA_HOST": self.metadata,
             "GCE_METADATA_IP": self.metadata,
+            "STORAGE_EMULATOR_HOST": f"http://{self.storage}",
             "GOOGLE_CLOUD_PROJECT": self.project_id,
             "PUBSUB_PROJECT_ID": self.project_id,
+            "LOGGING_EMULATOR_HOST": self.logging,
         }

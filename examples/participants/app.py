@@ -10,8 +10,13 @@ A business call goes through, in order:
 4. failure injection: a rule armed with ``POST /_control/next`` first (it overrides the payload), else the
    payload's ``simulate`` field; with ``"after_effect": true`` the effect of step 6 happens (and is
    remembered) before the injected answer is sent, as when a response is lost;
-5. a repeat of a key already answered with a success or a business failure gets that first answer again;
-6. the barrier and the business effect (``services.decide``).
+5. and 6. ``saga_participant``'s barrier (``Barrier.run``, its business effect inside the barrier's
+   transaction): a repeat of a key already answered with a success or a business failure gets that first
+   answer again, an execute after its step's compensation is refused (409), and otherwise the business
+   effect (``services.decide``) happens and its answer is recorded.
+
+``GET /_saga/effects?saga_id=ID`` (behind the same token and API key checks) lists the business effects
+applied for a saga, in order, as ``saga certify`` reads them.
 
 Injected results answer as in DTM: SUCCESS 200 (the call proceeds normally), FAILURE 409, ONGOING 425,
 ERROR 500, HANG = no answer until ``seconds`` (default: the service's ``hang_seconds``) have passed or
@@ -37,7 +42,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import saga_participant as sdk
 from aiohttp import web
+from saga_participant import SagaCall, is_final
 
 from examples.participants.services import SERVICES, Decision, ServiceSpec, decide
 from examples.participants.state import (
@@ -48,7 +55,6 @@ from examples.participants.state import (
     Injection,
     InjectionError,
     Ledger,
-    is_final,
     pair_of,
     parse_injection,
 )
@@ -221,32 +227,70 @@ class Participant:
                 record.outcome = f"{done}, then {record.outcome}"
                 return answer
             answer = await self._inject(injection, record)
-            self.ledger.remember(key, answer)
+            self._remember(record, action, key, answer)
             return answer
         if forced:
             payload = {k: v for k, v in payload.items() if k != "simulate"}
         return self._decide(record, action, key, payload)
 
     def _decide(self, record: CallRecord, action: Action, key: str, payload: dict[str, Any]) -> Answer:
-        """Replay, barrier, effect and memory: no await in here, so this is one atomic change."""
-        previous = self.ledger.answers.get(key)
-        if previous is not None:
-            record.outcome = "replayed first answer"
-            return previous
-        decision: Decision = decide(
-            self.spec,
-            self.ledger,
-            action=action,
-            pair=pair_of(key, record.saga_id, record.step, action),
-            idempotency_key=key,
-            saga_id=record.saga_id,
-            step=record.step,
-            payload=payload,
-        )
-        record.effect = decision.effect
-        record.outcome = decision.outcome
-        self.ledger.remember(key, decision.answer)
-        return decision.answer
+        """The ``saga_participant`` barrier around the business effect (``services.decide``): a replay,
+        a null compensation, a refused late execute, or the effect, recorded with its answer. No await
+        in here, and the effect runs inside the barrier's transaction: one atomic change."""
+        ran: list[Decision] = []
+
+        def effect(call: SagaCall) -> sdk.Answer:
+            decision = decide(
+                self.spec,
+                self.ledger,
+                action=action,
+                pair=pair_of(key, record.saga_id, record.step, action),
+                idempotency_key=key,
+                saga_id=record.saga_id,
+                step=record.step,
+                payload=payload,
+            )
+            ran.append(decision)
+            return sdk.Answer(decision.answer.status, decision.answer.body, effect=decision.effect)
+
+        answer = self.ledger.barrier.run(self._saga_call(record, action, key), effect, transactional=True)
+        if ran:
+            record.effect, record.outcome = ran[0].effect, ran[0].outcome
+        else:
+            record.outcome = _barrier_outcome(action, answer)
+        return Answer(answer.status, answer.body)
+
+    def _remember(self, record: CallRecord, action: Action, key: str, answer: Answer) -> None:
+        """Keep an injected business failure for its key, as a real refusal would be."""
+        if is_final(answer.status):
+            injected = sdk.Answer(answer.status, answer.body, effect=False)
+            self.ledger.barrier.run(
+                self._saga_call(record, action, key), lambda call: injected, transactional=True
+            )
+
+    @staticmethod
+    def _saga_call(record: CallRecord, action: Action, key: str) -> SagaCall:
+        """Saga and step from the headers; without them, the key's stem stands for the pair."""
+        if record.saga_id and record.step:
+            saga_id, step = record.saga_id, record.step
+        else:
+            saga_id, step = pair_of(key, None, None, action), "-"
+        return SagaCall(saga_id=saga_id, step=step, action=action, idempotency_key=key, payload=None)
+
+    async def effects(self, request: web.Request) -> web.Response:
+        """``GET /_saga/effects?saga_id=ID`` (the participant protocol's, read by ``saga certify``): the
+        business effects applied for the saga, in order; behind the same checks as the business calls."""
+        record = CallRecord(0, self.spec.name, "GET", request.path, "execute", None, None, None)
+        refused = await self._check_caller(request, record)
+        if refused is not None:
+            return _json(refused.status, refused.body)
+        saga_id = request.query.get("saga_id", "").strip()
+        if not saga_id:
+            return _json(
+                400, {"error": "INVALID_ARGUMENT", "message": "the saga_id query parameter is required"}
+            )
+        effects = [effect.to_json() for effect in self.ledger.barrier.effects(saga_id)]
+        return _json(200, {"saga_id": saga_id, "effects": effects})
 
     def _payload_injection(self, simulate: Any, attempt: int) -> Injection | None:
         if simulate is None:
@@ -281,6 +325,17 @@ class Participant:
             "ERROR": "injected server error",
         }.get(injection.result, "injected")
         return Answer(status, {"error": injection.result, "message": message})
+
+
+def _barrier_outcome(action: Action, answer: sdk.Answer) -> str:
+    body = answer.body if isinstance(answer.body, dict) else {}
+    if body.get("error") == "ALREADY_COMPENSATED":
+        return "refused: compensated earlier"
+    if body.get("error") == "IN_PROGRESS":
+        return "in progress: another attempt"
+    if action == "compensate" and body.get("status") == "nothing_to_undo":
+        return "null compensation"
+    return "replayed first answer"
 
 
 PARTICIPANT_KEY = web.AppKey("participant", Participant)
@@ -350,6 +405,7 @@ def create_app(config: ParticipantConfig, ledger: Ledger | None = None) -> web.A
     app.router.add_get("/_control/state", _control_state)
     app.router.add_post("/_control/reset", _control_reset)
     app.router.add_get("/_control/health", _control_health)
+    app.router.add_get(sdk.EFFECTS_PATH, participant.effects)
     for path in (participant.spec.execute_path, participant.spec.compensate_path):
         # Steps may choose their method; the participant accepts the usual ones on its endpoints.
         for method in ("POST", "PUT", "PATCH", "DELETE"):

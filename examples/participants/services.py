@@ -114,20 +114,10 @@ def decide(
     step: str | None,
     payload: dict[str, Any],
 ) -> Decision:
-    """Apply the barrier and, if it allows, the business effect. Synchronous on purpose (see state.py)."""
+    """The business effect of a call the barrier let through (``app.py`` runs it inside
+    ``saga_participant.Barrier.run``): the barrier has already answered replays, null compensations and
+    executes that come after their compensation. Synchronous on purpose (see state.py)."""
     if action == "execute":
-        if pair in ledger.compensated:
-            return Decision(
-                _failure(
-                    409, "ALREADY_COMPENSATED", "this step was compensated before it executed; refusing it"
-                ),
-                effect=False,
-                outcome="refused: compensated earlier",
-            )
-        existing = ledger.executed.get(pair)
-        if existing is not None:
-            # Same step under another key: the effect happened once already.
-            return Decision(Answer(200, _output(spec, ledger.resources[existing])), False, "already executed")
         invalid = validate(spec, action, payload)
         if invalid is not None:
             return Decision(invalid, False, "invalid payload")
@@ -139,14 +129,13 @@ def decide(
             payload={k: v for k, v in payload.items() if k != "simulate"},
         )
         ledger.resources[resource.id] = resource
-        ledger.executed[pair] = resource.id
+        ledger.booked[pair] = resource.id
         return Decision(Answer(200, _output(spec, resource)), True, spec.done)
 
-    ledger.compensated.add(pair)
     named = payload.get(spec.id_field)
     target = ledger.resources.get(named) if isinstance(named, str) else None
-    if target is None and pair in ledger.executed:
-        target = ledger.resources[ledger.executed[pair]]
+    if target is None and pair in ledger.booked:
+        target = ledger.resources[ledger.booked[pair]]
     if target is None:
         return Decision(
             Answer(

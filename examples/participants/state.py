@@ -1,13 +1,12 @@
-"""What a demo participant remembers: its resources, the answers it gave per ``Idempotency-Key``, the
-sub-transaction barrier per (saga, step), the failure switch and the list of calls it has seen.
+"""What a demo participant remembers: its resources, the failure switch, the list of calls it has seen,
+and its ``saga_participant`` barrier (answers per ``Idempotency-Key``, the execute/compensate barrier per
+saga step, the effects applied) in an in-memory SQLite store.
 
-Plain objects, no HTTP: the aiohttp layer (``app.py``) drives them. Everything runs on one event loop, and
-the decision for one call (replay, barrier, effect, remembered answer) is made without an ``await`` in
-between, so two concurrent attempts with the same key cannot both apply the effect.
-
-The barrier follows DTM's (https://en.dtm.pub/practice/barrier.html): a compensation records the pair as
-compensated; if the pair never executed, the compensation is a successful no-op (a "null compensation"),
-and an execution that arrives after it is refused with 409 (a "hanging" execution never takes effect).
+Plain objects, no HTTP: the aiohttp layer (``app.py``) drives them. The barrier follows DTM's
+(https://en.dtm.pub/practice/barrier.html): a compensation with no execute before it is a recorded
+no-op (a "null compensation"), and an execution that arrives after it is refused with 409 (a "hanging"
+execution never takes effect). The business effect runs inside the barrier's transaction, so concurrent
+attempts with one key wait for the first and get its answer.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from saga_participant import Barrier, SQLiteStore
+
 Action = Literal["execute", "compensate"]
 Result = Literal["SUCCESS", "FAILURE", "ONGOING", "ERROR", "HANG"]
 
@@ -27,11 +28,6 @@ ACTIONS: tuple[Action, ...] = ("execute", "compensate")
 RESULT_STATUS: dict[Result, int] = {"SUCCESS": 200, "FAILURE": 409, "ONGOING": 425, "ERROR": 500, "HANG": 503}
 # Statuses the saga engine retries; answers with them are never remembered for replay.
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
-
-
-def is_final(status: int) -> bool:
-    """A success or a business failure: the answer a repeat of the same key gets again."""
-    return status < 500 and status not in TRANSIENT_STATUSES
 
 
 class InjectionError(ValueError):
@@ -197,17 +193,23 @@ def pair_of(idempotency_key: str, saga_id: str | None, step: str | None, action:
     return idempotency_key
 
 
+def new_barrier() -> Barrier:
+    # A compensation may name what another step created (a ``$ref`` to its output): it always runs,
+    # and answers "nothing_to_undo" when there is nothing.
+    return Barrier(SQLiteStore(":memory:"), run_orphan_compensations=True)
+
+
 @dataclass
 class Ledger:
-    """The participant's whole memory; ``reset()`` forgets everything."""
+    """The participant's whole memory; ``reset()`` forgets everything. ``booked`` maps a step's pair
+    (``pair_of``) to the resource its execute created."""
 
     calls: list[CallRecord] = field(default_factory=list)
-    answers: dict[str, Answer] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
-    executed: dict[str, str] = field(default_factory=dict)
-    compensated: set[str] = field(default_factory=set)
+    booked: dict[str, str] = field(default_factory=dict)
     resources: dict[str, Resource] = field(default_factory=dict)
     switch: FailureSwitch = field(default_factory=FailureSwitch)
+    barrier: Barrier = field(default_factory=new_barrier)
 
     def record(self, **fields: Any) -> CallRecord:
         record = CallRecord(seq=len(self.calls) + 1, **fields)
@@ -219,18 +221,13 @@ class Ledger:
         self.attempts[idempotency_key] = self.attempts.get(idempotency_key, 0) + 1
         return self.attempts[idempotency_key]
 
-    def remember(self, idempotency_key: str, answer: Answer) -> None:
-        if is_final(answer.status):
-            self.answers.setdefault(idempotency_key, answer)
-
     def reset(self) -> None:
         self.calls.clear()
-        self.answers.clear()
         self.attempts.clear()
-        self.executed.clear()
-        self.compensated.clear()
+        self.booked.clear()
         self.resources.clear()
         self.switch.clear()
+        self.barrier = new_barrier()
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -238,8 +235,7 @@ class Ledger:
                 rid: {"status": r.status, "saga_id": r.saga_id, "step": r.step, "payload": r.payload}
                 for rid, r in self.resources.items()
             },
-            "executed": sorted(self.executed),
-            "compensated": sorted(self.compensated),
+            "executed": sorted(self.booked),
             "armed": self.switch.pending(),
         }
 

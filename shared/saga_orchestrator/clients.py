@@ -3,7 +3,10 @@
 ``ClientFactory(env)`` reads only the mapping it is given. When ``PUBSUB_EMULATOR_HOST``,
 ``CLOUD_TASKS_EMULATOR_HOST``, ``SECRET_MANAGER_EMULATOR_HOST`` or ``WORKFLOWS_EMULATOR_HOST`` is set, the
 matching client talks gRPC over an insecure channel to that ``host:port`` (no credentials). Otherwise the
-real endpoint with Application Default Credentials. Clients are built lazily, once per factory, and are
+real endpoint with Application Default Credentials. ``STORAGE_EMULATOR_HOST`` (a URL, ``http://host:port``, as
+google-cloud-storage itself reads it; a bare ``host:port`` means ``http://``) points the Cloud Storage
+client at that JSON API endpoint, without credentials, as the client does on its own when it finds the
+variable in the process environment. Clients are built lazily, once per factory, and are
 safe to share between threads.
 
 ``default_factory()`` is built from ``os.environ`` on first use; it serves the seed's Python API when no
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     import grpc
     from google.cloud import secretmanager, tasks_v2, workflows_v1
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.cloud.storage import Client as StorageClient
     from google.cloud.workflows import executions_v1
 
 T = TypeVar("T")
@@ -33,6 +37,7 @@ EMULATOR_VARS = {
     "tasks": "CLOUD_TASKS_EMULATOR_HOST",
     "secrets": "SECRET_MANAGER_EMULATOR_HOST",
     "workflows": "WORKFLOWS_EMULATOR_HOST",
+    "storage": "STORAGE_EMULATOR_HOST",
 }
 
 
@@ -50,7 +55,8 @@ class ClientFactory:
         return self._env
 
     def emulator_host(self, service: str) -> str | None:
-        """``host:port`` of the emulator for ``service`` (pubsub, tasks, secrets, workflows), or None."""
+        """``host:port`` of the emulator for ``service`` (pubsub, tasks, secrets, workflows; for storage
+        the URL), or None."""
         return self._env.get(EMULATOR_VARS[service]) or None
 
     def _get(self, key: str, build: Callable[[], T]) -> T:
@@ -161,6 +167,25 @@ class ClientFactory:
 
         return self._get("secrets", build)
 
+    def storage(self) -> StorageClient:
+        """Cloud Storage (JSON API over HTTP; the client is shared by threads, each request on a pooled
+        connection)."""
+
+        def build() -> StorageClient:
+            from google.cloud.storage import Client
+
+            endpoint = self.emulator_host("storage")
+            if endpoint:
+                from google.auth.credentials import AnonymousCredentials
+
+                url = endpoint if "://" in endpoint else f"http://{endpoint}"
+                return Client(
+                    project=None, credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
+                )
+            return Client()
+
+        return self._get("storage", build)
+
     def tokens(self) -> TokenSource:
         """ID and access tokens from google-auth (the metadata server named by ``GCE_METADATA_HOST`` locally)."""
         return self._get("tokens", lambda: self._tokens or GoogleTokenSource())
@@ -172,6 +197,9 @@ class ClientFactory:
                 publisher = self._clients.get(key)
                 if publisher is not None:
                     publisher.stop()
+            storage_client = self._clients.get("storage")
+            if storage_client is not None:
+                storage_client.close()
             for channel in self._channels:
                 channel.close()
             self._channels.clear()

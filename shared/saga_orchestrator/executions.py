@@ -1,15 +1,13 @@
 """The Workflows Executions adapter: the executions of the saga workflow, labelled ``saga_id=<saga id>``.
 
-It implements ``ports.SagaExecutions`` for the start_saga function and serves the seed's
-``SagaOrchestrator`` (which adds validation), so both start a saga the same way.
+It serves the start_saga function and the seed's ``SagaOrchestrator`` (which adds validation), so both
+start a saga the same way.
 
-Starting is idempotent per saga id: ``start`` looks for an execution with the label first (any state)
-and returns it if there is one. Two starts racing within the same instant can both pass that check, so
-``create`` settles the race after it creates: it lists the executions with the label again and, unless
-its own is the first started (start time, then name), it cancels its own at once and answers with the
-first. The Executions API lists what it has created, so of two racing starts the later one sees the
-earlier and yields; a step the cancelled execution may already have sent carries the same
-``Idempotency-Key`` as the winner's, so no effect is applied twice.
+Starting is idempotent per saga id and makes no Executions *list* call: ``start`` claims the saga id in
+Cloud Storage first (``saga_orchestrator.starts``: an atomic create-if-absent, then the execution's name
+recorded in the claim), so of any number of racing starts one creates the execution and the others answer
+with it. Only a start that takes over the claim of a crashed one lists, to adopt an execution that start
+may have created. ``find``, ``first`` and ``resolve`` (operator look-ups, not starts) list.
 
 Google's client libraries are imported on first use, not with this module.
 """
@@ -22,9 +20,10 @@ import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from saga_orchestrator.errors import SagaNotFoundError
+from saga_orchestrator.errors import SagaError, SagaNotFoundError
 from saga_orchestrator.model import SagaRequest
 from saga_orchestrator.ports import SagaStatus, StartOutcome
+from saga_orchestrator.starts import StartClaims
 
 if TYPE_CHECKING:
     from google.cloud.workflows.executions_v1 import Execution, ExecutionsClient
@@ -33,11 +32,25 @@ LABEL = "saga_id"
 
 
 class WorkflowExecutions:
-    """``client`` builds (or returns the shared) ``ExecutionsClient`` when a call needs it."""
+    """``client`` builds (or returns the shared) ``ExecutionsClient`` when a call needs it; ``claims``
+    (``starts.StartClaims``) are the start claims, needed to start sagas only."""
 
-    def __init__(self, client: Callable[[], ExecutionsClient], workflow_path: str) -> None:
+    def __init__(
+        self,
+        client: Callable[[], ExecutionsClient],
+        workflow_path: str,
+        *,
+        claims: StartClaims | None = None,
+    ) -> None:
         self._client = client
         self.workflow_path = workflow_path
+        self._claims = claims
+
+    @property
+    def claims(self) -> StartClaims:
+        if self._claims is None:
+            raise SagaError("this WorkflowExecutions starts no saga: it was built without start claims")
+        return self._claims
 
     def find(self, saga_id: str) -> str | None:
         """Name of an execution labelled with ``saga_id`` (newest first), if any."""
@@ -52,31 +65,31 @@ class WorkflowExecutions:
         return min(found)[1] if found else None
 
     def start(self, request: SagaRequest) -> StartOutcome:
-        existing = self.find(request.saga_id)
-        if existing:
-            return StartOutcome(existing, created=False)
-        return self.create(request)
+        """Start the saga's execution, or answer with the one already started for its saga id
+        (``created=False``). Raises ``StartInProgressError`` (retryable) while another start of the same
+        saga id holds its claim, and the Google API errors of Workflows and Cloud Storage."""
+        return self.claims.start(request.saga_id, _Target(self, request))
 
     def create(self, request: SagaRequest) -> StartOutcome:
-        """Start a new execution without looking for one first (for a caller that just did), then settle
-        a race with another start of the same saga (see the module's docstring)."""
-        from google.api_core import exceptions
+        """The same as ``start``: no start looks for an execution first any more, each claims."""
+        return self.start(request)
+
+    def _create_execution(self, request: SagaRequest) -> str:
         from google.cloud.workflows import executions_v1
 
-        client = self._client()
-        execution = client.create_execution(
+        execution = self._client().create_execution(
             parent=self.workflow_path,
             execution=executions_v1.Execution(
                 argument=request.argument_json(), labels={LABEL: request.saga_id}
             ),
         )
-        mine = str(execution.name)
-        first = self.first(request.saga_id)
-        if first is None or first == mine:
-            return StartOutcome(mine, created=True)
+        return str(execution.name)
+
+    def _cancel_own(self, execution_name: str) -> None:
+        from google.api_core import exceptions
+
         with contextlib.suppress(exceptions.FailedPrecondition):  # already ended: nothing left to stop
-            client.cancel_execution(name=mine)
-        return StartOutcome(first, created=False)
+            self._client().cancel_execution(name=execution_name)
 
     def status(self, execution_name: str) -> SagaStatus:
         return _status_of(self._client().get_execution(name=execution_name))
@@ -152,6 +165,23 @@ class WorkflowExecutions:
             )
         )
         return (e for e in pager if e.labels.get(LABEL, saga_id) == saga_id)
+
+
+class _Target:
+    """One start's view of the executions (``starts.StartTarget``)."""
+
+    def __init__(self, executions: WorkflowExecutions, request: SagaRequest) -> None:
+        self._executions = executions
+        self._request = request
+
+    def create(self) -> str:
+        return self._executions._create_execution(self._request)
+
+    def existing(self) -> str | None:
+        return self._executions.first(self._request.saga_id)
+
+    def cancel(self, execution_name: str) -> None:
+        self._executions._cancel_own(execution_name)
 
 
 def _state(execution: Execution) -> str:

@@ -47,11 +47,15 @@ class FunctionRuntime:
     def starter(self) -> SagaStarter:
         from saga_orchestrator.executions import WorkflowExecutions
         from saga_orchestrator.starter import SagaStarter
+        from saga_orchestrator.starts import StartClaims
 
         publisher = self.publisher()
         with self._lock:
             if self._starter is None:
-                executions = WorkflowExecutions(self.clients.executions, self.settings.workflow_path)
+                claims = StartClaims(self.clients.storage, self.settings.start_bucket)
+                executions = WorkflowExecutions(
+                    self.clients.executions, self.settings.workflow_path, claims=claims
+                )
                 self._starter = SagaStarter(self.settings, executions=executions, publisher=publisher)
             return self._starter
 

@@ -211,14 +211,9 @@ def describe(
     state = saga_state(status.state, status.result, step, backward)
     result = status.result if isinstance(status.result, Mapping) and "status" in status.result else None
     if result is not None and state in FINAL_STATES:
-        steps = tuple(
-            _recorded(record) for record in result.get("steps") or [] if isinstance(record, Mapping)
-        )
-        audit = tuple(e for e in result.get("audit") or [] if isinstance(e, Mapping))
+        steps, audit = _ended(result)
     else:
-        names = [str(s.get("name")) for s in (argument or {}).get("steps") or [] if isinstance(s, Mapping)]
-        steps = _live(names, state, forward_iterations(entries), flight)
-        audit = ()
+        steps, audit = _live(_names(argument), state, forward_iterations(entries), flight), ()
     return SagaView(
         saga_id=status.saga_id,
         state=state,
@@ -232,6 +227,16 @@ def describe(
         current_step=status.current_step,
         audit=audit,
     )
+
+
+def _names(argument: Mapping[str, Any] | None) -> list[str]:
+    return [str(s.get("name")) for s in (argument or {}).get("steps") or [] if isinstance(s, Mapping)]
+
+
+def _ended(result: Mapping[str, Any]) -> tuple[tuple[StepProgress, ...], tuple[Mapping[str, Any], ...]]:
+    """The steps and the audit of an ended saga, from its result."""
+    steps = tuple(_recorded(record) for record in result.get("steps") or [] if isinstance(record, Mapping))
+    return steps, tuple(e for e in result.get("audit") or [] if isinstance(e, Mapping))
 
 
 def _recorded(record: Mapping[str, Any]) -> StepProgress:

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, str] = {
     "SAGA_STATE_BUDGET_BYTES": "196608",
     "SAGA_STUCK_DECISION_SECONDS": "604800",
     "SAGA_PARK_SECONDS": "86400",
+    # Empty: ``<SAGA_PROJECT_ID>-saga-starts`` (see ``Settings.start_bucket``).
+    "SAGA_START_BUCKET": "",
 }
 # Workflows keeps a saga's variables within 512 KB; the outputs are held once in the state and once more
 # in the result the workflow returns, so the budget may not exceed half of it.
@@ -70,6 +72,8 @@ class Settings:
     park_seconds: int = int(DEFAULTS["SAGA_PARK_SECONDS"])
     # ``host:port`` of the metadata server as google-auth sees it (GCE_METADATA_HOST); always refused.
     metadata_host: str | None = None
+    # The Cloud Storage bucket of start claims (``saga_orchestrator.starts``); empty: the default name.
+    start_bucket_name: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -117,6 +121,7 @@ class Settings:
             stuck_decision_seconds=int(number("SAGA_STUCK_DECISION_SECONDS", int, 0)),
             park_seconds=int(number("SAGA_PARK_SECONDS", int, 1)),
             metadata_host=(env.get("GCE_METADATA_HOST") or "").strip().lower() or None,
+            start_bucket_name=text("SAGA_START_BUCKET"),
         )
         errors.extend(settings._limit_errors())
         if errors:
@@ -164,6 +169,12 @@ class Settings:
         return f"projects/{self.project_id}/locations/{self.location}/workflows/{self.workflow}"
 
     @property
+    def start_bucket(self) -> str:
+        """Where start_saga and ``execute_saga`` claim saga ids: ``SAGA_START_BUCKET``, or
+        ``<project id>-saga-starts`` (bucket names are global, so the default carries the project)."""
+        return self.start_bucket_name or default_start_bucket(self.project_id)
+
+    @property
     def result_topic_path(self) -> str:
         return f"projects/{self.project_id}/topics/{self.result_topic}"
 
@@ -185,3 +196,8 @@ class Settings:
         else:
             delay = self.queue_min_backoff_seconds * 2**doublings * (retry - doublings)
         return float(min(delay, self.queue_max_backoff_seconds))
+
+
+def default_start_bucket(project_id: str) -> str:
+    """The start-claims bucket of a project when ``SAGA_START_BUCKET`` is empty."""
+    return f"{project_id}-saga-starts"

@@ -1,9 +1,12 @@
 """What the start_saga function does with one Eventarc ``messagePublished`` event (framework-free).
 
 Delivery is at least once. A request is started at most once: its saga id (given, or derived from the
-Pub/Sub message id) labels the execution, and an existing execution with that label means "already
-started". An invalid request is answered with a ``rejected`` result on ``saga-results`` and then
-acknowledged (never redelivered); any other failure (Workflows or Pub/Sub unavailable) propagates so the
+Pub/Sub message id) is claimed in Cloud Storage before the execution is created, and a claim that records
+an execution means "already started" (``saga_orchestrator.starts``; no Executions list call). While
+another delivery of the same saga holds the claim without having recorded its execution,
+``StartInProgressError`` propagates, so this event is redelivered and then finds the execution. An
+invalid request is answered with a ``rejected`` result on ``saga-results`` and then acknowledged (never
+redelivered); any other failure (Workflows, Cloud Storage or Pub/Sub unavailable) propagates so the
 event is redelivered.
 
 Every message gets exactly one answer. Decoding and validation are total (``validation``); should they
@@ -27,9 +30,10 @@ from saga_orchestrator.errors import FieldError, InvalidRequestError
 from saga_orchestrator.events import encode_result, event_source
 from saga_orchestrator.logging import get_logger, log_context, trace_name
 from saga_orchestrator.model import SagaRequest, derive_saga_id, is_saga_id
-from saga_orchestrator.ports import Publisher, SagaExecutions
+from saga_orchestrator.ports import Publisher
 from saga_orchestrator.result import rejected_result
 from saga_orchestrator.settings import Settings
+from saga_orchestrator.starts import SagaStarts, StartInProgressError
 from saga_orchestrator.times import normalize_time, utc_now_iso
 from saga_orchestrator.tracing import trace_id
 from saga_orchestrator.validation import decode_request, validate_request
@@ -92,7 +96,7 @@ def decode_event(event_id: str | None, data: Any) -> RequestMessage:
 
 
 class SagaStarter:
-    def __init__(self, settings: Settings, *, executions: SagaExecutions, publisher: Publisher) -> None:
+    def __init__(self, settings: Settings, *, executions: SagaStarts, publisher: Publisher) -> None:
         self.settings = settings
         self._executions = executions
         self._publisher = publisher
@@ -121,15 +125,18 @@ class SagaStarter:
         return self._start(request)
 
     def _start(self, request: SagaRequest) -> StartResult:
-        """At most one execution per saga id: an existing one makes the request a duplicate."""
+        """At most one execution per saga id: one that was started already makes the request a duplicate."""
         trace = trace_name(self.settings.project_id, trace_id(request.saga_id))
         with log_context(saga_id=request.saga_id, trace=trace):
-            existing = self._executions.find(request.saga_id)
-            if existing:
-                log.info("duplicate request: the saga was already started", execution=existing)
-                return StartResult("duplicate", request.saga_id, existing)
-            started = self._executions.create(request)
-            if not started.created:  # another start of this saga won the race
+            try:
+                started = self._executions.start(request)
+            except StartInProgressError as busy:
+                log.warning(
+                    "another delivery is starting this saga; this one will be redelivered",
+                    claimed_at=busy.claimed_at,
+                )
+                raise
+            if not started.created:
                 log.info("duplicate request: the saga was already started", execution=started.execution_name)
                 return StartResult("duplicate", request.saga_id, started.execution_name)
             log.info("saga started", execution=started.execution_name, steps=len(request.steps))

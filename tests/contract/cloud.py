@@ -28,7 +28,10 @@ SERVERS = {
     "CLOUD_TASKS_EMULATOR_HOST": "localcloud.tasks.server",
     "SECRET_MANAGER_EMULATOR_HOST": "localcloud.secretmanager.server",
     "WORKFLOWS_EMULATOR_HOST": "localcloud.workflows.service.server",
+    "STORAGE_EMULATOR_HOST": "localcloud.storage.server",
 }
+# The bucket of start claims, created in every LocalCloud that runs Cloud Storage and named in its env.
+START_BUCKET = "local-saga-starts"
 # An execution of this workflow stays ACTIVE until it is cancelled (or an hour passes).
 WAITING_WORKFLOW = "main:\n  params: [request]\n  steps:\n    - wait:\n        call: sys.sleep\n        args:\n          seconds: 3600\n"
 # One key for every LocalCloud of the session: generating an RSA key per test would dominate the run.
@@ -61,7 +64,11 @@ class LocalCloud:
         except BaseException:
             self.close()
             raise
+        if "STORAGE_EMULATOR_HOST" in self.env:
+            self.env["SAGA_START_BUCKET"] = START_BUCKET
         self.clients = ClientFactory(self.env)
+        if "STORAGE_EMULATOR_HOST" in self.env:
+            self.clients.storage().create_bucket(START_BUCKET, project="local-project")
         self._subscriptions: dict[str, str] = {}
 
     def _run(self, coroutine: Any) -> Any:

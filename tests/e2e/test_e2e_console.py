@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 from devstack.stack import LocalStack
 from tests.e2e.results import ResultListener
 from tests.e2e.test_e2e_operator_decisions import notice_of, parked_hotel, result_of, stuck_hotel
-from tests.e2e.test_e2e_sagas import POLL_EVERY, RESULT_TIMEOUT, WAIT_TIMEOUT, new_saga_id, trip
+from tests.e2e.test_e2e_sagas import POLL_EVERY, RESULT_TIMEOUT, SERVICES, WAIT_TIMEOUT, new_saga_id, trip
 from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +74,7 @@ def test_a_running_saga_shows_its_retrying_step_with_the_attempts_so_far_then_it
     assert code == EXIT_OK
     assert "running        reserve_hotel  (execute, " in shown and "attempts so far" in shown
     assert "if it failed now, it would undo, in this order:" in shown
-    plan = shown.split("in this order:\n", 1)[1].splitlines()
+    plan = shown.split("in this order:\n", 1)[1].split("\nattempts", 1)[0].splitlines()
     assert [line.split(":")[0].strip() for line in plan] == ["reserve_hotel", "book_flight"]
 
     assert result_of(results, saga_id)["status"] == "succeeded"
@@ -81,6 +82,19 @@ def test_a_running_saga_shows_its_retrying_step_with_the_attempts_so_far_then_it
     assert ended.state == "succeeded"
     hotel = ended.steps[1]
     assert (hotel.status, hotel.attempts) == ("succeeded", 4)
+
+    # saga show prints every attempt with its answer, read back from the step executor's log.
+    def shown_with_attempts() -> str | None:
+        shown = saga(stack, "show", saga_id)[1]
+        return shown if "4/5" in shown else None
+
+    shown = eventually(shown_with_attempts, what="the hotel's 4th attempt in the log", timeout=WAIT_TIMEOUT)
+    attempts = shown.split("attempts (from the step executor's log):\n", 1)[1].splitlines()
+    hotel_lines = attempts[next(i for i, line in enumerate(attempts) if "reserve_hotel" in line) :][:4]
+    assert [re.findall(r" (\d+/5) ", line) for line in hotel_lines] == [["1/5"], ["2/5"], ["3/5"], ["4/5"]]
+    assert [("transient" in line, "success" in line) for line in hotel_lines] == [(True, False)] * 3 + [
+        (False, True)
+    ]
 
 
 def test_parked_and_stuck_sagas_say_so_and_a_compensated_one_says_compensated(
@@ -193,3 +207,28 @@ def test_saga_watch_prints_results_as_they_arrive_and_leaves_cleanly_on_ctrl_c(
         project=f"projects/{stack.settings.project_id}"
     )
     assert not [s.name for s in subscriptions if "/saga-watch-" in s.name]
+
+
+def test_saga_certify_passes_the_demo_participants(stack: LocalStack) -> None:
+    secret = f"projects/{stack.settings.project_id}/secrets/payment-api-key/versions/latest"
+    api_key = stack.factory.secrets().access_secret_version(name=secret).payload.data.decode()
+    for service, spec in SERVICES.items():
+        origin = stack.participant_urls[service]
+        headers = ["--header", f"X-Api-Key: {api_key}"] if service == "payment" else []
+        code, report = saga(
+            stack,
+            "certify",
+            *headers,
+            "--execute",
+            origin + spec.execute_path,
+            "--compensate",
+            origin + spec.compensate_path,
+            "--payload",
+            json.dumps(spec.payload),
+            "--failing-payload",
+            json.dumps({**spec.payload, "simulate": "FAILURE"}),
+            "--metadata-host",
+            stack.config.metadata,
+        )
+        assert code == EXIT_OK, report
+        assert "FAIL" not in report and "PASS" in report

@@ -79,14 +79,23 @@ def test_the_installed_commands_run_outside_the_clone(installed: Path, tmp_path:
             printed.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+
+    def next_line() -> str:
+        try:
+            seen.append(printed.get(timeout=120))
+        except queue.Empty:
+            raise AssertionError("localcloud up printed no more:\n" + "".join(seen)) from None
+        return seen[-1]
+
     try:
         stack_env = dict(env)
-        line = printed.get(timeout=120)
+        line = next_line()
         while not line.startswith("publish a saga request"):
             if line.strip().startswith("export "):
                 key, _, value = line.strip().removeprefix("export ").partition("=")
                 stack_env[key] = value
-            line = printed.get(timeout=120)
+            line = next_line()
         request = (
             installed.parent / "share" / "saga-orchestrator" / "examples" / "requests" / "trip-succeeds.json"
         )

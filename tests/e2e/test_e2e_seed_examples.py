@@ -23,6 +23,8 @@ from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpc
 from google.cloud.workflows import executions_v1
 from google.cloud.workflows.executions_v1.services.executions.transports import ExecutionsGrpcTransport
 from google.cloud.workflows_v1.services.workflows.transports import WorkflowsGrpcTransport
+from saga_orchestrator.clients import ClientFactory
+from saga_orchestrator.settings import default_start_bucket
 
 from devstack.processes import ManagedProcess, emulators_spec, free_ports
 
@@ -87,7 +89,7 @@ task_response = task_manager.create_retry_task(
 
 @pytest.fixture(scope="module")
 def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    ports = free_ports(6)
+    ports = free_ports(8)
     names = (
         "PUBSUB_EMULATOR_HOST",
         "CLOUD_TASKS_EMULATOR_HOST",
@@ -95,12 +97,17 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         "WORKFLOWS_EMULATOR_HOST",
         "WORKFLOWS_HTTP_HOST",
         "GCE_METADATA_HOST",
+        "STORAGE_EMULATOR_HOST",
+        "LOGGING_EMULATOR_HOST",
     )
     env = {name: f"127.0.0.1:{port}" for name, port in zip(names, ports, strict=True)}
     env |= {"GCE_METADATA_IP": env["GCE_METADATA_HOST"], "LOCALCLOUD_PROJECT": PROJECT}
+    env["STORAGE_EMULATOR_HOST"] = "http://" + env["STORAGE_EMULATOR_HOST"]  # a URL, as the client reads it
     process = ManagedProcess.start(emulators_spec(env), log_dir=tmp_path_factory.mktemp("seed-logs"))
     try:
         process.wait_ready()
+        # The bucket deploy.sh creates for the project's start claims (execute_saga claims each saga id).
+        ClientFactory(env).storage().create_bucket(default_start_bucket(PROJECT), project=PROJECT)
         yield env
     finally:
         process.stop()

@@ -10,6 +10,7 @@ no such step).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -19,8 +20,9 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
+from saga_orchestrator.attempts import attempts_section, operator_attempt_log
 from saga_orchestrator.clients import ClientFactory
 from saga_orchestrator.console.timeline import render
 from saga_orchestrator.errors import (
@@ -53,6 +55,7 @@ EXAMPLES = {
     "cancel": 'saga cancel trip-1001 --reason "customer called" --yes',
     "terminate": 'saga terminate trip-1001 --reason "stuck, looked at by ops"',
     "console": f"saga console --port {CONSOLE_PORT}  (then open http://127.0.0.1:{CONSOLE_PORT}/)",
+    "certify": "saga certify --execute http://127.0.0.1:9001/flight/book --compensate http://127.0.0.1:9001/flight/cancel",
 }
 
 
@@ -75,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
             name, help=help_text, description=help_text, epilog=f"example: {EXAMPLES[name]}"
         )
 
+    command(
+        "certify",
+        "run the participant protocol's hard cases against any participant (see saga certify --help)",
+    )
     start = command("start", "start a saga from a request file (JSON; - reads stdin)")
     start.add_argument("request", help="the saga request, as published on saga-requests")
     start.add_argument("--saga-id", help="the saga id (overrides the file's)")
@@ -121,7 +128,12 @@ def main(
 ) -> int:
     out = out or sys.stdout
     env = os.environ if env is None else env
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["certify"]:  # its own options: saga certify --help lists them
+        from saga_participant.certify import main as certify
+
+        return certify(arguments[1:], cast("TextIO", out))
+    args = build_parser().parse_args(arguments)
     try:
         orchestrator = _orchestrator(args, env)
         return int(COMMANDS[args.command](orchestrator, args, out, ask or _ask))
@@ -206,11 +218,28 @@ def cmd_show(orchestrator: SagaOrchestrator, args: argparse.Namespace, out: IO[s
     view = orchestrator.get_saga_status(args.saga)
     argument = orchestrator.executions.argument(view.execution_name) if view.running else None
     plan = undo_plan(argument, view) if view.running else []
+    env, project = orchestrator.clients.env, orchestrator.settings.project_id
     if args.json:
-        _json(out, {**view.to_dict(), "undo_plan": plan})
+        _json(out, {**view.to_dict(), "undo_plan": plan, "attempts": _attempts_json(env, project, view)})
         return EXIT_OK
     print(show_text(view, plan), file=out)
+    print(attempts_section(env, project, view.saga_id, since=view.start_time), file=out)
     return EXIT_OK
+
+
+def _attempts_json(env: Mapping[str, str], project: str, view: SagaView) -> list[dict[str, Any]] | None:
+    """Every attempt of the saga from the step executor's log; None when the log cannot be read."""
+    from saga_orchestrator.httpclient import HttpClient
+
+    if not view.saga_id:
+        return None
+    try:
+        found = operator_attempt_log(env, project, HttpClient.from_env(env)).attempts(
+            view.saga_id, since=view.start_time
+        )
+    except Exception:  # the rest of the view does not depend on Cloud Logging (text mode says why)
+        return None
+    return [dataclasses.asdict(attempt) for group in found.values() for attempt in group]
 
 
 def show_text(view: SagaView, plan: list[dict[str, Any]]) -> str:

@@ -45,6 +45,7 @@ from saga_orchestrator.model import SagaRequest
 from saga_orchestrator.ports import SagaStatus, StartOutcome
 from saga_orchestrator.sagas import SAGA_STATES, InFlight, SagaView, describe, in_flight, undo_plan
 from saga_orchestrator.settings import Settings
+from saga_orchestrator.starts import StartClaims
 from saga_orchestrator.times import utc_now_iso
 from saga_orchestrator.validation import validate_request
 
@@ -78,7 +79,8 @@ class SagaOrchestrator:
             base, project_id=project_id, location=location, workflow=workflow_name
         )
         self.workflow_path = self.settings.workflow_path
-        self.executions = WorkflowExecutions(self._clients.executions, self.workflow_path)
+        claims = StartClaims(self._clients.storage, self.settings.start_bucket)
+        self.executions = WorkflowExecutions(self._clients.executions, self.workflow_path, claims=claims)
         self._callbacks = callbacks
 
     @property

@@ -14,6 +14,7 @@ from saga_orchestrator.model import SagaRequest, SecretRef
 from saga_orchestrator.ports import StartOutcome
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.starter import SagaStarter, decode_event
+from saga_orchestrator.starts import StartInProgressError
 
 from tests.contract.cloud import StaticTokenSource
 from tests.support.http import RecordingHttpServer, ScriptedResponse
@@ -68,22 +69,21 @@ def test_an_invalid_task_with_a_callback_is_reported_as_invalid(http_server):
 
 
 class Recorder:
-    """Stands for the starter's ports: ``SagaExecutions`` and ``Publisher``."""
+    """Stands for the starter's ports: ``SagaStarts`` and ``Publisher``."""
 
-    def __init__(self, racing_winner: str | None = None) -> None:
-        self.calls: list[str] = []
+    def __init__(self, racing_winner: str | None = None, busy: bool = False) -> None:
         self.started: list[SagaRequest] = []
         self.published: list[PubsubMessage] = []
         self.racing_winner = racing_winner
+        self.busy = busy
 
-    def find(self, saga_id: str) -> str | None:
-        self.calls.append("find")
-        return next((f"exec-{r.saga_id}" for r in self.started if r.saga_id == saga_id), None)
-
-    def create(self, request: SagaRequest) -> StartOutcome:
-        self.calls.append("create")
+    def start(self, request: SagaRequest) -> StartOutcome:
+        if self.busy:
+            raise StartInProgressError(request.saga_id, 1.0)
         if self.racing_winner:
             return StartOutcome(self.racing_winner, created=False)
+        if any(r.saga_id == request.saga_id for r in self.started):
+            return StartOutcome(f"exec-{request.saga_id}", created=False)
         self.started.append(request)
         return StartOutcome(f"exec-{request.saga_id}", created=True)
 
@@ -110,13 +110,13 @@ def test_the_starter_starts_then_dedupes_then_rejects():
     assert [e.field for e in event.result.errors] == ["message"]
 
 
-def test_the_starter_looks_the_saga_up_before_it_creates_the_execution():
-    recorder = Recorder()
+def test_a_start_under_way_elsewhere_propagates_so_the_event_is_redelivered():
+    recorder = Recorder(busy=True)
     starter = SagaStarter(Settings.from_env({}), executions=recorder, publisher=recorder)
     request = {"saga_id": "t-1", "steps": [{"name": "a", "execute_url": "http://localhost:1/"}]}
-    result = starter.handle_event("m-1", event_data(request))
-    assert (result.outcome, result.execution_name) == ("started", "exec-t-1")
-    assert recorder.calls == ["find", "create"]
+    with pytest.raises(StartInProgressError):
+        starter.handle_event("m-1", event_data(request))
+    assert recorder.started == [] and recorder.published == []
 
 
 def test_a_start_that_lost_a_race_is_a_duplicate_naming_the_winner():

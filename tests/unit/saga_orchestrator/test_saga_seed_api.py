@@ -18,11 +18,14 @@ from saga_orchestrator.errors import (
     VerbNotApplicableError,
 )
 from saga_orchestrator.httpclient import HttpClient
+from saga_orchestrator.ports import StartOutcome
+from saga_orchestrator.settings import default_start_bucket
 from saga_orchestrator.tasks.task_manager import TaskManager
 from saga_orchestrator.validation import validate_request
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
 
 from tests.support.http import ScriptedResponse
+from tests.unit.localcloud.storage.running import RunningStorage
 
 STEPS = [
     {
@@ -44,11 +47,18 @@ def workflow(location: str = "us-central1") -> str:
 
 @pytest.fixture
 def clients(local_cloud):
+    """Clients of the local cloud and of a Cloud Storage emulator holding the project's start claims."""
     local_cloud.deploy_workflow(workflow())
     local_cloud.create_paused_queue(QUEUE)
-    factory = ClientFactory(local_cloud.env)
+    storage = RunningStorage()
+    env = {**local_cloud.env, "STORAGE_EMULATOR_HOST": storage.url}
+    factory = ClientFactory(env)
+    factory.storage().create_bucket(
+        env.get("SAGA_START_BUCKET") or default_start_bucket("shop"), project="shop"
+    )
     yield factory
     factory.close()
+    storage.close()
 
 
 def test_execute_saga_starts_one_labelled_execution_with_the_normalized_argument(local_cloud, clients):
@@ -74,17 +84,25 @@ def test_execute_saga_with_the_same_saga_id_returns_the_existing_execution(local
     assert len(local_cloud.executions(workflow())) == 2
 
 
-def test_a_start_that_lost_a_race_cancels_its_own_execution_and_answers_with_the_winner(local_cloud, clients):
+def test_racing_starts_of_one_saga_leave_one_execution_and_all_answer_with_it(local_cloud, clients):
     orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
     request = validate_request({"saga_id": "trip-42", "steps": STEPS}, orchestrator.settings)
-    first = orchestrator.create(request)  # alone: it wins
-    assert first.created
-    second = orchestrator.create(request)  # as if its lookup ran before the first create
-    states = {e.name: e.state.name for e in local_cloud.executions(workflow())}
-    assert sorted(states.values()) == ["ACTIVE", "CANCELLED"]
-    [winner] = [name for name, state in states.items() if state == "ACTIVE"]
-    assert second.execution_name == winner
-    assert second.created == (winner != first.execution_name)
+    gate = threading.Barrier(12)
+    outcomes: list[StartOutcome] = []
+
+    def start(create: bool) -> None:
+        gate.wait()  # start() and create() both claim the saga id first: neither looks, neither races
+        outcomes.append(orchestrator.create(request) if create else orchestrator.start(request))
+
+    threads = [threading.Thread(target=start, args=(i % 2 == 0,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    [execution] = local_cloud.executions(workflow())
+    assert execution.state.name == "ACTIVE"
+    assert [o.execution_name for o in outcomes] == [execution.name] * 12
+    assert [o.created for o in outcomes].count(True) == 1
 
 
 def test_execute_saga_refuses_an_invalid_saga_before_calling_workflows(local_cloud, clients):
@@ -101,7 +119,12 @@ def test_status_and_terminate(local_cloud, clients):
     orchestrator = SagaOrchestrator("shop", "us-central1", "saga-orchestrator", clients=clients)
     name = orchestrator.execute_saga(STEPS)
     status = orchestrator.get_saga_status(name)
-    assert (status.state, status.execution_state, status.result, status.error) == ("running", "ACTIVE", None, None)
+    assert (status.state, status.execution_state, status.result, status.error) == (
+        "running",
+        "ACTIVE",
+        None,
+        None,
+    )
     assert [step.name for step in status.steps] == [step["name"] for step in STEPS]
     assert status.saga_id and status.saga_id.startswith("saga-")
     assert orchestrator.terminate_saga(name, reason="stuck for a day") == "CANCELLED"

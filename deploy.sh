@@ -4,17 +4,21 @@
 #
 # Before anything changes, the checks read the project and report, one line each with the command that
 # fixes it, what a deploy needs and what is missing or wrong: the APIs, the build service account and
-# its roles, the executor's custom role, the Pub/Sub service agent's token-creator grant, settings that
-# cannot work on Google Cloud (a loopback-only SAGA_ALLOWED_HOSTS) or that exceed a Cloud Tasks limit.
+# its roles, the two custom roles, the bucket of start claims and the starter's grant on it, the Pub/Sub
+# service agent's token-creator grant, settings that cannot work on Google Cloud (a loopback-only
+# SAGA_ALLOWED_HOSTS) or that exceed a Cloud Tasks limit.
 # A deploy stops before changing anything when a check finds an error it would not fix itself.
 #
 # What a deploy provisions, in order: the APIs; the service accounts (one per identity, and one that
 # builds the functions); the Artifact Registry repository of the function images; the topics; the Cloud
-# Tasks queue with its retry settings; the secrets (their existence, never a value); the custom role
-# that holds workflows.callbacks.send; the least-privilege IAM bindings; the functions step_executor and
-# saga_completion; the workflow; the function saga_sweeper with the Cloud Scheduler job that calls it;
-# the function start_saga with its Eventarc trigger (last, so that no request is consumed before
-# everything it needs exists). --destroy removes the same in the reverse order.
+# Tasks queue with its retry settings; the secrets (their existence, never a value); the Cloud Storage
+# bucket where start_saga claims each saga id; the custom roles (workflows.callbacks.send for the
+# executor, the four object permissions of a claim for the starter); the least-privilege IAM bindings;
+# the functions step_executor and saga_completion; the workflow; the function saga_sweeper with the Cloud
+# Scheduler job that calls it; the function start_saga with its Eventarc trigger (last, so that no request
+# is consumed before everything it needs exists). --destroy removes the same in the reverse order, but
+# keeps the bucket of start claims (and the secrets): its claims are the memory of which saga ids already
+# started.
 #
 # Idempotent: every resource is checked (describe / get-iam-policy) before it is created, and only
 # changed when the desired state differs. Functions and the workflow carry a label with a digest of what
@@ -38,15 +42,17 @@ readonly APIS=(
   workflows.googleapis.com workflowexecutions.googleapis.com cloudtasks.googleapis.com
   pubsub.googleapis.com secretmanager.googleapis.com cloudfunctions.googleapis.com run.googleapis.com
   eventarc.googleapis.com cloudbuild.googleapis.com artifactregistry.googleapis.com
-  logging.googleapis.com iam.googleapis.com cloudscheduler.googleapis.com
+  logging.googleapis.com iam.googleapis.com cloudscheduler.googleapis.com storage.googleapis.com
 )
-# Keys that must have a value. SAGA_SECRETS may be empty; SAGA_TRIGGER_SA is optional (see below).
+# Keys that must have a value. SAGA_SECRETS may be empty; SAGA_TRIGGER_SA is optional (see below);
+# SAGA_START_BUCKET may be empty (then <project id>-saga-starts, as the functions name it).
 readonly REQUIRED_KEYS=(
   SAGA_PROJECT_ID SAGA_LOCATION SAGA_REQUEST_TOPIC SAGA_RESULT_TOPIC SAGA_TASK_QUEUE SAGA_WORKFLOW
   SAGA_QUEUE_MAX_ATTEMPTS SAGA_QUEUE_MIN_BACKOFF_SECONDS SAGA_QUEUE_MAX_BACKOFF_SECONDS
   SAGA_QUEUE_MAX_DOUBLINGS SAGA_QUEUE_MAX_DISPATCHES_PER_SECOND SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES
   SAGA_DISPATCH_DEADLINE_SECONDS SAGA_STARTER_SA SAGA_WORKFLOW_SA SAGA_EXECUTOR_SA SAGA_COMPLETION_SA
-  SAGA_TASKS_INVOKER_SA SAGA_SWEEPER_SA SAGA_SCHEDULER_SA DEPLOY_BUILD_SA DEPLOY_CALLBACK_ROLE_ID DEPLOY_RUNTIME
+  SAGA_TASKS_INVOKER_SA SAGA_SWEEPER_SA SAGA_SCHEDULER_SA DEPLOY_BUILD_SA DEPLOY_CALLBACK_ROLE_ID
+  DEPLOY_START_CLAIMS_ROLE_ID DEPLOY_RUNTIME
   DEPLOY_FUNCTION_MEMORY DEPLOY_FUNCTION_TIMEOUT_SECONDS DEPLOY_SWEEP_SCHEDULE
   DEPLOY_STEP_EXECUTOR_CONCURRENCY DEPLOY_STEP_EXECUTOR_MAX_INSTANCES
   DEPLOY_SAGA_COMPLETION_CONCURRENCY DEPLOY_SAGA_COMPLETION_MAX_INSTANCES
@@ -54,7 +60,7 @@ readonly REQUIRED_KEYS=(
   DEPLOY_START_SAGA_CONCURRENCY DEPLOY_START_SAGA_MAX_INSTANCES
 )
 # Keys read from the environment even when the settings file does not name them.
-readonly OPTIONAL_KEYS=(SAGA_TRIGGER_SA SAGA_SECRETS)
+readonly OPTIONAL_KEYS=(SAGA_TRIGGER_SA SAGA_SECRETS SAGA_START_BUCKET)
 # Cloud Tasks stops retrying when BOTH max attempts are used AND this much time has passed; 0 = no time
 # limit, so SAGA_QUEUE_MAX_ATTEMPTS alone bounds the retries (the step executor enforces each step's own,
 # smaller max_attempts exactly).
@@ -70,6 +76,14 @@ readonly CREATED_DESCRIPTION="Created by deploy.sh of the saga orchestrator"
 # The one permission of the step executor's custom role: what a callback needs
 # (https://cloud.google.com/workflows/docs/access-control).
 readonly CALLBACK_PERMISSION=workflows.callbacks.send
+# The permissions of the starter's custom role, on the bucket of start claims only: what a claim takes
+# (shared/saga_orchestrator/starts.py) and nothing else. Each is what one JSON API method needs
+# (https://cloud.google.com/storage/docs/json_api/v1/objects): insert with ifGenerationMatch=0 (the
+# claim), get (a loser reads it), patch (the execution recorded, a takeover) and delete (a claim released
+# when Workflows refused the start). No list, no bucket permission: no predefined role is this narrow
+# (roles/storage.objectUser adds list, restore and more;
+# https://cloud.google.com/storage/docs/access-control/iam-roles).
+readonly START_CLAIMS_PERMISSIONS=storage.objects.create,storage.objects.delete,storage.objects.get,storage.objects.update
 # The Artifact Registry repository the function images are pushed to (--docker-repository), so that the
 # build account may write to this repository only.
 readonly REPOSITORY=saga-functions
@@ -82,17 +96,18 @@ Usage: bash deploy.sh [--project ID] [--region REGION] [--settings FILE] [--chec
                       [--dry-run] [--help]
 
 Deploys the saga orchestrator to a Google Cloud project with gcloud: APIs, service accounts with
-least-privilege IAM bindings, the topics, the Cloud Tasks queue, the secrets (existence only), the four
-functions (with the Eventarc trigger of start_saga), the workflow and the Cloud Scheduler job of the
-sweeper. It checks the project first and changes nothing when a check fails. A second run changes
-nothing unless the settings or the code changed.
+least-privilege IAM bindings, the topics, the Cloud Tasks queue, the secrets (existence only), the
+bucket of start claims, the four functions (with the Eventarc trigger of start_saga), the workflow and
+the Cloud Scheduler job of the sweeper. It checks the project first and changes nothing when a check
+fails. A second run changes nothing unless the settings or the code changed.
 
   --project ID      Google Cloud project (overrides SAGA_PROJECT_ID)
   --region REGION   region of the functions, queue and workflow (overrides SAGA_LOCATION)
   --settings FILE   settings file (default: deployment.env next to this script)
   --check           only check the project: one line per finding, with the command that fixes it;
                     exits 1 when a deploy would fail (changes nothing)
-  --destroy         remove what deploy.sh created, in the reverse order (secrets and APIs are kept)
+  --destroy         remove what deploy.sh created, in the reverse order (the bucket of start claims,
+                    secrets and APIs are kept)
   --dry-run         print every command it would run and run none (gcloud is not called)
   -h, --help        show this text
 
@@ -207,8 +222,20 @@ validate_settings() {
     ${CFG[DEPLOY_BUILD_SA]} =~ ^[a-z0-9][a-z0-9._-]*@[a-z0-9.-]+\.gserviceaccount\.com$ ]] ||
     bad+=("DEPLOY_BUILD_SA must be a service account id (deploy.sh creates it) or the email of an existing service account, got '${CFG[DEPLOY_BUILD_SA]}'")
   # A custom role id: letters, digits, '_' and '.', at most 64 (https://cloud.google.com/iam/docs/creating-custom-roles).
-  [[ ${CFG[DEPLOY_CALLBACK_ROLE_ID]} =~ ^[A-Za-z0-9_.]{3,64}$ ]] ||
-    bad+=("DEPLOY_CALLBACK_ROLE_ID must be 3-64 letters, digits, '_' or '.', got '${CFG[DEPLOY_CALLBACK_ROLE_ID]}'")
+  for key in DEPLOY_CALLBACK_ROLE_ID DEPLOY_START_CLAIMS_ROLE_ID; do
+    [[ ${CFG[$key]} =~ ^[A-Za-z0-9_.]{3,64}$ ]] || bad+=("$key must be 3-64 letters, digits, '_' or '.', got '${CFG[$key]}'")
+  done
+  [[ ${CFG[DEPLOY_CALLBACK_ROLE_ID]} != "${CFG[DEPLOY_START_CLAIMS_ROLE_ID]}" ]] ||
+    bad+=("DEPLOY_CALLBACK_ROLE_ID and DEPLOY_START_CLAIMS_ROLE_ID name two roles with different permissions, so they must differ (both are '${CFG[DEPLOY_CALLBACK_ROLE_ID]}')")
+  # A bucket name (https://cloud.google.com/storage/docs/buckets#naming): 3-63 lowercase letters, digits,
+  # '-' and '_', starting and ending with a letter or digit, neither starting with "goog" nor containing
+  # "google". Dotted names are refused: they need a verified domain.
+  local bucket=${CFG[SAGA_START_BUCKET]:-$project-saga-starts}
+  if [[ ! $bucket =~ ^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$ || $bucket == goog* || $bucket == *google* ]]; then
+    local origin="SAGA_START_BUCKET"
+    [[ -n ${CFG[SAGA_START_BUCKET]:-} ]] || origin="SAGA_START_BUCKET is empty, and its default <SAGA_PROJECT_ID>-saga-starts"
+    bad+=("$origin must be a bucket name (3-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit, not starting with 'goog' nor containing 'google'), got '$bucket'")
+  fi
   for name in $(secret_names); do
     [[ $name =~ ^[A-Za-z0-9_-]{1,255}$ ]] || bad+=("SAGA_SECRETS: '$name' is not a secret name")
   done
@@ -300,6 +327,13 @@ readonly BUILD_ROLE_COVERING=roles/cloudbuild.builds.builder
 # The custom role of the step executor (DEPLOY_CALLBACK_ROLE_ID).
 readonly CALLBACK_ROLE_ID=${CFG[DEPLOY_CALLBACK_ROLE_ID]}
 readonly CALLBACK_ROLE="projects/$PROJECT/roles/$CALLBACK_ROLE_ID"
+# The custom role of the starter on the bucket of start claims (DEPLOY_START_CLAIMS_ROLE_ID).
+readonly START_CLAIMS_ROLE_ID=${CFG[DEPLOY_START_CLAIMS_ROLE_ID]}
+readonly START_CLAIMS_ROLE="projects/$PROJECT/roles/$START_CLAIMS_ROLE_ID"
+# The bucket where start_saga claims each saga id: SAGA_START_BUCKET, or <project id>-saga-starts when the
+# key is empty, as the functions name it (Settings.start_bucket; the key reaches them as it is).
+readonly START_BUCKET=${CFG[SAGA_START_BUCKET]:-$PROJECT-saga-starts}
+readonly START_BUCKET_URL="gs://$START_BUCKET"
 readonly REPOSITORY_PATH="projects/$PROJECT/locations/$REGION/repositories/$REPOSITORY"
 
 # ---------------------------------------------------------------------------------------------------
@@ -334,6 +368,22 @@ probe() {
     return 1
   fi
   PROBE_OUT=$("$@" 2>/dev/null) || return 1
+}
+
+# probe_err CMD...: like probe, and the command's stderr lands in PROBE_ERR, for a check that must tell
+# "does not exist" from "may not be read".
+PROBE_ERR=""
+probe_err() {
+  local status=0
+  PROBE_OUT=""
+  PROBE_ERR=""
+  if ((DRY_RUN)); then
+    say "? would check: $(quote_cmd "$@")"
+    return 1
+  fi
+  PROBE_OUT=$("$@" 2>"$WORK/probe.err") || status=$?
+  PROBE_ERR=$(<"$WORK/probe.err")
+  return "$status"
 }
 
 # act WHEN CMD...: a command that changes something. WHEN says, in a dry run, under which condition it
@@ -460,10 +510,37 @@ forget_binding() {
 
 readonly PROJECT_POLICY=(gcloud projects get-iam-policy "$PROJECT")
 readonly GRANT_PROJECT_CMD=(gcloud projects add-iam-policy-binding "$PROJECT")
-readonly CALLBACK_ROLE_CREATE_CMD=(gcloud iam roles create "$CALLBACK_ROLE_ID" "$P_FLAG"
-  "--title=Saga callback sender"
-  "--description=Sends Workflows callbacks for step_executor of the saga orchestrator, nothing else"
-  "--permissions=$CALLBACK_PERMISSION" --stage=GA)
+# The custom roles, in the order a deploy creates them: what each is for, its permissions, its title and
+# description.
+readonly CUSTOM_ROLES=("$CALLBACK_ROLE_ID" "$START_CLAIMS_ROLE_ID")
+declare -A ROLE_PURPOSE=([$CALLBACK_ROLE_ID]="step_executor's callbacks" [$START_CLAIMS_ROLE_ID]="start_saga's claims")
+declare -A ROLE_PERMISSIONS=([$CALLBACK_ROLE_ID]=$CALLBACK_PERMISSION [$START_CLAIMS_ROLE_ID]=$START_CLAIMS_PERMISSIONS)
+declare -A ROLE_TITLE=([$CALLBACK_ROLE_ID]="Saga callback sender" [$START_CLAIMS_ROLE_ID]="Saga start claims")
+declare -A ROLE_DESCRIPTION=(
+  [$CALLBACK_ROLE_ID]="Sends Workflows callbacks for step_executor of the saga orchestrator, nothing else"
+  [$START_CLAIMS_ROLE_ID]="Creates, reads, updates and deletes the start claims of the saga orchestrator, nothing else"
+)
+readonly ROLE_PURPOSE ROLE_PERMISSIONS ROLE_TITLE ROLE_DESCRIPTION
+ROLE_CREATE_CMD=()
+role_create_cmd() {
+  ROLE_CREATE_CMD=(gcloud iam roles create "$1" "$P_FLAG" "--title=${ROLE_TITLE[$1]}"
+    "--description=${ROLE_DESCRIPTION[$1]}" "--permissions=${ROLE_PERMISSIONS[$1]}" --stage=GA)
+}
+# The bucket of start claims (https://cloud.google.com/sdk/gcloud/reference/storage/buckets/create): in
+# SAGA_LOCATION, beside the functions; uniform bucket-level access (IAM alone decides, no object ACLs;
+# https://cloud.google.com/storage/docs/uniform-bucket-level-access); public access prevention (no grant
+# can ever make a claim public; https://cloud.google.com/storage/docs/public-access-prevention); soft
+# delete off (--soft-delete-duration=0: only released claims are ever deleted, and a soft-deleted copy
+# would only be billed; https://cloud.google.com/storage/docs/soft-delete). No lifecycle rule, retention
+# policy or object versioning: a new bucket has none, and none may be added (a rule that deletes claims
+# lets a saga id start again; a retention policy forbids releasing a claim).
+readonly START_BUCKET_CREATE_CMD=(gcloud storage buckets create "$START_BUCKET_URL" "$P_FLAG" "--location=$REGION"
+  --uniform-bucket-level-access --public-access-prevention --soft-delete-duration=0)
+readonly START_BUCKET_POLICY=(gcloud storage buckets get-iam-policy "$START_BUCKET_URL" "$P_FLAG")
+# The starter's grant, on the bucket only
+# (https://cloud.google.com/sdk/gcloud/reference/storage/buckets/add-iam-policy-binding).
+readonly GRANT_START_BUCKET_CMD=(gcloud storage buckets add-iam-policy-binding "$START_BUCKET_URL" "$P_FLAG"
+  "--member=serviceAccount:$STARTER" "--role=$START_CLAIMS_ROLE")
 account_policy() { ACCOUNT_POLICY=(gcloud iam service-accounts get-iam-policy "$1" "$P_FLAG"); }
 ACCOUNT_POLICY=()
 
@@ -576,25 +653,43 @@ check_build_account() {
   ((lacking)) || say "= build service account $BUILD_SA (${BUILD_PROJECT_ROLES[*]})"
 }
 
-# The custom role holding only workflows.callbacks.send. A deleted custom role can be undeleted within 7
-# days; after that its id stays taken until the deletion completes, up to 37 days after it
+# permission_list LIST: permissions as gcloud prints a list (';') or takes one (','), sorted, ','-joined.
+permission_list() {
+  local -a items=()
+  local joined
+  IFS=',;' read -r -a items <<<"$1"
+  joined=$(printf '%s\n' "${items[@]}" | LC_ALL=C sort -u | tr '\n' ',')
+  joined=${joined#,}
+  printf '%s' "${joined%,}"
+}
+
+# The custom roles (CUSTOM_ROLES): one that holds only workflows.callbacks.send, one that holds only the
+# object permissions of a start claim. A deleted custom role can be undeleted within 7 days; after that
+# its id stays taken until the deletion completes, up to 37 days after it
 # (https://cloud.google.com/iam/docs/creating-custom-roles): a deploy in that window needs another
-# DEPLOY_CALLBACK_ROLE_ID.
-CALLBACK_ROLE_STATE=""
-check_callback_role() {
-  if ! probe gcloud iam roles describe "$CALLBACK_ROLE_ID" "$P_FLAG" --format='value(includedPermissions,deleted)'; then
-    CALLBACK_ROLE_STATE=missing
-    ((DRY_RUN)) || finding todo "custom role $CALLBACK_ROLE (only $CALLBACK_PERMISSION, for step_executor's callbacks) does not exist" "$(quote_cmd "${CALLBACK_ROLE_CREATE_CMD[@]}")"
-  elif [[ ${PROBE_OUT#*$'\t'} == True ]]; then
-    CALLBACK_ROLE_STATE=deleted
-    finding todo "custom role $CALLBACK_ROLE was deleted" "$(quote_cmd gcloud iam roles undelete "$CALLBACK_ROLE_ID" "$P_FLAG")"
-  elif [[ ${PROBE_OUT%%$'\t'*} != "$CALLBACK_PERMISSION" ]]; then
-    CALLBACK_ROLE_STATE=changed
-    finding todo "custom role $CALLBACK_ROLE holds other permissions than $CALLBACK_PERMISSION (${PROBE_OUT%%$'\t'*})" "$(quote_cmd gcloud iam roles update "$CALLBACK_ROLE_ID" "$P_FLAG" "--permissions=$CALLBACK_PERMISSION")"
-  else
-    CALLBACK_ROLE_STATE=ok
-    say "= custom role $CALLBACK_ROLE ($CALLBACK_PERMISSION)"
+# DEPLOY_CALLBACK_ROLE_ID / DEPLOY_START_CLAIMS_ROLE_ID. ROLE_STATE says what a deploy does with each:
+# missing (create it), ok, or "deleted" (undelete it) and/or "changed" (set its permissions).
+declare -A ROLE_STATE=()
+check_custom_role() {
+  local id=$1 role="projects/$PROJECT/roles/$1" want have state=""
+  want=$(permission_list "${ROLE_PERMISSIONS[$id]}")
+  if ! probe gcloud iam roles describe "$id" "$P_FLAG" --format='value(includedPermissions,deleted)'; then
+    ROLE_STATE[$id]=missing
+    role_create_cmd "$id"
+    ((DRY_RUN)) || finding todo "custom role $role (only $want, for ${ROLE_PURPOSE[$id]}) does not exist" "$(quote_cmd "${ROLE_CREATE_CMD[@]}")"
+    return 0
   fi
+  have=$(permission_list "${PROBE_OUT%%$'\t'*}")
+  if [[ ${PROBE_OUT#*$'\t'} == True ]]; then
+    state+=" deleted"
+    finding todo "custom role $role was deleted" "$(quote_cmd gcloud iam roles undelete "$id" "$P_FLAG")"
+  fi
+  if [[ $have != "$want" ]]; then
+    state+=" changed"
+    finding todo "custom role $role holds other permissions than $want ($have)" "$(quote_cmd gcloud iam roles update "$id" "$P_FLAG" "--permissions=$want")"
+  fi
+  ROLE_STATE[$id]=${state:-ok}
+  [[ -n $state ]] || say "= custom role $role ($want)"
 }
 
 # In projects whose Pub/Sub service agent was created on or before 2021-04-08, the agent needs Service
@@ -612,6 +707,88 @@ check_pubsub_agent() {
   elif ((!DRY_RUN)); then
     finding todo "the Pub/Sub service agent $PUBSUB_AGENT may not mint tokens for $TRIGGER: if it was created on or before 2021-04-08, Eventarc cannot push to start_saga and no saga starts" \
       "$(quote_cmd gcloud iam service-accounts add-iam-policy-binding "$TRIGGER" "$P_FLAG" "--member=$member" "--role=$role")"
+  fi
+}
+
+# The bucket of start claims, read with `gcloud storage buckets describe --raw`, whose fields are the JSON
+# API's (https://cloud.google.com/sdk/gcloud/reference/storage/buckets/describe,
+# https://cloud.google.com/storage/docs/json_api/v1/buckets). Missing: a deploy creates it (todo). An
+# error, which a deploy does not fix: a bucket that cannot be read (bucket names are global, so it is
+# likely another project's: Cloud Storage answers 403 there and 404 for a name nobody holds), one of
+# another project (projectNumber), one without uniform bucket-level access (object ACLs would decide
+# too; switching it on is the owner's call, as it turns off the ACLs others may rely on), one with a
+# retention policy (a claim could not be released), one with a lifecycle rule that deletes objects (a
+# saga id could start again). A warning, as it works at a cost: another location than SAGA_LOCATION, no
+# public access prevention, object versioning or soft delete on (deleted claims kept and billed).
+START_BUCKET_STATE=""
+check_start_bucket() {
+  local fields='value(projectNumber,location,iamConfiguration.uniformBucketLevelAccess.enabled,iamConfiguration.publicAccessPrevention,retentionPolicy.retentionPeriod,lifecycle.rule[].action.type,versioning.enabled,softDeletePolicy.retentionDurationSeconds)'
+  local other="$PROJECT-saga-starts" update=(gcloud storage buckets update "$START_BUCKET_URL" "$P_FLAG")
+  [[ $START_BUCKET != "$other" ]] || other="$PROJECT-saga-start-claims"
+  local rename="set SAGA_START_BUCKET to a name no bucket has yet (deploy.sh creates it in project $PROJECT), e.g. SAGA_START_BUCKET=$other bash deploy.sh --project $PROJECT"
+  if ! probe_err gcloud storage buckets describe "$START_BUCKET_URL" "$P_FLAG" --raw --format="$fields"; then
+    START_BUCKET_STATE=missing
+    ((DRY_RUN)) && return 0
+    if [[ $PROBE_ERR == *"not found: 404"* ]]; then
+      finding todo "bucket $START_BUCKET_URL (start claims) does not exist" "$(quote_cmd "${START_BUCKET_CREATE_CMD[@]}")"
+      finding todo "$STARTER may not claim saga ids in $START_BUCKET_URL ($START_CLAIMS_ROLE on the bucket)" "$(quote_cmd "${GRANT_START_BUCKET_CMD[@]}")"
+    else
+      START_BUCKET_STATE=foreign
+      # gcloud's first error line, without its "ERROR: (gcloud.storage.buckets.describe) " prefix.
+      local why=${PROBE_ERR%%$'\n'*}
+      [[ ! $why =~ ^ERROR:\ \([^\)]*\)\ (.*)$ ]] || why=${BASH_REMATCH[1]}
+      finding error "bucket $START_BUCKET_URL (SAGA_START_BUCKET) exists but cannot be read (${why%.}): bucket names are global, so it is likely another project's" "$rename"
+    fi
+    return 0
+  fi
+  local -a have=()
+  IFS='|' read -r -a have <<<"${PROBE_OUT//$'\t'/|}"
+  local number=${have[0]:-} location=${have[1]:-} uniform=${have[2]:-} prevention=${have[3]:-}
+  local retention=${have[4]:-} actions=${have[5]:-} versioning=${have[6]:-} soft_delete=${have[7]:-}
+  if [[ $number != "$PROJECT_NUMBER" ]]; then
+    START_BUCKET_STATE=foreign
+    finding error "bucket $START_BUCKET_URL (SAGA_START_BUCKET) belongs to another project (number $number), not to $PROJECT (number $PROJECT_NUMBER)" "$rename"
+    return 0
+  fi
+  local errors=$CHECK_ERRORS
+  if [[ $uniform != True ]]; then
+    finding error "bucket $START_BUCKET_URL has no uniform bucket-level access: object ACLs could grant access to claims beside IAM" \
+      "$(quote_cmd "${update[@]}" --uniform-bucket-level-access)"
+  fi
+  if [[ -n $retention && $retention != 0 ]]; then
+    finding error "bucket $START_BUCKET_URL has a retention policy ($retention s): a claim whose start Workflows refused could not be released, and its saga would never start (a locked policy stays: then use another bucket, SAGA_START_BUCKET)" \
+      "$(quote_cmd "${update[@]}" --clear-retention-period)"
+  fi
+  if [[ ";$actions;" == *";Delete;"* ]]; then
+    finding error "bucket $START_BUCKET_URL has a lifecycle rule that deletes objects: a deleted claim lets its saga id start again" \
+      "$(quote_cmd "${update[@]}" --clear-lifecycle)"
+  fi
+  if ((CHECK_ERRORS > errors)); then
+    START_BUCKET_STATE=misconfigured
+    return 0
+  fi
+  START_BUCKET_STATE=ok
+  say "= bucket $START_BUCKET_URL (project $PROJECT, uniform bucket-level access)"
+  if [[ ${location,,} != "${REGION,,}" ]]; then
+    finding warning "bucket $START_BUCKET_URL is in ${location:-?}, not in $REGION beside the functions: every claim crosses locations" \
+      "none in place (a bucket's location cannot change); before the first saga starts, set SAGA_START_BUCKET to a new name and deploy.sh creates it in $REGION (a new bucket holds none of the claims made so far)"
+  fi
+  if [[ $prevention != enforced ]]; then
+    finding warning "bucket $START_BUCKET_URL does not enforce public access prevention: a grant to allUsers would publish every saga id" \
+      "$(quote_cmd "${update[@]}" --public-access-prevention)"
+  fi
+  if [[ $versioning == True ]]; then
+    finding warning "bucket $START_BUCKET_URL keeps object versions: each released claim stays, billed, as a noncurrent version" \
+      "$(quote_cmd "${update[@]}" --no-versioning)"
+  fi
+  if [[ -n $soft_delete && $soft_delete != 0 ]]; then
+    finding warning "bucket $START_BUCKET_URL keeps deleted objects for $soft_delete s (soft delete): each released claim stays, billed, that long" \
+      "$(quote_cmd "${update[@]}" --clear-soft-delete)"
+  fi
+  if has_binding "$START_CLAIMS_ROLE" "serviceAccount:$STARTER" "${START_BUCKET_POLICY[@]}"; then
+    say "= $START_CLAIMS_ROLE for $STARTER on bucket $START_BUCKET_URL"
+  else
+    finding todo "$STARTER may not claim saga ids in $START_BUCKET_URL ($START_CLAIMS_ROLE on the bucket)" "$(quote_cmd "${GRANT_START_BUCKET_CMD[@]}")"
   fi
 }
 
@@ -640,7 +817,9 @@ run_checks() {
   check_settings
   check_apis
   check_build_account
-  check_callback_role
+  local id
+  for id in "${CUSTOM_ROLES[@]}"; do check_custom_role "$id"; done
+  check_start_bucket
   check_pubsub_agent
   check_retired_grants
   if ((DRY_RUN)); then
@@ -856,14 +1035,31 @@ grant_invoker() {
     gcloud functions add-invoker-policy-binding "$name" --region="$REGION" "$P_FLAG" --member="$member"
 }
 
-ensure_callback_role() {
-  section "custom role $CALLBACK_ROLE_ID (step_executor: $CALLBACK_PERMISSION, nothing else)"
-  case $CALLBACK_ROLE_STATE in
-    ok) say "= custom role $CALLBACK_ROLE" ;;
-    deleted) act "" gcloud iam roles undelete "$CALLBACK_ROLE_ID" "$P_FLAG" ;;
-    changed) act "" gcloud iam roles update "$CALLBACK_ROLE_ID" "$P_FLAG" "--permissions=$CALLBACK_PERMISSION" ;;
-    *) act "if missing" "${CALLBACK_ROLE_CREATE_CMD[@]}" ;;
-  esac
+# The bucket of start claims (see check_start_bucket): created when missing; an existing one is used as
+# it is (the checks stopped the deploy when it cannot serve).
+ensure_start_bucket() {
+  section "bucket $START_BUCKET_URL (start claims: one object per saga id, kept for good)"
+  if [[ $START_BUCKET_STATE == missing ]]; then
+    act "if missing" "${START_BUCKET_CREATE_CMD[@]}"
+  else
+    say "= bucket $START_BUCKET_URL"
+  fi
+}
+
+ensure_custom_roles() {
+  local id state
+  for id in "${CUSTOM_ROLES[@]}"; do
+    state=${ROLE_STATE[$id]:-missing}
+    section "custom role $id (${ROLE_PURPOSE[$id]}: ${ROLE_PERMISSIONS[$id]//,/, }, nothing else)"
+    if [[ $state == missing ]]; then
+      role_create_cmd "$id"
+      act "if missing" "${ROLE_CREATE_CMD[@]}"
+      continue
+    fi
+    [[ $state != ok ]] || say "= custom role projects/$PROJECT/roles/$id"
+    [[ $state != *deleted* ]] || act "" gcloud iam roles undelete "$id" "$P_FLAG"
+    [[ $state != *changed* ]] || act "" gcloud iam roles update "$id" "$P_FLAG" "--permissions=${ROLE_PERMISSIONS[$id]}"
+  done
 }
 
 ensure_iam() {
@@ -895,6 +1091,9 @@ ensure_iam() {
   for name in $(secret_names); do
     grant_secret "$name" "$EXECUTOR" roles/secretmanager.secretAccessor
   done
+  # start_saga claims each saga id in the bucket of start claims: the custom role, on that bucket only.
+  ensure_binding "bucket $START_BUCKET_URL" "$START_CLAIMS_ROLE" "serviceAccount:$STARTER" "${START_BUCKET_POLICY[@]}" -- \
+    "${GRANT_START_BUCKET_CMD[@]}"
   # The Pub/Sub service agent mints the trigger's token (see check_pubsub_agent), on that account only.
   grant_service_account "$TRIGGER" "$PUBSUB_AGENT" roles/iam.serviceAccountTokenCreator
   # The build account: the build roles of Google's page (see BUILD_PROJECT_ROLES); an account of your
@@ -1082,8 +1281,10 @@ notes() {
 
 # Removes what deploy.sh created, in the reverse order of a deploy, and nothing else: functions and the
 # workflow only when they carry deploy.sh's label, topics only with its label, service accounts only with
-# its description. Kept: the secrets (their values were never deploy.sh's), the enabled APIs (other
-# things in the project may use them).
+# its description. Kept: the bucket of start claims (its claims are the memory of which saga ids already
+# started: a deploy after this one must start none of them again; only its grant to the starter goes),
+# the secrets (their values were never deploy.sh's), the enabled APIs (other things in the project may
+# use them).
 
 # drop WHAT CONDITION CMD...: CMD removes WHAT; it runs when the check before it found WHAT (in a dry run
 # it is printed with CONDITION).
@@ -1158,13 +1359,17 @@ destroy() {
   destroy_function saga_completion
   destroy_function step_executor
 
-  section "IAM bindings on what stays (the project, the secrets)"
+  section "IAM bindings on what stays (the project, the bucket of start claims, the secrets)"
   if ((BUILD_SA_OWN)); then
     for role in "${BUILD_PROJECT_ROLES[@]}"; do revoke_project "$BUILD_SA" "$role"; done
   fi
   revoke_project "$SWEEPER" roles/workflows.viewer
   revoke_project "$EXECUTOR" "$CALLBACK_ROLE"
   revoke_project "$STARTER" roles/workflows.invoker
+  if has_binding "$START_CLAIMS_ROLE" "serviceAccount:$STARTER" "${START_BUCKET_POLICY[@]}" || ((DRY_RUN)); then
+    drop "$START_CLAIMS_ROLE for $STARTER on bucket $START_BUCKET_URL" "if it holds it" gcloud storage buckets \
+      remove-iam-policy-binding "$START_BUCKET_URL" "$P_FLAG" "--member=serviceAccount:$STARTER" "--role=$START_CLAIMS_ROLE"
+  fi
   for name in $(secret_names); do
     if has_binding roles/secretmanager.secretAccessor "serviceAccount:$EXECUTOR" gcloud secrets get-iam-policy "$name" "$P_FLAG" ||
       ((DRY_RUN)); then
@@ -1173,14 +1378,21 @@ destroy() {
     fi
   done
 
-  section "custom role, queue, topics, repository, service accounts"
-  if probe gcloud iam roles describe "$CALLBACK_ROLE_ID" "$P_FLAG" --format='value(deleted)' || ((DRY_RUN)); then
-    if [[ $PROBE_OUT != True ]]; then
-      drop "custom role $CALLBACK_ROLE" "if it exists" gcloud iam roles delete "$CALLBACK_ROLE_ID" "$P_FLAG"
+  section "custom roles, queue, topics, repository, service accounts"
+  local i id
+  for ((i = ${#CUSTOM_ROLES[@]} - 1; i >= 0; i--)); do
+    id=${CUSTOM_ROLES[i]}
+    if probe gcloud iam roles describe "$id" "$P_FLAG" --format='value(deleted)' || ((DRY_RUN)); then
+      if [[ $PROBE_OUT != True ]]; then
+        drop "custom role projects/$PROJECT/roles/$id" "if it exists" gcloud iam roles delete "$id" "$P_FLAG"
+      fi
+    else
+      absent "custom role projects/$PROJECT/roles/$id"
     fi
-  else
-    absent "custom role $CALLBACK_ROLE"
-  fi
+  done
+  # Deleting the bucket (gcloud storage rm --recursive deletes every object, then the bucket:
+  # https://cloud.google.com/sdk/gcloud/reference/storage/rm) forgets which saga ids started.
+  say "= bucket $START_BUCKET_URL kept (its claims are the memory of which saga ids already started; deleting it lets any of them start again): gcloud storage rm --recursive $START_BUCKET_URL $P_FLAG"
   for name in $(secret_names); do
     say "= secret $name kept (its value is yours): gcloud secrets delete $name $P_FLAG"
   done
@@ -1265,7 +1477,8 @@ main() {
   ensure_topics
   ensure_queue
   ensure_secrets
-  ensure_callback_role
+  ensure_start_bucket
+  ensure_custom_roles
   ensure_iam
   deploy_code
   notes

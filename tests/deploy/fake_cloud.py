@@ -56,6 +56,7 @@ def initial_state(project: str = PROJECT) -> dict[str, Any]:
         "run_services": {},
         "workflows": {},
         "scheduler_jobs": {},
+        "buckets": {},
         "iam": {},
     }
 
@@ -167,6 +168,7 @@ APIS = {
         "logging",
         "iam",
         "cloudscheduler",
+        "storage",
     ]
 }
 # Verbs that change a project; a run that changes nothing issues none of them.
@@ -218,6 +220,15 @@ class FirstDeploy:
 
 
 CALLBACK_ROLE = f"projects/{PROJECT}/roles/sagaCallbackSender"
+START_CLAIMS_ROLE = f"projects/{PROJECT}/roles/sagaStartClaims"
+# The bucket of start claims when SAGA_START_BUCKET is empty, and what a claim needs in it.
+START_BUCKET = f"{PROJECT}-saga-starts"
+START_CLAIMS_PERMISSIONS = [
+    "storage.objects.create",
+    "storage.objects.delete",
+    "storage.objects.get",
+    "storage.objects.update",
+]
 # The service accounts deploy.sh creates with the default settings.
 ACCOUNTS = (
     "saga-starter",

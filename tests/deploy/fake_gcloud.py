@@ -17,6 +17,11 @@ What differs between projects, as Google behaves:
 - ``pubsub_agent_created``: when the Pub/Sub service agent was created. No gcloud command shows it (the
   fake answers none either); the tests read it to decide whether Eventarc can push to start_saga
   (https://cloud.google.com/eventarc/standard/docs/functions/roles-permissions).
+- ``buckets``: Cloud Storage buckets by name, in the JSON API's form (what ``gcloud storage buckets
+  describe --raw`` prints; https://cloud.google.com/storage/docs/json_api/v1/buckets). Bucket names are
+  global, so a bucket may belong to another project (``projectNumber``): describing it fails with 403
+  unless its name is in ``readable_buckets``, and a name nobody holds fails with ``gs://NAME not found:
+  404.``, the two answers gcloud gives (googlecloudsdk/api_lib/storage/errors.py).
 - A deleted custom role stays, marked ``deleted``, and its id cannot be created again
   (https://cloud.google.com/iam/docs/creating-custom-roles); a deleted service account stays in IAM
   policies as ``deleted:serviceAccount:EMAIL?uid=...`` (https://cloud.google.com/iam/docs/service-accounts-delete-undelete).
@@ -59,10 +64,19 @@ def parse(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def lookup(resource: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(resource, dict) or part not in resource:
+    """A field of a resource as gcloud's projections name it; ``list[].key`` takes ``key`` of each item."""
+    parts = path.split(".")
+    for index, part in enumerate(parts):
+        each = part.endswith("[]")
+        name = part[:-2] if each else part
+        if not isinstance(resource, dict) or name not in resource:
             return None
-        resource = resource[part]
+        resource = resource[name]
+        if each:
+            if not isinstance(resource, list):
+                return None
+            rest = ".".join(parts[index + 1 :])
+            return [lookup(item, rest) if rest else item for item in resource]
     return resource
 
 
@@ -90,6 +104,44 @@ def duration(text: str) -> str | None:
     if seconds == 0:
         return None
     return f"{int(seconds)}s" if seconds.is_integer() else f"{seconds:.3f}s"
+
+
+def seconds(text: str) -> int:
+    """A gcloud duration (``0``, ``30s``, ``2w1d``; see ``gcloud topic datetimes``) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text.isdigit():
+        return int(text)
+    total, number = 0, ""
+    for char in text.lower():
+        if char.isdigit():
+            number += char
+        elif char in units and number:
+            total, number = total + int(number) * units[char], ""
+        else:
+            raise GcloudError(f"INVALID_ARGUMENT: not a duration: {text}", 2)
+    if number:
+        raise GcloudError(f"INVALID_ARGUMENT: not a duration: {text}", 2)
+    return total
+
+
+def bucket_name(url: str) -> str:
+    """The bucket of a ``gs://NAME`` URL (the storage commands take URLs, not names)."""
+    if not url.startswith("gs://") or "/" in url[len("gs://") :].rstrip("/"):
+        raise GcloudError(f"fake gcloud: expected a bucket URL gs://NAME, got {url}", 2)
+    return url[len("gs://") :].rstrip("/")
+
+
+# Bucket names (https://cloud.google.com/storage/docs/buckets#naming), without dotted names.
+def valid_bucket_name(name: str) -> bool:
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+    return (
+        3 <= len(name) <= 63
+        and set(name) <= allowed
+        and name[0] not in "-_"
+        and name[-1] not in "-_"
+        and not name.startswith("goog")
+        and "google" not in name
+    )
 
 
 def read(path: str) -> str:
@@ -225,6 +277,8 @@ class Fake:
             self.workflows(self.arg(1))
         elif group[:2] == ("scheduler", "jobs"):
             self.scheduler_jobs(self.arg(2))
+        elif group[:2] == ("storage", "buckets"):
+            self.buckets(self.arg(2))
         else:
             raise GcloudError(f"fake gcloud: unsupported command: {' '.join(pos)}", 2)
 
@@ -659,6 +713,107 @@ class Fake:
             self.bind(f"repository/{key}", key in repositories)
         else:
             raise GcloudError(f"fake gcloud: unsupported: artifacts repositories {verb}", 2)
+
+    def buckets(self, verb: str) -> None:
+        """Cloud Storage buckets (https://cloud.google.com/sdk/gcloud/reference/storage/buckets)."""
+        self.project()
+        name = bucket_name(self.arg(3))
+        buckets: dict[str, Any] = self.state.setdefault("buckets", {})
+        bucket = buckets.get(name)
+        if verb == "create":
+            self.create_bucket(name, bucket)
+            return
+        if bucket is None:
+            raise GcloudError(f"gs://{name} not found: 404.")
+        if bucket["projectNumber"] != self.state["project_number"] and name not in self.state.get(
+            "readable_buckets", []
+        ):
+            raise GcloudError(
+                "HTTPError 403: deployer@example.com does not have storage.buckets.get access to the Google"
+                " Cloud Storage bucket. Permission 'storage.buckets.get' denied on resource (or it may not"
+                " exist)."
+            )
+        key = f"bucket/{name}"
+        if verb == "describe":
+            if "raw" not in self.flags:
+                raise GcloudError("fake gcloud: describe a bucket with --raw (the JSON API's field names)", 2)
+            self.emit(bucket)
+        elif verb == "update":
+            self.update_bucket(bucket)
+        elif verb == "get-iam-policy":
+            self.policy(key, True)
+        elif verb == "add-iam-policy-binding":
+            self.bind(key, True)
+        elif verb == "remove-iam-policy-binding":
+            self.unbind(key, True)
+        else:
+            raise GcloudError(f"fake gcloud: unsupported: storage buckets {verb}", 2)
+
+    def create_bucket(self, name: str, existing: dict[str, Any] | None) -> None:
+        flags = self.flags
+        unknown = set(flags) - {
+            "project",
+            "location",
+            "uniform-bucket-level-access",
+            "public-access-prevention",
+            "soft-delete-duration",
+        }
+        if unknown:
+            raise GcloudError(f"fake gcloud: unexpected bucket flags {sorted(unknown)}", 2)
+        if not flags.get("location"):
+            raise GcloudError("fake gcloud: name the bucket's --location (gcloud would pick US)", 2)
+        if not valid_bucket_name(name):
+            raise GcloudError(f"HTTPError 400: Invalid bucket name: '{name}'")
+        if existing is not None:
+            if existing["projectNumber"] == self.state["project_number"]:
+                raise GcloudError(
+                    "HTTPError 409: Your previous request to create the named bucket succeeded and you"
+                    " already own it."
+                )
+            raise GcloudError(
+                "HTTPError 409: The requested bucket name is not available. The bucket namespace is shared"
+                " by all users of the system. Please select a different name and try again."
+            )
+        soft_delete = seconds(flags["soft-delete-duration"]) if "soft-delete-duration" in flags else 604800
+        self.state["buckets"][name] = {
+            "name": name,
+            "projectNumber": self.state["project_number"],
+            "location": flags["location"].upper(),
+            "locationType": "region",
+            "storageClass": "STANDARD",
+            "iamConfiguration": {
+                "uniformBucketLevelAccess": {"enabled": "uniform-bucket-level-access" in flags},
+                "publicAccessPrevention": "enforced" if "public-access-prevention" in flags else "inherited",
+            },
+            "softDeletePolicy": {"retentionDurationSeconds": soft_delete},
+        }
+
+    def update_bucket(self, bucket: dict[str, Any]) -> None:
+        """The ``gcloud storage buckets update`` flags that deploy.sh's checks name as fixes."""
+        flags = dict(self.flags)
+        flags.pop("project")
+        if not flags:
+            raise GcloudError("fake gcloud: storage buckets update without a change", 2)
+        iam = bucket.setdefault("iamConfiguration", {})
+        for flag, value in flags.items():
+            if flag in ("uniform-bucket-level-access", "no-uniform-bucket-level-access"):
+                iam["uniformBucketLevelAccess"] = {"enabled": not flag.startswith("no-")}
+            elif flag == "public-access-prevention":
+                iam["publicAccessPrevention"] = "enforced"
+            elif flag == "clear-retention-period":
+                if bucket.get("retentionPolicy", {}).get("isLocked"):
+                    raise GcloudError("HTTPError 403: Cannot remove a locked retention policy.")
+                bucket.pop("retentionPolicy", None)
+            elif flag == "clear-lifecycle":
+                bucket.pop("lifecycle", None)
+            elif flag in ("versioning", "no-versioning"):
+                bucket["versioning"] = {"enabled": flag == "versioning"}
+            elif flag == "clear-soft-delete":
+                bucket["softDeletePolicy"] = {"retentionDurationSeconds": 0}
+            elif flag == "soft-delete-duration":
+                bucket["softDeletePolicy"] = {"retentionDurationSeconds": seconds(value)}
+            else:
+                raise GcloudError(f"fake gcloud: unsupported: storage buckets update --{flag}", 2)
 
     def scheduler_jobs(self, verb: str) -> None:
         self.project()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,9 @@ from tests.deploy.fake_cloud import (
     PROJECT_NUMBER,
     PUBSUB_AGENT,
     REGION,
+    START_BUCKET,
+    START_CLAIMS_PERMISSIONS,
+    START_CLAIMS_ROLE,
     FakeCloud,
     FirstDeploy,
     bindings,
@@ -293,13 +297,235 @@ def test_grants_an_earlier_deploy_made_and_nothing_needs_are_removed(
     assert bindings(deployed.state()) == bindings(first_deploy.state)
 
 
-def test_a_deleted_custom_role_is_undeleted_not_created_again(deployed: FakeCloud) -> None:
+@pytest.mark.parametrize("role_id", ["sagaCallbackSender", "sagaStartClaims"])
+def test_a_deleted_custom_role_is_undeleted_not_created_again(deployed: FakeCloud, role_id: str) -> None:
     state = deployed.state()
-    state["roles"]["sagaCallbackSender"]["deleted"] = True
+    state["roles"][role_id]["deleted"] = True
     deployed.write_state(state)
     deployed.deploy("--project", PROJECT)
-    assert [argv[:3] for argv in changing_calls(deployed.calls())] == [["iam", "roles", "undelete"]]
-    assert "deleted" not in deployed.state()["roles"]["sagaCallbackSender"]
+    assert [argv[:4] for argv in changing_calls(deployed.calls())] == [["iam", "roles", "undelete", role_id]]
+    assert "deleted" not in deployed.state()["roles"][role_id]
+
+
+def test_a_claims_role_with_other_permissions_is_set_back_to_exactly_the_four(deployed: FakeCloud) -> None:
+    state = deployed.state()
+    role = state["roles"]["sagaStartClaims"]
+    role["includedPermissions"] = ["storage.objects.list", "storage.objects.get", "storage.buckets.delete"]
+    role["deleted"] = True
+    deployed.write_state(state)
+    check = deployed.run("--project", PROJECT, "--check")
+    assert check.returncode == 0, check.stdout
+    assert [(level, what.split(" (")[0]) for level, what, _ in findings(check.stdout)] == [
+        ("todo", f"custom role {START_CLAIMS_ROLE} was deleted"),
+        (
+            "todo",
+            f"custom role {START_CLAIMS_ROLE} holds other permissions than {','.join(START_CLAIMS_PERMISSIONS)}",
+        ),
+    ]
+    deployed.forget_calls()
+    deployed.deploy("--project", PROJECT)
+    assert [argv[:4] for argv in changing_calls(deployed.calls())] == [
+        ["iam", "roles", "undelete", "sagaStartClaims"],
+        ["iam", "roles", "update", "sagaStartClaims"],
+    ]
+    role = deployed.state()["roles"]["sagaStartClaims"]
+    assert sorted(role["includedPermissions"]) == START_CLAIMS_PERMISSIONS and "deleted" not in role
+
+
+# --- the bucket of start claims -----------------------------------------------------------------
+
+
+def without_the_bucket(cloud: FakeCloud) -> None:
+    state = cloud.state()
+    del state["buckets"][START_BUCKET]
+    del state["iam"][f"bucket/{START_BUCKET}"]
+    cloud.write_state(state)
+
+
+def test_check_without_the_bucket_lists_it_and_the_grant_as_todo_and_their_fixes_make_it_pass(
+    deployed: FakeCloud, first_deploy: FirstDeploy
+) -> None:
+    without_the_bucket(deployed)
+    result = deployed.run("--project", PROJECT, "--check")
+    assert result.returncode == 0, result.stdout
+    found = findings(result.stdout)
+    assert [(level, what) for level, what, _ in found] == [
+        ("todo", f"bucket gs://{START_BUCKET} (start claims) does not exist"),
+        (
+            "todo",
+            f"{email('saga-starter')} may not claim saga ids in gs://{START_BUCKET} ({START_CLAIMS_ROLE} on the bucket)",
+        ),
+    ]
+    assert only_reads(deployed.calls())
+    for _, _, fix in found:
+        ran = deployed.gcloud(*shlex.split(fix)[1:])
+        assert ran.returncode == 0, ran.stderr
+    assert deployed.state() == first_deploy.state
+    again = deployed.run("--project", PROJECT, "--check")
+    assert again.returncode == 0 and findings(again.stdout) == []
+
+
+def test_a_deploy_without_the_bucket_creates_it_and_the_grant_and_changes_nothing_else(
+    deployed: FakeCloud, first_deploy: FirstDeploy
+) -> None:
+    without_the_bucket(deployed)
+    deployed.deploy("--project", PROJECT)
+    assert [argv[:3] for argv in changing_calls(deployed.calls())] == [
+        ["storage", "buckets", "create"],
+        ["storage", "buckets", "add-iam-policy-binding"],
+    ]
+    assert deployed.state() == first_deploy.state
+
+
+def test_a_missing_grant_on_the_bucket_is_a_todo_and_a_deploy_adds_it_back(deployed: FakeCloud) -> None:
+    state = deployed.state()
+    state["iam"][f"bucket/{START_BUCKET}"].clear()
+    deployed.write_state(state)
+    check = deployed.run("--project", PROJECT, "--check")
+    assert [(level, fix) for level, _, fix in findings(check.stdout)] == [
+        (
+            "todo",
+            f"gcloud storage buckets add-iam-policy-binding gs://{START_BUCKET} --project={PROJECT}"
+            f" --member={sa('saga-starter')} --role={START_CLAIMS_ROLE}",
+        )
+    ]
+    deployed.forget_calls()
+    deployed.deploy("--project", PROJECT)
+    assert [argv[:3] for argv in changing_calls(deployed.calls())] == [
+        ["storage", "buckets", "add-iam-policy-binding"]
+    ]
+
+
+OTHER_PROJECT_NUMBER = "999999999999"
+
+
+def a_bucket_of_another_project(cloud: FakeCloud, readable: bool) -> None:
+    """The bucket name deploy.sh would use, already taken in another project (bucket names are global)."""
+    state = cloud.state()
+    state["buckets"][START_BUCKET] = {
+        "name": START_BUCKET,
+        "projectNumber": OTHER_PROJECT_NUMBER,
+        "location": "US",
+        "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True}},
+    }
+    if readable:
+        state["readable_buckets"] = [START_BUCKET]
+    cloud.write_state(state)
+
+
+@pytest.mark.parametrize(
+    ("readable", "said"),
+    [
+        (True, f"belongs to another project (number {OTHER_PROJECT_NUMBER}), not to {PROJECT}"),
+        (False, "exists but cannot be read (HTTPError 403: "),
+    ],
+)
+def test_a_bucket_name_taken_by_another_project_is_an_error_whose_fix_names_a_free_bucket(
+    cloud: FakeCloud, readable: bool, said: str
+) -> None:
+    a_bucket_of_another_project(cloud, readable)
+    result = cloud.run("--project", PROJECT, "--check")
+    assert result.returncode == 1
+    [(what, fix)] = [(what, fix) for level, what, fix in findings(result.stdout) if level == "error"]
+    assert what.startswith(f"bucket gs://{START_BUCKET} (SAGA_START_BUCKET) ") and said in what
+    other = f"{PROJECT}-saga-start-claims"
+    assert f"SAGA_START_BUCKET={other} bash deploy.sh --project {PROJECT}" in fix
+    assert only_reads(cloud.calls())
+    # A deploy stops before it changes anything; with the name the fix gives, it goes through.
+    stopped = cloud.run("--project", PROJECT)
+    assert stopped.returncode == 1 and "nothing was changed" in stopped.stderr
+    assert changing_calls(cloud.calls()) == []
+    cloud.deploy("--project", PROJECT, env={"SAGA_START_BUCKET": other})
+    state = cloud.state()
+    assert state["buckets"][other]["projectNumber"] == PROJECT_NUMBER
+    assert state["buckets"][START_BUCKET]["projectNumber"] == OTHER_PROJECT_NUMBER
+    assert f"bucket/{START_BUCKET}" not in state["iam"]
+
+
+MISCONFIGURED: dict[str, tuple[dict[str, Any], str, str]] = {
+    # setting changed on the bucket: (fields, what the error says, the flag of its fix)
+    "no uniform access": (
+        {
+            "iamConfiguration": {
+                "uniformBucketLevelAccess": {"enabled": False},
+                "publicAccessPrevention": "enforced",
+            }
+        },
+        "has no uniform bucket-level access",
+        "--uniform-bucket-level-access",
+    ),
+    "a retention policy": (
+        {"retentionPolicy": {"retentionPeriod": 86400, "isLocked": False}},
+        "has a retention policy (86400 s)",
+        "--clear-retention-period",
+    ),
+    "a rule that deletes": (
+        {"lifecycle": {"rule": [{"action": {"type": "SetStorageClass"}}, {"action": {"type": "Delete"}}]}},
+        "has a lifecycle rule that deletes objects",
+        "--clear-lifecycle",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISCONFIGURED))
+def test_a_bucket_of_the_project_that_cannot_hold_claims_safely_is_an_error_with_its_fix(
+    deployed: FakeCloud, case: str
+) -> None:
+    fields, said, flag = MISCONFIGURED[case]
+    state = deployed.state()
+    state["buckets"][START_BUCKET].update(fields)
+    deployed.write_state(state)
+    result = deployed.run("--project", PROJECT, "--check")
+    assert result.returncode == 1
+    [(level, what, fix)] = findings(result.stdout)
+    assert level == "error" and what.startswith(f"bucket gs://{START_BUCKET} {said}"), what
+    assert fix == f"gcloud storage buckets update gs://{START_BUCKET} --project={PROJECT} {flag}"
+    stopped = deployed.run("--project", PROJECT)
+    assert stopped.returncode == 1 and "nothing was changed" in stopped.stderr
+    assert changing_calls(deployed.calls()) == []
+    # The fix it prints is enough.
+    fixed = deployed.gcloud(*shlex.split(fix)[1:])
+    assert fixed.returncode == 0, fixed.stderr
+    again = deployed.run("--project", PROJECT, "--check")
+    assert again.returncode == 0 and findings(again.stdout) == [], again.stdout
+
+
+COSTLY: dict[str, tuple[dict[str, Any], str, str]] = {
+    "another location": ({"location": "US"}, "is in US, not in us-central1", "location cannot change"),
+    "public access prevention inherited": (
+        {
+            "iamConfiguration": {
+                "uniformBucketLevelAccess": {"enabled": True},
+                "publicAccessPrevention": "inherited",
+            }
+        },
+        "does not enforce public access prevention",
+        "--public-access-prevention",
+    ),
+    "versioning": ({"versioning": {"enabled": True}}, "keeps object versions", "--no-versioning"),
+    "soft delete": (
+        {"softDeletePolicy": {"retentionDurationSeconds": 604800}},
+        "keeps deleted objects for 604800 s",
+        "--clear-soft-delete",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COSTLY))
+def test_a_bucket_that_works_at_a_cost_is_a_warning_and_a_deploy_leaves_it_as_it_is(
+    deployed: FakeCloud, case: str
+) -> None:
+    fields, said, fix_part = COSTLY[case]
+    state = deployed.state()
+    state["buckets"][START_BUCKET].update(fields)
+    deployed.write_state(state)
+    result = deployed.run("--project", PROJECT, "--check")
+    assert result.returncode == 0, result.stdout
+    [(level, what, fix)] = findings(result.stdout)
+    assert level == "warning" and said in what and fix_part in fix
+    deployed.forget_calls()
+    deployed.deploy("--project", PROJECT)
+    assert changing_calls(deployed.calls()) == []
 
 
 # --- --destroy ----------------------------------------------------------------------------------
@@ -340,6 +566,33 @@ def test_destroy_dry_run_calls_nothing_and_removes_in_the_reverse_order_of_a_dep
     assert len(revoked) == len({(role, m) for r, role, m in bindings(before) if r == f"project/{PROJECT}"})
 
 
+def test_destroy_dry_run_keeps_the_bucket_of_start_claims_and_removes_the_grant_and_the_role(
+    deployed: FakeCloud,
+) -> None:
+    result = deployed.run("--project", PROJECT, "--destroy", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    commands = [argv[1:] for argv in plan_commands(result.stdout)]
+    # The claims are the memory of which saga ids started: the bucket stays, and the output says how to
+    # delete it.
+    assert not [argv for argv in commands if argv[:1] == ["storage"] and {"delete", "rm"} & set(argv)]
+    kept = next(
+        line for line in result.stdout.splitlines() if line.startswith(f"= bucket gs://{START_BUCKET} kept")
+    )
+    assert kept.endswith(f": gcloud storage rm --recursive gs://{START_BUCKET} --project={PROJECT}")
+    # The starter's grant on it goes before the role it names, and the role before the starter's account.
+    order = [argv[:4] for argv in commands]
+    grant = [
+        "storage", "buckets", "remove-iam-policy-binding", f"gs://{START_BUCKET}",
+    ]  # fmt: skip
+    assert f"--role={START_CLAIMS_ROLE}" in commands[order.index(grant)]
+    assert (
+        order.index(grant)
+        < order.index(["iam", "roles", "delete", "sagaStartClaims"])
+        < order.index(["iam", "roles", "delete", "sagaCallbackSender"])
+        < order.index(["iam", "service-accounts", "delete", email("saga-starter")])
+    )
+
+
 def test_destroy_removes_what_deploy_created_keeps_the_rest_and_a_deploy_brings_it_back(
     deployed: FakeCloud, first_deploy: FirstDeploy
 ) -> None:
@@ -356,6 +609,9 @@ def test_destroy_removes_what_deploy_created_keeps_the_rest_and_a_deploy_brings_
     for kind in ("functions", "workflows", "scheduler_jobs", "queues", "repositories", "run_services"):
         assert after[kind] == {}, kind
     assert after["roles"]["sagaCallbackSender"]["deleted"] is True
+    assert after["roles"]["sagaStartClaims"]["deleted"] is True
+    # The bucket of start claims stays as it was, without the starter's grant.
+    assert after["buckets"] == first_deploy.state["buckets"]
     assert set(after["topics"]) == {"saga-requests", "orders"}
     assert set(after["service_accounts"]) == {email("billing")}
     assert after["secrets"] == first_deploy.state["secrets"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from saga_orchestrator.settings import Settings
 
 from tests.deploy.fake_cloud import (
     ACCOUNTS,
@@ -24,6 +25,9 @@ from tests.deploy.fake_cloud import (
     PUBSUB_AGENT,
     REGION,
     REPO,
+    START_BUCKET,
+    START_CLAIMS_PERMISSIONS,
+    START_CLAIMS_ROLE,
     FakeCloud,
     FirstDeploy,
     bindings,
@@ -48,6 +52,8 @@ EXPECTED_BINDINGS = {
     # The Pub/Sub service agent mints the trigger's tokens, for that one account.
     (f"sa/{email('saga-trigger')}", "roles/iam.serviceAccountTokenCreator", f"serviceAccount:{PUBSUB_AGENT}"),
     ("topic/saga-results", "roles/pubsub.publisher", sa("saga-starter")),
+    # The starter claims saga ids in the bucket of start claims: object create/get/update/delete there only.
+    (f"bucket/{START_BUCKET}", START_CLAIMS_ROLE, sa("saga-starter")),
     ("topic/saga-results", "roles/pubsub.publisher", sa("saga-completion")),
     (f"queue/{REGION}/saga-tasks", "roles/cloudtasks.enqueuer", sa("saga-workflow")),
     (f"queue/{REGION}/saga-tasks", "roles/cloudtasks.taskDeleter", sa("saga-workflow")),
@@ -128,12 +134,68 @@ def test_project_level_grants_are_only_those_without_a_narrower_resource(first_d
     deploy_section = deploy_section[: deploy_section.index("\n## ", 1)]
     for role, _ in project_grants:
         assert role.replace(f"projects/{PROJECT}/roles/", "") in deploy_section, role
+    # And the grant on the bucket of start claims, with the role's permissions and its setting.
+    for name in (
+        "sagaStartClaims",
+        "DEPLOY_START_CLAIMS_ROLE_ID",
+        "SAGA_START_BUCKET",
+        *START_CLAIMS_PERMISSIONS,
+    ):
+        assert name in deploy_section, name
 
 
 def test_the_executor_custom_role_holds_only_the_callback_permission(first_deploy: FirstDeploy) -> None:
     role = first_deploy.state["roles"]["sagaCallbackSender"]
     assert role["includedPermissions"] == ["workflows.callbacks.send"]
     assert role["stage"] == "GA"
+
+
+def test_first_deploy_creates_the_bucket_of_start_claims_private_in_the_region_without_soft_delete(
+    first_deploy: FirstDeploy,
+) -> None:
+    assert first_deploy.state["buckets"] == {
+        START_BUCKET: {
+            "name": START_BUCKET,
+            "projectNumber": PROJECT_NUMBER,
+            "location": REGION.upper(),
+            "locationType": "region",
+            "storageClass": "STANDARD",
+            "iamConfiguration": {
+                "uniformBucketLevelAccess": {"enabled": True},
+                "publicAccessPrevention": "enforced",
+            },
+            # Released claims are the only objects ever deleted: no soft-deleted copies to pay for; no
+            # lifecycle rule, retention policy or versioning (a new bucket has none).
+            "softDeletePolicy": {"retentionDurationSeconds": 0},
+        }
+    }
+    [create] = [argv for argv in first_deploy.calls if argv[:3] == ["storage", "buckets", "create"]]
+    assert create == [
+        "storage", "buckets", "create", f"gs://{START_BUCKET}", f"--project={PROJECT}", f"--location={REGION}",
+        "--uniform-bucket-level-access", "--public-access-prevention", "--soft-delete-duration=0",
+    ]  # fmt: skip
+
+
+def test_the_starter_may_create_read_update_and_delete_claims_in_that_bucket_and_nothing_else(
+    first_deploy: FirstDeploy,
+) -> None:
+    role = first_deploy.state["roles"]["sagaStartClaims"]
+    assert sorted(role["includedPermissions"]) == START_CLAIMS_PERMISSIONS
+    assert role["stage"] == "GA"
+    assert {(r, role) for r, role, m in bindings(first_deploy.state) if m == sa("saga-starter")} == {
+        (f"project/{PROJECT}", "roles/workflows.invoker"),
+        ("topic/saga-results", "roles/pubsub.publisher"),
+        (f"bucket/{START_BUCKET}", START_CLAIMS_ROLE),
+    }
+    # Nobody else holds a role on the bucket.
+    assert {m for r, _, m in bindings(first_deploy.state) if r.startswith("bucket/")} == {sa("saga-starter")}
+    # The bucket is created before the role is granted on it, and both before start_saga is deployed.
+    order = [tuple(argv[:3]) for argv in changing_calls(first_deploy.calls)]
+    assert (
+        order.index(("storage", "buckets", "create"))
+        < order.index(("storage", "buckets", "add-iam-policy-binding"))
+        < order.index(("functions", "deploy", "start_saga"))
+    )
 
 
 def test_no_account_gets_invoker_secret_publisher_or_tasks_roles_on_the_project(
@@ -425,6 +487,7 @@ def test_dry_run_prints_a_command_for_every_resource_and_binding(cloud: FakeClou
         ("pubsub", "topics", "create"),
         ("tasks", "queues", "create"),
         ("secrets", "create", "payment-api-key"),
+        ("storage", "buckets", "create"),
     } <= created
     accounts = {argv[4] for argv in commands if argv[1:4] == ["iam", "service-accounts", "create"]}
     assert accounts == set(ACCOUNTS)
@@ -438,7 +501,8 @@ def test_dry_run_prints_a_command_for_every_resource_and_binding(cloud: FakeClou
         if {"add-iam-policy-binding", "add-invoker-policy-binding"} & set(argv)
     }
     assert len(planned_bindings) == len(EXPECTED_BINDINGS)
-    assert ["gcloud", "iam", "roles", "create", "sagaCallbackSender"] in [argv[:5] for argv in commands]
+    for role_id in ("sagaCallbackSender", "sagaStartClaims"):
+        assert ["gcloud", "iam", "roles", "create", role_id] in [argv[:5] for argv in commands]
     deploys = [argv[1:4] for argv in commands if "deploy" in argv[2:3]]
     assert deploys == [
         ["functions", "deploy", "step_executor"],
@@ -485,6 +549,7 @@ def overridden(tmp_path_factory: pytest.TempPathFactory, checkout: Path) -> dict
             "SAGA_RESULT_TOPIC": "order-results",
             "SAGA_SECRETS": "a-key, b-key",
             "SAGA_TRIGGER_SA": "saga-trigger",
+            "SAGA_START_BUCKET": "order-start-claims",
         },
     )
     return fake.state()
@@ -497,6 +562,27 @@ def test_environment_overrides_the_settings_file(overridden: dict[str, Any]) -> 
     assert ("secret/b-key", "roles/secretmanager.secretAccessor", sa("saga-executor")) in bindings(overridden)
     env = yaml.safe_load(overridden["functions"][f"{REGION}/saga_completion"]["envVarsFile"])
     assert env["SAGA_RESULT_TOPIC"] == "order-results"
+
+
+def test_a_start_bucket_named_in_the_settings_is_created_granted_and_passed_to_the_functions(
+    overridden: dict[str, Any],
+) -> None:
+    assert set(overridden["buckets"]) == {"order-start-claims"}
+    assert ("bucket/order-start-claims", START_CLAIMS_ROLE, sa("saga-starter")) in bindings(overridden)
+    for function in overridden["functions"].values():
+        assert yaml.safe_load(function["envVarsFile"])["SAGA_START_BUCKET"] == "order-start-claims"
+
+
+def test_an_empty_start_bucket_setting_reaches_the_functions_empty_and_names_the_default_bucket(
+    first_deploy: FirstDeploy,
+) -> None:
+    """The functions name the bucket as deploy.sh does (``Settings.start_bucket``)."""
+    assert settings_file(first_deploy.cloud.checkout)["SAGA_START_BUCKET"] == ""
+    for function in first_deploy.state["functions"].values():
+        env = yaml.safe_load(function["envVarsFile"])
+        assert env["SAGA_START_BUCKET"] == ""
+        assert Settings.from_env(env).start_bucket == START_BUCKET
+    assert set(first_deploy.state["buckets"]) == {START_BUCKET}
 
 
 def test_project_flag_wins_over_the_environment(overridden: dict[str, Any]) -> None:
@@ -581,6 +667,8 @@ def test_malformed_settings_are_named(cloud: FakeCloud) -> None:
             "DEPLOY_FUNCTION_TIMEOUT_SECONDS": "900",
             "DEPLOY_BUILD_SA": "builder@example.com",
             "DEPLOY_CALLBACK_ROLE_ID": "send callbacks",
+            "DEPLOY_START_CLAIMS_ROLE_ID": "x",
+            "SAGA_START_BUCKET": "Saga_Starts",
             "DEPLOY_STEP_EXECUTOR_CONCURRENCY": "1001",
             "DEPLOY_SAGA_SWEEPER_MAX_INSTANCES": "0",
         },
@@ -592,10 +680,32 @@ def test_malformed_settings_are_named(cloud: FakeCloud) -> None:
         "DEPLOY_FUNCTION_TIMEOUT_SECONDS",
         "DEPLOY_BUILD_SA",
         "DEPLOY_CALLBACK_ROLE_ID",
+        "DEPLOY_START_CLAIMS_ROLE_ID",
+        "SAGA_START_BUCKET",
         "DEPLOY_STEP_EXECUTOR_CONCURRENCY",
         "DEPLOY_SAGA_SWEEPER_MAX_INSTANCES",
     ):
         assert key in result.stderr
+    assert cloud.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SAGA_START_BUCKET": "google-saga-starts"}, "'google-saga-starts'"),
+        ({"SAGA_START_BUCKET": "claims.example.com"}, "'claims.example.com'"),
+        # The default bucket name comes from the project id, which may make it invalid.
+        ({"SAGA_PROJECT_ID": "google-shop-1"}, "its default <SAGA_PROJECT_ID>-saga-starts"),
+        ({"DEPLOY_START_CLAIMS_ROLE_ID": "sagaCallbackSender"}, "must differ"),
+    ],
+)
+def test_a_start_bucket_or_claims_role_that_cannot_work_is_refused_before_any_call(
+    cloud: FakeCloud, env: dict[str, str], named: str
+) -> None:
+    args = () if "SAGA_PROJECT_ID" in env else ("--project", PROJECT)
+    result = cloud.run(*args, "--dry-run", env=env)
+    assert result.returncode == 1
+    assert named in result.stderr
     assert cloud.calls() == []
 
 

@@ -84,7 +84,17 @@ def running_console(stack: LocalStack, port: int, log_dir: Path) -> Iterator[str
         process.stop()
 
 
-def describe(stack: LocalStack, console: str | None = None) -> str:
+def write_sample_requests(stack: LocalStack, directory: Path) -> Path:
+    """``examples/requests`` with the participants' origins pointed at ``stack`` (its ports may be free
+    ones), so ``saga start`` of a sample reaches the participants this stack runs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for sample in sorted(EXAMPLES_DIR.glob("*.json")):
+        request = stack.example_request(sample.stem)
+        (directory / sample.name).write_text(json.dumps(request, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+def describe(stack: LocalStack, console: str | None = None, requests: Path | None = None) -> str:
     lines = ["local cloud up (deployment.env: " + stack.settings.source + ")", ""]
     addresses = {**stack.summary(), **({"web console": console} if console else {})}
     width = max(len(name) for name in addresses)
@@ -101,6 +111,11 @@ def describe(stack: LocalStack, console: str | None = None) -> str:
         "other samples: payment-declined, transient-failures. What a participant saw, and a failure switch:",
         f"  curl -s {stack.participant_urls['payment']}/_control/calls",
         f'  curl -s -X POST {stack.participant_urls["hotel"]}/_control/next -d \'{{"result": "ERROR", "count": 2}}\'',
+        *(
+            [f"samples pointed at this stack: {requests} (saga start {requests / 'payment-declined.json'})"]
+            if requests
+            else []
+        ),
         f"process logs: {stack.log_dir}",
         "results are printed below as they arrive; Ctrl-C stops everything.",
     ]
@@ -151,7 +166,8 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
             if args.no_console
             else running.enter_context(running_console(stack, console_port, Path(log_dir)))
         )
-        print(describe(stack, console), file=out, flush=True)
+        requests = write_sample_requests(stack, Path(log_dir).parent / "requests")
+        print(describe(stack, console, requests), file=out, flush=True)
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while not stop.is_set():

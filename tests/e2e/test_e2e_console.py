@@ -5,6 +5,7 @@ it (in-process for most cases, once as a separate process)."""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import queue
@@ -101,6 +102,7 @@ def test_parked_and_stuck_sagas_say_so_and_a_compensated_one_says_compensated(
     stack: LocalStack, results: ResultListener, orchestrator: SagaOrchestrator
 ) -> None:
     parked, stuck, declined = new_saga_id("parked"), new_saga_id("stuck"), new_saga_id("declined")
+    since = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)).isoformat()
     stack.publish_request(parked_hotel(stack, parked))
     stack.publish_request(stuck_hotel(stack, stuck))
     stack.publish_request(trip(stack, declined, {"charge_payment": {"simulate": "FAILURE"}}))
@@ -120,12 +122,13 @@ def test_parked_and_stuck_sagas_say_so_and_a_compensated_one_says_compensated(
 
     for saga_id in (parked, stuck, declined):
         assert ended_view(orchestrator, saga_id).state == "compensated"
+    # Exactly the compensated sagas of this run (the sagas started since it began): the three.
     code, listed = saga(
-        stack, "list", "--status", "compensated", "--since", "10m", "--limit", "500", "--json"
+        stack, "list", "--status", "compensated", "--since", since, "--limit", "500", "--json"
     )
     assert code == EXIT_OK
     rows = json.loads(listed)
-    assert {parked, stuck, declined} <= {row["saga_id"] for row in rows}
+    assert sorted(row["saga_id"] for row in rows) == sorted([parked, stuck, declined])
     assert {row["state"] for row in rows} == {"compensated"}
     code, shown = saga(stack, "show", stuck)
     assert "timeline of " + stuck in shown and "audit: skip reserve_hotel by " in shown
@@ -232,3 +235,38 @@ def test_saga_certify_passes_the_demo_participants(stack: LocalStack) -> None:
         )
         assert code == EXIT_OK, report
         assert "FAIL" not in report and "PASS" in report
+
+
+def attempt_counts(shown: str) -> dict[tuple[str, str], int]:
+    """(step, action) -> how many attempt lines ``saga show`` printed for it."""
+    counts: dict[tuple[str, str], int] = {}
+    key = ("", "")
+    for line in shown.split("attempts (from the step executor's log):\n", 1)[-1].splitlines():
+        words = line.split()
+        if len(words) > 2 and re.fullmatch(r"\d+/\d+", words[2]):
+            key = (words[0], words[1])
+        elif not (words and re.fullmatch(r"\d+/\d+", words[0])):
+            break
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_saga_show_prints_every_attempt_of_each_demo_saga(stack: LocalStack, results: ResultListener) -> None:
+    for example in ("trip-succeeds", "payment-declined", "transient-failures"):
+        saga_id = new_saga_id(example)
+        stack.publish_request(stack.example_request(example, saga_id=saga_id))
+        result = result_of(results, saga_id)
+        expected = {
+            (step["name"], action): step[action]["attempts"]
+            for step in result["steps"]
+            for action in ("execute", "compensate")
+            if isinstance(step.get(action), dict) and step[action].get("attempts")
+        }
+
+        def complete(saga_id: str = saga_id, expected: dict[tuple[str, str], int] = expected) -> str | None:
+            shown = saga(stack, "show", saga_id)[1]
+            return shown if attempt_counts(shown) == expected else None
+
+        shown = eventually(complete, what=f"every attempt of {saga_id} in saga show", timeout=WAIT_TIMEOUT)
+        assert f"timeline of {saga_id}" in shown
+    assert sum(expected.values()) > len(expected)  # the transient-failures saga retried

@@ -9,6 +9,7 @@ build backend comes from the package index, as for any ``pip install``).
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -17,8 +18,11 @@ import sysconfig
 import threading
 import venv
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -90,15 +94,18 @@ def test_the_installed_commands_run_outside_the_clone(installed: Path, tmp_path:
 
     try:
         stack_env = dict(env)
+        samples = None
         line = next_line()
-        while not line.startswith("publish a saga request"):
+        while not line.startswith("process logs:"):
             if line.strip().startswith("export "):
                 key, _, value = line.strip().removeprefix("export ").partition("=")
                 stack_env[key] = value
+            if line.startswith("samples pointed at this stack: "):
+                samples = Path(line.removeprefix("samples pointed at this stack: ").split(" (", 1)[0])
             line = next_line()
-        request = (
-            installed.parent / "share" / "saga-orchestrator" / "examples" / "requests" / "trip-succeeds.json"
-        )
+        assert samples is not None, "".join(seen)
+        # The samples name the participants' free ports this stack runs, not 9001-9003.
+        request = samples / "trip-succeeds.json"
         started = subprocess.run(
             [installed / "saga", "start", str(request), "--saga-id", "installed-1"],
             cwd=tmp_path,
@@ -109,15 +116,22 @@ def test_the_installed_commands_run_outside_the_clone(installed: Path, tmp_path:
         )
         assert started.returncode == 0, started.stderr
         assert started.stdout.startswith("saga installed-1 started: projects/")
-        shown = subprocess.run(
-            [installed / "saga", "show", "installed-1", "--json"],
-            cwd=tmp_path,
-            env=stack_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert shown.returncode == 0, shown.stderr
+
+        def succeeded() -> dict[str, Any] | None:
+            shown = subprocess.run(
+                [installed / "saga", "show", "installed-1", "--json"],
+                cwd=tmp_path,
+                env=stack_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert shown.returncode == 0, shown.stderr
+            view: dict[str, Any] = json.loads(shown.stdout)
+            return view if view["state"] == "succeeded" else None
+
+        view = eventually(succeeded, timeout=60, every=0.5, what="the installed stack's saga to succeed")
+        assert [step["status"] for step in view["steps"]] == ["succeeded"] * 3
     finally:
         up.send_signal(signal.SIGINT)
         try:

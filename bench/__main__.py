@@ -222,33 +222,75 @@ def _pubsub_figures(ps: dict[str, Any]) -> list[Figure]:
     return out
 
 
+# The keys of results.json's top-level "cost" (fixed names, read by scripts: cost.happy_3step.
+# per_step_usd_per_million, .per_assignment_usd_per_million, .step_functions_usd_per_million, and the
+# same for the others), each with its label in the table.
+COST_ROWS = {
+    "happy_3step": "happy 3-step",
+    "compensating_3step": "3-step, compensating",
+    "parked_hour": "1 h parked",
+    "retrying_call_hour": "1 h on a retried call",
+}
+
+
+def _cost_row_figures(label: str, row: dict[str, Any]) -> list[Figure]:
+    """One saga (or hour) in $ per million: Workflows under each reading against Step Functions."""
+    aws = row["step_functions_usd_per_million"]
+    steps = row["billable_steps"]
+    out = []
+    for reading, words in (("per_step", "one per step"), ("per_assignment", "one per assignment")):
+        counted = steps[reading]
+        out.append(
+            Figure(
+                "6 cost",
+                f"{label}: Workflows, {words}",
+                row[f"{reading}_usd_per_million"],
+                "$/M",
+                f"< SF {aws:,.2f}",
+                row[f"{reading}_usd_per_million"] < aws,
+                f"{counted['total']:g} billable steps ({counted['internal']:g} internal, "
+                f"{counted['external']:g} external)",
+            )
+        )
+    out.append(
+        Figure(
+            "6 cost",
+            f"{label}: Step Functions Standard",
+            aws,
+            "$/M",
+            "",
+            None,
+            f"{row['step_functions_transitions']} state transitions",
+        )
+    )
+    return out
+
+
 def _cost_figures(co: dict[str, Any]) -> list[Figure]:
     out: list[Figure] = []
-    for name, shape in co["shapes"].items():
-        usd = shape["usd_per_million"]
-        per_step = shape["billable_steps_per_saga_step"]
+    for key, label in COST_ROWS.items():
+        row = co.get(key)
+        if not row:
+            continue
+        out.extend(_cost_row_figures(label, row))
+        other = row.get("other_gcp_usd_per_million")
+        if other:
+            items = ", ".join(f"{k} {v}" for k, v in other.items())
+            for reading, words in (("per_step", "one per step"), ("per_assignment", "one per assignment")):
+                total = row["gcp_total_usd_per_million"][reading]
+                name = f"{label}: all GCP line items, {words}"
+                out.append(Figure("6 cost", name, total, "$/M", "", None, items))
+    for name, shape in co.get("shapes", {}).items():
+        per = shape["billable_steps_per_saga_step"]
         out.append(
             Figure(
                 "6 cost",
                 f"{name}: billable steps per saga step",
-                per_step,
+                per["per_step"],
                 "steps",
                 "≤ 5",
-                per_step <= 5,
-                f"{shape['billable_steps']}",
-            )
-        )
-        out.append(
-            Figure(
-                "6 cost",
-                f"{name}: $ per million sagas (GCP vs Step Functions)",
-                usd["gcp_total"],
-                "USD",
-                f"< {usd['step_functions_standard']:,.2f}",
-                usd["gcp_total"] < usd["step_functions_standard"],
-                f"workflows {usd['workflows']}, tasks {usd['cloud_tasks']}, pubsub {usd['pubsub']}, "
-                f"functions {usd['functions']}; floor of a task + a callback wait per call "
-                f"{usd['design_floor']}",
+                per["per_step"] <= 5,
+                f"per assignment {per['per_assignment']}; {shape['billable_steps']}",
             )
         )
     if "marginal_steps_per_saga_step" in co:
@@ -264,6 +306,31 @@ def _cost_figures(co: dict[str, Any]) -> list[Figure]:
             )
         )
     return out
+
+
+def _cost_notes(co: dict[str, Any]) -> list[str]:
+    """What each cost row counted, for the report under the table."""
+    lines = []
+    for key, label in COST_ROWS.items():
+        row = co.get(key)
+        if not row:
+            continue
+        steps = row["billable_steps"]
+        line = (
+            f"  {label}: Workflows {row['per_step_usd_per_million']:,.2f} (one per step, "
+            f"{steps['per_step']['total']:g} steps) / {row['per_assignment_usd_per_million']:,.2f} "
+            f"(one per assignment, {steps['per_assignment']['total']:g}); Step Functions Standard "
+            f"{row['step_functions_usd_per_million']:,.2f} ({row['step_functions_transitions']} transitions)"
+        )
+        if row.get("other_gcp_usd_per_million"):
+            total = row["gcp_total_usd_per_million"]
+            items = ", ".join(f"{k} {v:,.2f}" for k, v in row["other_gcp_usd_per_million"].items())
+            line += (
+                f"\n    + {items} → every GCP line item {total['per_step']:,.2f} / {total['per_assignment']:,.2f}"
+                f"\n    counts: {row['counts']}"
+            )
+        lines.append(line)
+    return lines
 
 
 def _coldstart_figures(cs: dict[str, Any]) -> list[Figure]:
@@ -341,15 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="saga,scale,peer,pubsub",
-        help="comma-separated groups: saga (1, 2, 6, 7), scale (3), peer (4), pubsub (5)",
+        help="comma-separated groups: saga (1, 2, 6, 7), cost (6 alone, without the functions' CPU), "
+        "scale (3), peer (4), pubsub (5)",
     )
     args = parser.parse_args(argv)
     groups = set(args.only.split(","))
     started = time.monotonic()
     data: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    if "saga" in groups:
-        _run_stack(data, errors, quick=args.quick)
+    if "saga" in groups or "cost" in groups:
+        _run_stack(data, errors, quick=args.quick, cost_only="saga" not in groups)
     if "scale" in groups:
         from bench import scale
 
@@ -374,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         "details": data,
         "errors": errors,
     }
+    if data.get("cost"):
+        report["cost"] = {key: data["cost"][key] for key in COST_ROWS if key in data["cost"]}
     args.output.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     m = machine_info
     print(
@@ -382,48 +452,63 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(render(rows))
     if data.get("cost"):
+        print("\nCost per million sagas (USD, list prices):")
+        print("\n".join(_cost_notes(data["cost"])))
         print(f"\nPrices (list, USD, read {data['cost']['prices_read_on']}):")
         for key, price in data["cost"]["prices"].items():
-            print(f"  {key:<36} {price['unit']:<70} {price['source']}")
+            print(f"  {key:<36} {price['unit']:<72} read {price['read_on']} {price['source']}")
     for name, error in errors.items():
         print(f"\n✘ {name} failed: {error}")
     print(f"\n{len(rows)} figures in {report['seconds']:.0f} s; written to {args.output}")
     return 1 if errors else 0
 
 
-def _run_stack(data: dict[str, Any], errors: dict[str, str], *, quick: bool) -> None:
-    from bench import coldstart, cost, saga
+def _run_stack(data: dict[str, Any], errors: dict[str, str], *, quick: bool, cost_only: bool = False) -> None:
+    """The groups that need the whole local cloud; ``cost_only``: group 6 alone (no throughput run, so the
+    functions' compute is left out of the GCP line items)."""
+    from bench import coldstart, saga
     from devstack.stack import LocalStack
 
     with LocalStack.start() as stack:
         results = saga.Results(stack)
         publisher = saga.Publisher(stack)
         try:
-            data["latency"] = _guard(
-                "saga latency", errors, lambda: saga.latency(stack, results, publisher, quick=quick)
-            )
+            if not cost_only:
+                data["latency"] = _guard(
+                    "saga latency", errors, lambda: saga.latency(stack, results, publisher, quick=quick)
+                )
             shapes = _guard(
                 "billable steps per saga shape", errors, lambda: saga.cost_shapes(stack, results, publisher)
             )
-            data["throughput"] = _guard(
-                "saga throughput",
-                errors,
-                lambda: saga.throughput(stack, results, publisher, seconds=10.0 if quick else 60.0),
-            )
-            if shapes and data.get("throughput"):
-                tp = data["throughput"]
-                cost_table = cost.table(
-                    shapes, tp["cpu_ms_per_saga_by_process"], actions_per_saga=0.8 * 3 + 0.2 * 5
+            if not cost_only:
+                data["throughput"] = _guard(
+                    "saga throughput",
+                    errors,
+                    lambda: saga.throughput(stack, results, publisher, seconds=10.0 if quick else 60.0),
                 )
-                one = shapes["1_happy"]["billable"]["total"]
-                ten = shapes["10_happy"]["billable"]["total"]
-                cost_table["marginal_steps_per_saga_step"] = round((ten - one) / 9, 2)
-                data["cost"] = cost_table
-            data["coldstart"] = _guard(
-                "function cold start", errors, lambda: coldstart.run(stack.function_environment())
-            )
+            waiting = _guard("an hour of waiting, on the engine", errors, lambda: saga.waiting_hours(stack))
+            if shapes and (cost_only or data.get("throughput")):
+                data["cost"] = _cost_table(shapes, waiting or {}, data.get("throughput"))
+            if not cost_only:
+                data["coldstart"] = _guard(
+                    "function cold start", errors, lambda: coldstart.run(stack.function_environment())
+                )
         finally:
             results.close()
+
+
+def _cost_table(
+    shapes: dict[str, Any], waiting: dict[str, Any], throughput: dict[str, Any] | None
+) -> dict[str, Any]:
+    from bench import cost
+
+    cpu = (throughput or {}).get("cpu_ms_per_saga_by_process", {})
+    table = cost.table(shapes, waiting, cpu, actions_per_saga=0.8 * 3 + 0.2 * 5)
+    table["function_cpu_measured"] = bool(cpu)
+    one = shapes["1_happy"]["billable"]["total"]
+    ten = shapes["10_happy"]["billable"]["total"]
+    table["marginal_steps_per_saga_step"] = round((ten - one) / 9, 2)
+    return table
 
 
 if __name__ == "__main__":

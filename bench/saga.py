@@ -7,6 +7,8 @@ process. Billable steps come from the Workflows engine's admin page of each saga
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime
 import json
 import secrets
@@ -18,11 +20,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
 from saga_orchestrator.events import decode_result
+from saga_orchestrator.settings import Settings
+from saga_orchestrator.validation import validate_request
 
 from bench.common import distribution_ms, group_cpu_seconds
 from bench.profile import Sampler
 from devstack.stack import LocalStack
+from localcloud.clock import Clock, ManualClock, SystemClock
+from localcloud.workflows.engine.host import ExecutionInfo
+from localcloud.workflows.engine.interpreter import run_execution
+from localcloud.workflows.engine.loader import load_workflow
+from localcloud.workflows.engine.metering import StepMeter
+from localcloud.workflows.engine.standalone import StandaloneHost
 
 _FLIGHT = {"from": "AMS", "to": "LIS", "date": "2026-12-18", "passenger": "Ada Lovelace"}
 _HOTEL = {"city": "Lisbon", "nights": 3, "guest": "Ada Lovelace"}
@@ -254,19 +265,35 @@ def action_split(stack: LocalStack, sagas: list[dict[str, Any]]) -> dict[str, fl
 
 
 def cost_shapes(stack: LocalStack, results: Results, publisher: Publisher) -> dict[str, Any]:
-    """Billable Workflows steps of one saga per shape: 1, 3, 10 steps, happy and compensating."""
+    """One saga per shape (1, 3, 10 steps, happy and compensating) on the full local cloud: its billable
+    Workflows steps under both readings (the engine's admin page), its actions and delivery attempts (its
+    result), and the size of each Cloud Task its workflow created (the same execution argument and
+    answers replayed on the engine in this process, ``replay``, which must count the same steps)."""
     shapes: dict[str, Any] = {}
+    deployed = stack.factory.workflows().get_workflow(name=saga_settings(stack).workflow_path)
     for steps in (1, 3, 10):
         for decline in (False, True):
             _, result, _ = run_one(stack, results, publisher, steps, decline=decline, tag="cost")
             expected = "compensated" if decline else "succeeded"
             if result.get("status") != expected:
                 raise RuntimeError(f"cost saga came out {result.get('status')}, expected {expected}")
+            execution = str(result.get("execution"))
+            per_step, per_assignment = _admin_after_end(stack, execution)
+            argument = json.loads(stack.factory.executions().get_execution(name=execution).argument)
+            replayed = asyncio.run(
+                replay(deployed.source_contents, dict(deployed.user_env_vars), argument, answers_of(result))
+            )
+            if replayed["billable"] != {"per_step": per_step, "per_assignment": per_assignment}:
+                raise RuntimeError(f"the replay counted {replayed['billable']}, the stack {per_step}")
             shapes[f"{steps}_{'compensating' if decline else 'happy'}"] = {
                 "steps": steps,
                 "compensating": decline,
                 "status": result.get("status"),
-                "billable": _admin_after_end(stack, str(result.get("execution"))),
+                "billable": per_step,
+                "billable_per_assignment": per_assignment,
+                "actions": sum(1 for _ in _actions(result)),
+                "delivery_attempts": sum(int(action.get("attempts") or 1) for action in _actions(result)),
+                "task_bytes": replayed["task_bytes"],
                 "result_bytes": len(json.dumps(result).encode("utf-8")),
                 "request_bytes": len(
                     json.dumps(saga_request(stack.participant_urls, "x" * 20, steps, decline=decline))
@@ -275,17 +302,31 @@ def cost_shapes(stack: LocalStack, results: Results, publisher: Publisher) -> di
     return shapes
 
 
-def _admin_after_end(stack: LocalStack, execution: str) -> dict[str, int]:
+def _actions(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The actions (executes and compensations) a saga result records as called."""
+    return [
+        step[key]
+        for step in result.get("steps") or []
+        for key in ("execute", "compensate")
+        if isinstance(step.get(key), dict) and step[key].get("status") not in (None, "skipped")
+    ]
+
+
+def _admin_after_end(stack: LocalStack, execution: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Billable steps (one per step; one per assignment) once the execution has ended."""
     # The result is published by saga_completion before the execution's last step (return) has run.
     deadline = time.monotonic() + 10
-    last: dict[str, int] = {}
+    last: tuple[dict[str, int], dict[str, int]] = ({}, {})
     while time.monotonic() < deadline:
         execution_id = execution.rsplit("/", 1)[-1]
         url = f"http://{stack.config.workflows_http}/admin/executions/{execution_id}"
         with urllib.request.urlopen(url, timeout=10) as response:
             view = json.loads(response.read())
-        steps = view.get("billableSteps") or {}
-        last = {k: int(steps.get(k, 0)) for k in ("internal", "external", "total")}
+        per_step, per_assignment = (
+            {k: int((view.get(key) or {}).get(k, 0)) for k in ("internal", "external", "total")}
+            for key in ("billableSteps", "billableStepsPerAssignment")
+        )
+        last = (per_step, per_assignment)
         if view.get("state") != "ACTIVE":
             return last
         time.sleep(0.02)
@@ -421,3 +462,183 @@ def throughput(
         "wall_seconds": round(wall, 2),
         "profile": {name: sampler.join() for name, sampler in samplers.items()},
     }
+
+
+# -- The saga workflow replayed on the engine in this process -------------------------------------------
+# The deployed workflow and an execution argument run on the engine here, with the Google services around
+# it played in process: Cloud Tasks records each task it is given (its size: Cloud Tasks bills 32 KB
+# chunks) and answers the saga's callback as step_executor would; saga_completion answers 200. On a
+# manual clock this measures what an hour of waiting costs, which the full local cloud cannot in a run.
+
+_DECLINED = {
+    "status": "failed",
+    "output": None,
+    "attempts": 1,
+    "error": {"kind": "business", "status_code": 409, "message": "payment declined"},
+}
+
+
+def saga_settings(stack: LocalStack) -> Settings:
+    """The settings start_saga runs with in this stack."""
+    return Settings.from_env(stack.function_environment())
+
+
+def answers_of(result: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """What step_executor reported for each action of a saga result, by (step name, action)."""
+    answers: dict[tuple[str, str], dict[str, Any]] = {}
+    for step in result.get("steps") or []:
+        for key in ("execute", "compensate"):
+            action = step.get(key)
+            if isinstance(action, dict) and action.get("status") in ("succeeded", "failed"):
+                fields = ("status", "output", "error", "attempts")
+                answers[(str(step["name"]), key)] = {k: action.get(k) for k in fields}
+    return answers
+
+
+class _StandInCloud(StandaloneHost):
+    """``tasks.create`` keeps the task's size and answers the saga's callback with
+    ``answers[(step name, action)]`` at once (no answer: the call never settles, as when Cloud Tasks keeps
+    retrying a participant); ``tasks.delete`` succeeds."""
+
+    def __init__(
+        self, clock: Clock, env: Mapping[str, str], answers: Mapping[tuple[str, str], dict[str, Any]]
+    ) -> None:
+        super().__init__(
+            clock=clock,
+            info=ExecutionInfo(user_env=dict(env)),
+            internal_url_prefixes=(env["SAGA_COMPLETION_URL"],),  # a Cloud Run function in production
+        )
+        self.answers = answers
+        self.task_bytes: list[int] = []
+
+    async def call_connector(self, name: str, args: Mapping[str, Any]) -> Any:
+        if name.endswith(".tasks.delete"):
+            return {}
+        if not name.endswith(".tasks.create"):
+            return await super().call_connector(name, args)
+        task = args["body"]["task"]
+        self.task_bytes.append(len(json.dumps(task, separators=(",", ":")).encode("utf-8")))
+        body = json.loads(base64.b64decode(task["httpRequest"]["body"]))
+        answer = self.answers.get((body["step_name"], body["action"]))
+        if answer is not None:
+            reply = {**answer, "step_index": body["step_index"], "action": body["action"]}
+            self.deliver(body["callback_url"], {"body": reply})
+        created = datetime.datetime.fromtimestamp(self.clock.now(), datetime.UTC)
+        return {"name": task["name"], "createTime": created.isoformat().replace("+00:00", "Z")}
+
+
+async def _completion_stand_in() -> tuple[web.AppRunner, str]:
+    async def complete(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response(
+            {"message_id": "1", "event_id": "1", "result": {"status": body.get("status")}}
+        )
+
+    app = web.Application()
+    app.router.add_post("/complete", complete)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/complete"
+
+
+async def replay(
+    source: str, env: Mapping[str, str], argument: Any, answers: Mapping[tuple[str, str], dict[str, Any]]
+) -> dict[str, Any]:
+    """Runs the workflow ``source`` once to its end with ``argument``: the billable steps under both
+    readings and the size of each task created."""
+    runner, url = await _completion_stand_in()
+    try:
+        host = _StandInCloud(SystemClock(), {**env, "SAGA_COMPLETION_URL": url}, answers)
+        meter = StepMeter()
+        await run_execution(load_workflow(source), argument, host, meter=meter)
+        return {"billable": meter.readings(), "task_bytes": host.task_bytes}
+    finally:
+        await runner.cleanup()
+
+
+async def _settled(host: _StandInCloud, meter: StepMeter, before: int) -> None:
+    """Until the execution waits on its callback again, having counted a step since ``before``."""
+    deadline = time.monotonic() + 10
+    while not (host.waiting == 1 and meter.total > before):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the execution did not wait again ({host.waiting} waiting, {meter.total})")
+        await asyncio.sleep(0.001)
+
+
+async def _waiting_hour(
+    source: str, env: Mapping[str, str], run: WaitRun, hours: int
+) -> dict[str, dict[str, float]]:
+    """The billable steps of one hour of the wait ``run`` leads to, averaged over ``hours`` hours on a
+    manual clock moved ``run.tick`` seconds at a time."""
+    runner, url = await _completion_stand_in()
+    clock = ManualClock()
+    host = _StandInCloud(clock, {**env, "SAGA_COMPLETION_URL": url}, run.answers)
+    meter = StepMeter()
+    execution = asyncio.ensure_future(run_execution(load_workflow(source), run.argument, host, meter=meter))
+    try:
+        await _settled(host, meter, -1)
+        before = meter.readings()
+        for _ in range(int(hours * 3600 / run.tick)):
+            total = meter.total
+            await clock.advance(run.tick)
+            await _settled(host, meter, total)
+        after = meter.readings()
+    finally:
+        execution.cancel()
+        await asyncio.gather(execution, return_exceptions=True)
+        await runner.cleanup()
+    return {
+        reading: {k: round((after[reading][k] - before[reading][k]) / hours, 2) for k in after[reading]}
+        for reading in after
+    }
+
+
+@dataclass(frozen=True)
+class WaitRun:
+    what: str
+    argument: dict[str, Any]
+    answers: dict[tuple[str, str], dict[str, Any]]
+    tick: float  # seconds the clock moves at a time: the wait's shortest wake
+
+
+def wait_runs(stack: LocalStack) -> dict[str, WaitRun]:
+    """The bench's 3-step trip saga, its argument normalized by start_saga's own validation, waiting:
+    ``parked_hour``, its second step declined with on_failure "park" (as a stuck compensation, it waits in
+    the workflow's await_decision, waking hourly); ``retrying_call_hour``, its second step's call never
+    settling (Cloud Tasks retrying a participant that answers 503; the call's wait is stretched to a day,
+    past what the default queue settings allow, to measure its 30 s heartbeat over hours)."""
+    urls = stack.participant_urls
+    settings = saga_settings(stack)
+    flight = {"status": "succeeded", "output": {"booking_id": "B-1"}, "error": None, "attempts": 1}
+    parked_request = saga_request(urls, "bench-parked", 3)
+    parked_request["steps"][1].update(on_failure="park", park_seconds=7 * 86400)
+    retrying = validate_request(saga_request(urls, "bench-retrying", 3), settings).to_argument()
+    retrying["deadline_seconds"] = 86400
+    retrying["steps"][1]["execute_wait_seconds"] = 86400
+    second = str(retrying["steps"][1]["name"])
+    return {
+        "parked_hour": WaitRun(
+            "a saga parked on its second step, waiting for an operator (await_decision)",
+            validate_request(parked_request, settings).to_argument(),
+            {("book_flight_0", "execute"): flight, (second, "execute"): _DECLINED},
+            3600.0,
+        ),
+        "retrying_call_hour": WaitRun(
+            "a saga waiting on a call that Cloud Tasks keeps retrying (execute_wait)",
+            retrying,
+            {("book_flight_0", "execute"): flight},
+            30.0,
+        ),
+    }
+
+
+def waiting_hours(stack: LocalStack, *, hours: int = 4) -> dict[str, Any]:
+    """What an hour of each wait of ``wait_runs`` costs in billable steps, on the deployed workflow."""
+    deployed = stack.factory.workflows().get_workflow(name=saga_settings(stack).workflow_path)
+    env = dict(deployed.user_env_vars)
+    out: dict[str, Any] = {}
+    for name, run in wait_runs(stack).items():
+        measured = asyncio.run(_waiting_hour(deployed.source_contents, env, run, hours))
+        out[name] = {"what": run.what, "hours": hours, **measured}
+    return out

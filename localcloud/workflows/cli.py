@@ -28,7 +28,11 @@ def main(argv: list[str]) -> int:
     run.add_argument("file", help="workflow definition (YAML or JSON)")
     run.add_argument("--data", default=None, help="the execution argument, as JSON")
     run.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="a user env var")
-    run.add_argument("--steps", action="store_true", help="print the billable step counts on stderr")
+    run.add_argument(
+        "--steps",
+        action="store_true",
+        help="print the billable step counts on stderr, one per step and one per variable assignment",
+    )
     args = parser.parse_args(argv)
     try:
         source = Path(args.file).read_text(encoding="utf-8")
@@ -57,6 +61,11 @@ def main(argv: list[str]) -> int:
     finally:
         if args.steps:
             print(f"steps: {meter.internal} internal, {meter.external} external", file=sys.stderr)
+            print(
+                f"steps counting each assignment: {meter.assignment_internal} internal, "
+                f"{meter.assignment_external} external",
+                file=sys.stderr,
+            )
     print(json.dumps(result, ensure_ascii=False))
     return 0
 

@@ -124,9 +124,11 @@ class _Execution:
         self.step_limit = step_limit
         self.history = history
 
-    def count(self, frame: _Frame, step: ast.Step, *, external: bool = False) -> None:
+    def count(self, frame: _Frame, step: ast.Step, *, external: bool = False, assign: bool = False) -> None:
+        """One step under both readings of the meter (an ``assign`` step: under the per-step one only;
+        its entries count one by one under the other)."""
         frame.step = step
-        if self.meter.count(frame.routine, step.name, external=external) > self.step_limit:
+        if self.meter.count(frame.routine, step.name, external=external, assign=assign) > self.step_limit:
             raise WorkflowError.tagged(
                 "ResourceLimitError", f"the execution exceeded the limit of {self.step_limit} steps"
             )
@@ -238,10 +240,12 @@ class _Execution:
             return await self.call_step(step, frame, counted)
         inline_try = isinstance(step, ast.TryStep) and len(step.body) == 1 and step.body[0].name == step.name
         if counted and not inline_try:
-            self.count(frame, step)
+            self.count(frame, step, assign=isinstance(step, ast.AssignStep))
         if isinstance(step, ast.AssignStep):
             templates = self.templates
+            meter = self.meter
             for assignment in step.assignments:
+                meter.assignment()  # per-assignment reading: each entry, also inline in a condition
                 code = templates[id(assignment.value)]
                 value = code.run(frame)
                 if code.awaits:
@@ -298,6 +302,8 @@ class _Execution:
         except WorkflowError:
             if counted:
                 self.count(frame, step)
+            else:
+                self.meter.inline_call(external=False)
             raise
         external = step.function in EXTERNAL_FUNCTIONS or (
             step.function in HTTP_FUNCTIONS
@@ -306,6 +312,8 @@ class _Execution:
         )
         if counted:
             self.count(frame, step, external=external)
+        else:  # inline in a switch condition: a call request of its own under the per-assignment reading
+            self.meter.inline_call(external=external)
         if step.kind == "subworkflow":
             value = await self.invoke(step.function, args, frame)
         elif step.kind == "connector":
@@ -316,6 +324,7 @@ class _Execution:
             if step.function in RETURNS_ARGUMENT:  # may be (part of) an argument: store a copy
                 value = deep_copy(value)
         if step.result is not None:
+            self.meter.assignment()  # per-assignment reading: ``result:`` is an assignment
             frame.scope.set(step.result, value)
             self.check_memory(frame)
         return step.next

@@ -3,7 +3,9 @@
 - ``GET /`` — an index: what this address serves, where the gRPC APIs are, and the newest executions
   with their state and current step. JSON, or a small HTML page for a browser (``Accept: text/html``).
 - ``GET /admin/executions[?state=ACTIVE]`` (newest first) and ``GET /admin/executions/<id>`` — state,
-  current step and billable steps of each execution still kept; 404 for an unknown id.
+  current step and billable steps of each execution still kept, under both readings of the pricing rule
+  (``billableSteps`` one per step, ``billableStepsPerAssignment`` one per variable assignment; see
+  ``engine/metering.py``); 404 for an unknown id.
 """
 
 from __future__ import annotations

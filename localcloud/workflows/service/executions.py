@@ -6,7 +6,8 @@ SUCCEEDED with a JSON ``result``, FAILED with an ``error``, or CANCELLED.
   is not JSON fails it with a ``TypeError``.
 - Cancelling (https://cloud.google.com/workflows/docs/reference/executions/rest/v1/projects.locations.workflows.executions/cancel)
   an execution that is not ACTIVE is FAILED_PRECONDITION; its callbacks answer 404 from then on.
-- The outcome of each finished execution is logged as one Cloud Logging JSON line with its billable steps.
+- The outcome of each finished execution is logged as one Cloud Logging JSON line with its billable steps
+  under both readings (``engine/metering.py``): one per step, and one per variable assignment.
 - Finished executions stay listed up to ``retained_finished`` (the real service keeps them 90 days);
   the oldest are forgotten first.
 - Each execution records its step entries (``engine/history.py``; at most 100,000 each). The finished
@@ -260,15 +261,19 @@ class Executions:
 def _log_outcome(record: ExecutionRecord, state: int) -> None:
     assert record.ended_at is not None
     steps = record.billable_steps()
+    assigned = record.billable_steps_per_assignment()
     execution_log.info(
         json.dumps(
             {
                 "severity": "INFO" if state == State.SUCCEEDED else "NOTICE",
                 "message": f"execution {record.execution_id} {State(state).name}: "
-                f"{steps['total']} billable steps ({steps['internal']} internal, {steps['external']} external)",
+                f"{steps['total']} billable steps ({steps['internal']} internal, {steps['external']} external); "
+                f"{assigned['total']} counting each assignment ({assigned['internal']} internal, "
+                f"{assigned['external']} external)",
                 "execution": record.name,
                 "state": State(state).name,
                 "billable_steps": steps,
+                "billable_steps_per_assignment": assigned,
                 "duration_seconds": round(record.ended_at - record.started_at, 6),
                 "logging.googleapis.com/labels": {
                     "workflows.googleapis.com/execution_id": record.execution_id,

@@ -95,7 +95,9 @@ def pages(default_size: int, max_size: int) -> Paging:
 
 
 def admin_view(record: ExecutionRecord) -> dict[str, Any]:
-    """An execution on the admin pages (not a Google resource): state, billable steps, current step."""
+    """An execution on the admin pages (not a Google resource): state, billable steps (``billableSteps``
+    one per step, ``billableStepsPerAssignment`` one per variable assignment: ``engine/metering.py``),
+    current step."""
     current = record.current_step()
     return {
         "name": record.name,
@@ -106,6 +108,7 @@ def admin_view(record: ExecutionRecord) -> dict[str, Any]:
         "startTime": rfc3339(record.started_at),
         "endTime": rfc3339(record.ended_at) if record.ended_at is not None else None,
         "billableSteps": record.billable_steps(),
+        "billableStepsPerAssignment": record.billable_steps_per_assignment(),
         "currentStep": {"routine": current[0], "step": current[1]} if current else None,
         "labels": dict(record.labels),
     }

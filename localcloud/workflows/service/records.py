@@ -120,8 +120,15 @@ class ExecutionRecord:
         return self.state == State.ACTIVE
 
     def billable_steps(self) -> dict[str, int]:
+        """Billable steps under the per-step reading (``engine/metering.py``)."""
         internal = int(getattr(self.meter, "internal", 0) or 0)
         external = int(getattr(self.meter, "external", 0) or 0)
+        return {"internal": internal, "external": external, "total": internal + external}
+
+    def billable_steps_per_assignment(self) -> dict[str, int]:
+        """Billable steps under the per-assignment reading (each assign entry and ``result:`` one)."""
+        internal = int(getattr(self.meter, "assignment_internal", 0) or 0)
+        external = int(getattr(self.meter, "assignment_external", 0) or 0)
         return {"internal": internal, "external": external, "total": internal + external}
 
     def current_step(self) -> tuple[str, str] | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import pathlib
 from typing import Any
 
@@ -301,13 +302,15 @@ def run_trip(
     notices: list[dict[str, Any]] | None = None,
     bodies: list[dict[str, Any]] | None = None,
     refs: dict[str, dict[str, list[str]]] | None = None,
+    per_assignment: dict[str, int] | None = None,
 ) -> Any:
     """A three-step saga (a, b, c) on the engine: (result, tasks the executor got, billable steps).
     Each undo references its own step's output unless ``refs`` (step name → execute_refs and/or
     compensate_refs) says otherwise.
     ``brief``: the completion stand-in answers only the status; the result is what it received.
     ``decisions``: an operator's verb (or verbs, a list) for each notice; ``stuck_seconds``: the saga's stuck bound;
-    ``park``: step name → park_seconds of the steps with on_failure "park"; ``notices`` gets the notices."""
+    ``park``: step name → park_seconds of the steps with on_failure "park"; ``notices`` gets the notices;
+    ``per_assignment`` gets the billable steps counted one per variable assignment."""
     channel = grpc.insecure_channel(engine.ctx.config.tasks)
     tasks = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     with contextlib.suppress(AlreadyExists):
@@ -348,6 +351,8 @@ def run_trip(
             notices.extend(stand_ins.notices)
         if bodies is not None:
             bodies.extend(stand_ins.tasks)
+        if per_assignment is not None:
+            per_assignment.update(admin.json()["billableStepsPerAssignment"])
         return result, ran, admin.json()["billableSteps"]
     finally:
         engine.run(stand_ins.stop())
@@ -370,6 +375,34 @@ def test_a_saga_that_succeeds_costs_16_billable_steps(engine: Any) -> None:
     assert ran == [("a", "execute"), ("b", "execute"), ("c", "execute")]
     # The stand-in completion URL is not a Google one, so its call counts as external here.
     assert billable == {"internal": 12, "external": 4, "total": 16}
+
+
+def test_counting_each_assignment_a_saga_that_succeeds_costs_66_billable_steps(engine: Any) -> None:
+    counted: dict[str, int] = {}
+    _, _, billable = run_trip(engine, {}, per_assignment=counted)
+    # The same external steps (three awaits, the completion call); each assign entry and result: one.
+    assert counted == {"internal": 62, "external": 4, "total": 66}
+    assert billable["external"] == counted["external"]
+
+
+def test_the_outcome_log_line_gives_both_readings(engine: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="localcloud.workflows.executions")
+    counted: dict[str, int] = {}
+    result, _, billable = run_trip(engine, {}, per_assignment=counted)
+    execution_id = result["execution"].rsplit("/", 1)[1]
+    [line] = [
+        json.loads(r.getMessage())
+        for r in caplog.records
+        if r.name == "localcloud.workflows.executions" and execution_id in r.getMessage()
+    ]
+    assert (line["billable_steps"], line["billable_steps_per_assignment"]) == (billable, counted)
+    assert "16 billable steps (12 internal, 4 external); 66 counting each assignment" in line["message"]
+
+
+def test_counting_each_assignment_a_declined_saga_costs_99_billable_steps(engine: Any) -> None:
+    counted: dict[str, int] = {}
+    run_trip(engine, {"c.execute": FAILED}, per_assignment=counted)
+    assert counted == {"internal": 93, "external": 6, "total": 99}
 
 
 def test_a_declined_last_step_compensates_the_others_for_30_billable_steps(engine: Any) -> None:
@@ -624,7 +657,12 @@ def test_an_operators_wait_of_days_wakes_hourly_for_four_billable_steps_an_hour(
         answer = requests.get(f"{engine.http}/admin/executions/{execution_id}", timeout=10)
         return dict(answer.json()["billableSteps"])
 
+    def assigned() -> dict[str, int]:
+        answer = requests.get(f"{engine.http}/admin/executions/{execution_id}", timeout=10)
+        return dict(answer.json()["billableStepsPerAssignment"])
+
     before = billable()
+    assigned_before = assigned()
     for _ in range(10):
         engine.advance(3600)
         engine.wait_for_callback(started.name, waiters=1)
@@ -632,6 +670,9 @@ def test_an_operators_wait_of_days_wakes_hourly_for_four_billable_steps_an_hour(
     per_hour = {kind: (after[kind] - before[kind]) / 10 for kind in ("internal", "external")}
     # Each hourly wake: the await (external), the except's check and the next pick of a timeout.
     assert per_hour == {"internal": 3.0, "external": 1.0}
+    # Counting each assignment: the same, as a wake that times out assigns nothing.
+    assigned_after = assigned()
+    assert {k: (assigned_after[k] - assigned_before[k]) / 10 for k in ("internal", "external")} == per_hour
     # The last hour goes down the ladder (5 min, 30 s, 5 s, 1 s) and the bound ends the wait.
     for _ in range(14 * 12 + 20):
         engine.advance(300)

@@ -7,9 +7,15 @@ https://cloud.google.com/workflows/docs/reference/stdlib/overview):
 
 - a function called in an expression that does not exist, is blocking (a call step's job), or gets a
   number of arguments it does not take; a subworkflow called with too few or too many;
-- a call step naming an unknown function, an unsupported connector, an argument the function does not
-  have, or missing a required one;
-- a retry predicate that names no function;
+- a call step naming an unknown function, an argument the function does not have, or missing a required
+  one; a connector name not of the form ``googleapis.SERVICE.VERSION.RESOURCE….METHOD``
+  (https://cloud.google.com/workflows/docs/reference/googleapis). A well-formed connector name deploys
+  whether or not this engine routes it, as on Google, where a workflow naming any connector deploys and
+  runs its other paths; calling one this engine does not route fails at run time (``connectors.py``);
+- a retry predicate that names no function; a ``retry`` map without a ``predicate``: "If you don't specify
+  a default retry policy, a retry predicate is required"
+  (https://cloud.google.com/workflows/docs/reference/syntax/retrying). Without this check such a block
+  would retry with ``http.default_retry_predicate``, which never retries a raised string or map;
 - inside a parallel step, a write to a parent variable not declared ``shared``; a ``shared`` variable
   not assigned before the parallel step;
 - ``next`` to a step out of reach, ``break``/``continue`` outside a for loop; two steps of one routine
@@ -20,7 +26,7 @@ Each routine is walked in document order, so the first mistake in the text is th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from localcloud.workflows.engine.stdlib import BUILTINS
@@ -29,9 +35,14 @@ from localcloud.workflows.lang.errors import DeployError
 
 __all__ = ["check_program"]
 
+_CONNECTOR_PARTS = 5  # googleapis, the service, the version, at least one resource, the method
+
 
 def check_program(program: ast.Program, connectors: frozenset[str]) -> None:
-    """Raises ``DeployError`` for the first mistake, naming the step, the line and the column."""
+    """Raises ``DeployError`` for the first mistake, naming the step, the line and the column.
+
+    ``connectors``: the connector names the caller routes; any well-formed name deploys, so they only
+    matter when the connector is called (see the module docstring)."""
     checker = _Checker(program, connectors)
     for routine in program.routines.values():
         checker.routine(routine)
@@ -128,7 +139,7 @@ class _Checker:
         self.steps(step.body, variables)
         if step.retry is not None:
             self.template(step.retry, step.name)
-            self.retry_predicate(step.retry, step.name)
+            self.retry_predicate(step.retry, step.name, step.position)
         if step.except_as is not None:
             self.write(step.except_as, step.name, step.except_as_position, variables)
         if step.except_steps is not None:
@@ -200,9 +211,12 @@ class _Checker:
                     message = f"missing argument '{param.name}' for subworkflow '{function}'"
                     raise self.error(message, step.name, step.call_position)
         elif function.startswith("googleapis."):
-            if function not in self.connectors:
-                supported = ", ".join(sorted(self.connectors)) or "none"
-                message = f"connector '{function}' is not supported here (supported: {supported})"
+            parts = function.split(".")
+            if len(parts) < _CONNECTOR_PARTS or not all(parts):
+                message = (
+                    f"'{function}' is not a connector name: expected "
+                    "googleapis.SERVICE.VERSION.RESOURCE.METHOD, e.g. googleapis.pubsub.v1.projects.topics.publish"
+                )
                 raise self.error(message, step.name, step.call_position)
         elif function in BUILTINS:
             builtin = BUILTINS[function]
@@ -216,7 +230,21 @@ class _Checker:
         else:
             raise self.error(f"unknown function '{function}'", step.name, step.call_position)
 
-    def retry_predicate(self, retry: ast.Template, step: str) -> None:
+    def retry_predicate(self, retry: ast.Template, step: str, at: ast.Position | None) -> None:
+        """A policy map needs a predicate; a policy given as an expression (``${http.default_retry}``, a
+        variable) is checked when the step runs."""
+        if isinstance(retry, ast.Const) and isinstance(retry.value, Mapping):
+            keys: set[str] = set(retry.value)
+        elif isinstance(retry, ast.MapTemplate):
+            keys = {key for key, _ in retry.entries}
+        else:
+            return
+        if "predicate" not in keys:
+            message = (
+                f"the retry of step '{step}' has neither a policy nor a predicate: give it a policy "
+                "(retry: ${http.default_retry}) or a predicate (predicate: ${http.default_retry_predicate})"
+            )
+            raise self.error(message, step, at)
         if not isinstance(retry, ast.MapTemplate):
             return
         for key, value in retry.entries:

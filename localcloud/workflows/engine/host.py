@@ -3,7 +3,7 @@
 The interpreter (``interpreter.py`` and the standard library) only ever reaches outside an execution
 through a ``Host``: callbacks, connectors, tokens for ``http.*`` with ``auth``, the clock, environment
 variables and logging. The Executions service supplies a host whose callbacks are served over HTTP and
-whose connectors call the local emulators; ``StandaloneHost`` (one-shot ``workflows run``, tests) keeps
+whose connectors call the local emulators (``service/connectors.py``); ``StandaloneHost`` (one-shot ``workflows run``, tests) keeps
 callbacks in memory and refuses connectors.
 """
 
@@ -15,16 +15,11 @@ from typing import Any, Protocol
 
 from localcloud.clock import Clock
 
-# The connectors this engine routes to the local emulators. Any other ``googleapis.*`` call is refused
-# when the workflow is deployed.
-SUPPORTED_CONNECTORS = frozenset(
-    {
-        "googleapis.cloudtasks.v2.projects.locations.queues.tasks.create",
-        "googleapis.cloudtasks.v2.projects.locations.queues.tasks.delete",
-        "googleapis.pubsub.v1.projects.topics.publish",
-        "googleapis.secretmanager.v1.projects.secrets.versions.accessString",
-    }
-)
+# Kept for the callers of ``load_workflow``, which pass it on to the deploy-time checks: a well-formed
+# connector name deploys whether or not it is listed (as on Google, a workflow that names a connector
+# deploys and runs its other paths). Which connectors run, and against which emulator, is decided when one
+# is called, by the Executions service's ``connectors.py``, from the APIs' HTTP annotations.
+SUPPORTED_CONNECTORS: frozenset[str] = frozenset()
 
 # await_callback's documented default (https://cloud.google.com/workflows/docs/reference/stdlib/events/await_callback)
 DEFAULT_CALLBACK_TIMEOUT_SECONDS = 43200.0

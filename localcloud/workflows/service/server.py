@@ -100,7 +100,7 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
     http_host, _, http_port = ctx.config.workflows_http.rpartition(":")
     http_host = http_host or "127.0.0.1"
     callbacks = CallbackRegistry(clock=ctx.clock)
-    connectors = Connectors(ctx.config)
+    connectors = Connectors(ctx.config, ctx.clock)
     prefixes = internal_prefixes_from_env() if internal_url_prefixes is None else internal_url_prefixes
     session = new_session()
     services = HostServices(callbacks, connectors, ctx.authority, ctx.clock, prefixes, session)
@@ -129,6 +129,7 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
         raise
     host = address.rpartition(":")[0] or "127.0.0.1"
     grpc_bound.append(f"{host}:{server.bound_port}")
+    connectors.bind_address("workflows", grpc_bound[0])  # the Executions and Workflows connectors
     log.info(
         "workflows: gRPC on %s:%s, callbacks, step entries and /admin/executions on http://%s",
         host,

@@ -588,10 +588,11 @@ check_settings() {
   fi
   # Cloud Tasks may have this many calls of step_executor under way at once; an instance takes
   # CONCURRENCY of them and at most MAX_INSTANCES run. A call beyond that is refused (429) and retried,
-  # which costs one of the step's attempts.
+  # which costs one of the queue's attempts (SAGA_QUEUE_MAX_ATTEMPTS), and one of the step's when the
+  # platform's 429 counts as a handler answer (see saga_orchestrator.executor).
   local per=${CFG[DEPLOY_STEP_EXECUTOR_CONCURRENCY]} most=${CFG[DEPLOY_STEP_EXECUTOR_MAX_INSTANCES]}
   if ((per * most < concurrent)); then
-    finding warning "step_executor takes at most $((per * most)) calls at once (DEPLOY_STEP_EXECUTOR_CONCURRENCY=$per x DEPLOY_STEP_EXECUTOR_MAX_INSTANCES=$most) but the queue dispatches up to $concurrent (SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES): the rest are refused and retried, each costing a step attempt" \
+    finding warning "step_executor takes at most $((per * most)) calls at once (DEPLOY_STEP_EXECUTOR_CONCURRENCY=$per x DEPLOY_STEP_EXECUTOR_MAX_INSTANCES=$most) but the queue dispatches up to $concurrent (SAGA_QUEUE_MAX_CONCURRENT_DISPATCHES): the rest are refused and retried, each costing a queue attempt" \
       "DEPLOY_STEP_EXECUTOR_MAX_INSTANCES=$(((concurrent + per - 1) / per))"
   fi
 }

@@ -1,6 +1,7 @@
 """step_executor: one Cloud Tasks attempt of one saga step action (HTTP, OIDC-authenticated by the
-platform). Answers 200 after reporting a final outcome, 503 to make Cloud Tasks retry a transient
-failure, 500 when the callback could not be delivered."""
+platform). Answers 200 after reporting a final outcome, and 424 to make Cloud Tasks retry after a call
+(a transient failure, or a callback not delivered): below 500, so X-CloudTasks-TaskExecutionCount counts
+it and a step's attempts count the calls that reached its participant (saga_orchestrator.executor)."""
 
 from __future__ import annotations
 

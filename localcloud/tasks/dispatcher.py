@@ -7,13 +7,18 @@ finished dispatch that frees a concurrency slot). Per queue, a token bucket enfo
 requests in flight; paused queues keep their due tasks until resumed. ``RunTask`` bypasses both (as
 documented for the real service).
 
-One attempt (https://cloud.google.com/tasks/docs/creating-http-target-tasks):
+One attempt (https://cloud.google.com/tasks/docs/creating-http-target-tasks#handler):
 - headers ``X-CloudTasks-QueueName``/``-TaskName`` (short ids), ``-TaskRetryCount`` (all previous
-  attempts), ``-TaskExecutionCount`` (previous attempts that got a response other than 5xx),
-  ``-TaskETA`` (the attempt's schedule time, fractional epoch seconds), and after an attempt that got an
-  HTTP response ``-TaskPreviousResponse`` (its status) and ``-TaskRetryReason`` (empty, as real HTTP
-  targets receive it); ``User-Agent: Google-Cloud-Tasks``; no Content-Type unless the task set one;
-  ``oidc_token`` / ``oauth_token`` become ``Authorization: Bearer`` (replacing any header of that name).
+  attempts, "includes attempts where the task failed due to 5XX error codes and never reached the
+  execution phase"), ``-TaskExecutionCount`` (previous attempts that got a response from the handler:
+  any status below 500; a 5xx, no response in time, a connection failure and a platform refusal are not
+  counted), ``-TaskETA`` (the attempt's schedule time, fractional epoch seconds), and after an attempt
+  that got an HTTP status ``-TaskPreviousResponse`` (that status) and ``-TaskRetryReason`` (empty, as
+  real HTTP targets receive it); ``User-Agent: Google-Cloud-Tasks``; no Content-Type unless the task set
+  one; ``oidc_token`` / ``oauth_token`` become ``Authorization: Bearer`` (replacing any header of that
+  name).
+- A ``refuse_dispatch`` fault (``localcloud.tasks.faults``) stands for a busy platform in front of the
+  target: the attempt is counted as a dispatch and answered 429 or 503 without reaching the target.
 - Connections are kept alive between attempts (``localcloud._http.KeepAliveConnector``: reused only while
   idle at most ``IDLE_REUSE_SECONDS`` and only if the target has not closed it nor sent anything on it).
   A request is never sent twice on its own: an attempt whose connection fails after the request was
@@ -42,6 +47,7 @@ from localcloud._http import IDLE_REUSE_SECONDS, KeepAliveConnector
 from localcloud.auth import TokenAuthority
 from localcloud.clock import SystemClock
 from localcloud.tasks import retry
+from localcloud.tasks.faults import DISPATCH_KINDS, Fault, Faults
 from localcloud.tasks.state import (
     HttpMethod,
     QueueRecord,
@@ -76,9 +82,16 @@ class _AttemptTimeoutError(Exception):
 
 class Dispatcher:
     def __init__(
-        self, state: TasksState, authority: TokenAuthority, *, idle_reuse_seconds: float = IDLE_REUSE_SECONDS
+        self,
+        state: TasksState,
+        authority: TokenAuthority,
+        *,
+        idle_reuse_seconds: float = IDLE_REUSE_SECONDS,
+        faults: Faults | None = None,
     ) -> None:
         self.state = state
+        # Test-only faults (localcloud.tasks.faults); none armed = the real behaviour.
+        self.faults = faults or Faults()
         self.idle_reuse_seconds = idle_reuse_seconds
         self.connector: KeepAliveConnector | None = None
         self.clock = state.clock
@@ -284,10 +297,11 @@ class Dispatcher:
         status: int | None = None
         retry_after: float | None = None
         failure = code_pb2.UNAVAILABLE
+        refused = self.faults.take(queue.name, task.name, DISPATCH_KINDS) if headers is not None else None
         try:
             if headers is None:
                 failure = code_pb2.INTERNAL
-            else:
+            elif refused is None:
                 status, retry_after = await self._send(message, headers)
         except _AttemptTimeoutError:
             failure = code_pb2.DEADLINE_EXCEEDED
@@ -302,6 +316,9 @@ class Dispatcher:
             if self._ready:  # a freed slot may let a waiting task go
                 self.wake()
         if queue.tasks.get(task.name) is not task:  # deleted or purged meanwhile
+            return
+        if refused is not None:
+            self._refused(queue, task, refused)
             return
         self._record(queue, task, status, failure, retry_after)
 
@@ -374,6 +391,21 @@ class Dispatcher:
         if status is not None and 200 <= status < 300:
             self.state.remove_task(queue, task.name)
             return
+        self._retry_or_drop(queue, task, status, retry_after)
+
+    def _refused(self, queue: QueueRecord, task: TaskRecord, fault: Fault) -> None:
+        """A dispatch the busy platform answered itself: an attempt, but no response from the handler
+        (``response_count`` and the execution count stay), and the previous response for the next one."""
+        log.info("dispatch of %s refused with HTTP %d (refuse_dispatch fault)", task.name, fault.status)
+        task.message.last_attempt.response_status.CopyFrom(_rpc_status(fault.status))
+        task.previous_response = fault.status
+        self._retry_or_drop(queue, task, fault.status, None)
+
+    def _retry_or_drop(
+        self, queue: QueueRecord, task: TaskRecord, status: int | None, retry_after: float | None
+    ) -> None:
+        message = task.message
+        now = self.clock.now()
         policy = policy_of(message.retry_config) if message.HasField("retry_config") else queue.retry_policy
         attempts = message.dispatch_count
         first = task.first_attempt_at if task.first_attempt_at is not None else now
@@ -403,10 +435,15 @@ def retry_after_seconds(value: str, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+# google.api_core has no gRPC code on these exceptions; the mapping is google.rpc.Code's
+# (https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto).
+_CODES_WITHOUT_EXCEPTION = {429: code_pb2.RESOURCE_EXHAUSTED}
+
+
 def _rpc_status(http_status: int) -> status_pb2.Status:
     if 200 <= http_status < 300:
         return status_pb2.Status(code=code_pb2.OK)
     error = gexc.from_http_status(http_status, f"HTTP status code {http_status}")
     code = error.grpc_status_code
-    value = code.value[0] if code is not None else code_pb2.UNKNOWN
+    value = code.value[0] if code is not None else _CODES_WITHOUT_EXCEPTION.get(http_status, code_pb2.UNKNOWN)
     return status_pb2.Status(code=value, message=f"HTTP status code {http_status}")

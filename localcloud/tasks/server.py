@@ -47,10 +47,10 @@ async def start(
     idle_reuse_seconds: float = IDLE_REUSE_SECONDS,
 ) -> CloudTasksService:
     state = TasksState(ctx.clock, task_tombstone_seconds=task_tombstone_seconds)
-    dispatcher = Dispatcher(state, ctx.authority, idle_reuse_seconds=idle_reuse_seconds)
+    faults = Faults()
+    dispatcher = Dispatcher(state, ctx.authority, idle_reuse_seconds=idle_reuse_seconds, faults=faults)
     await dispatcher.start()
     address = ctx.config.tasks
-    faults = Faults()
     try:
         server = await _grpc.start_server(address, handlers(CloudTasksApi(state, dispatcher, faults)))
     except BaseException:

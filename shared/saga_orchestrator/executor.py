@@ -1,17 +1,31 @@
 """What the step_executor function does with one Cloud Task attempt (framework-free).
 
 The task body (see README "Cloud Task body") names one action of one step; Cloud Tasks delivers it at
-least once and retries it with the queue's backoff while the answer is not 2xx. The attempt number is
-``X-CloudTasks-TaskRetryCount + 1``. Answers:
+least once and retries it with the queue's backoff while the answer is not 2xx.
+
+Attempts count the dispatches that called the participant, not the dispatches Cloud Tasks made. The
+attempt number is ``X-CloudTasks-TaskExecutionCount + 1``: "the total number of times that the task has
+received a response from the handler ... does not include failures due to 5XX error codes", whereas
+``X-CloudTasks-TaskRetryCount`` "includes attempts where the task failed due to 5XX error codes and never
+reached the execution phase" (https://cloud.google.com/tasks/docs/creating-http-target-tasks#handler),
+such as the platform's own answer when no instance is free (Cloud Run answers 429 or 500,
+https://cloud.google.com/run/docs/troubleshooting). So every dispatch that called the participant
+answers a status below 500 (a retry is ``RETRY_STATUS``, 424 Failed Dependency: Cloud Tasks retries any
+status outside 200-299, https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues.tasks#HttpRequest,
+and 424 is neither 429 nor 503, which would also slow the whole queue down), and only a dispatch that
+did not call it answers 5xx. Answers:
 
 - 200 after reporting a final outcome to ``callback_url``: success, business failure, invalid call,
   or a transient failure on the last allowed attempt (``max_attempts`` holds exactly: the executor
   answers 2xx at that attempt whatever the participant said);
-- 503 on a transient failure while attempts remain (Cloud Tasks retries; nothing is reported);
-- 500 when the callback could not be delivered (Cloud Tasks retries; the participant sees the same
-  ``Idempotency-Key`` again, so the effect is not applied twice): no answer, a 5xx, or 401, 403, 408
-  or 429 (credentials, permission, time or quota: another try may get through). An attempt beyond
-  ``max_attempts`` (only after such a 500) calls once more and reports whatever it gets as final.
+- 424 on a transient failure while attempts remain (Cloud Tasks retries; nothing is reported);
+- 424 when the callback could not be delivered after a call (Cloud Tasks retries; the participant sees
+  the same ``Idempotency-Key`` again, so the effect is not applied twice, and that call is the next
+  attempt): no answer, a 5xx, or 401, 403, 408 or 429 (credentials, permission, time or quota: another
+  try may get through). An attempt beyond ``max_attempts`` (only after such an answer to the last one)
+  calls once more and reports whatever it gets as final.
+- 500 when the callback could not be delivered by a dispatch that did not call the participant (an
+  execute past the saga deadline, a body that cannot be understood): it used no attempt.
 - 200 ``unheard`` when the callback answers any other 4xx, with a warning naming the execution. No
   Google page states which status a callback to an ended execution gets (404, or 400, 409 or 412 are
   all plausible), and no other 4xx can turn into a success on a later try: retrying would only call
@@ -23,6 +37,29 @@ A body that cannot be understood is answered 200 (another try cannot fix it) aft
 not on the allowlist, or resolves to an internal or metadata address) is answered 200 ``refused`` at
 once, before the participant is called, with an error log naming the host: nobody could hear the
 outcome and another try gets the same answer; the saga's wait for the step ends at its bound.
+
+What holds on Google Cloud: a step is called exactly ``max_attempts`` times before it is reported
+``exhausted``, and the reported ``attempts`` is the number of calls, whatever number of dispatches the
+platform refuses with a 5xx (or drops without an answer) before they reach this code, as long as Cloud
+Tasks keeps retrying: the queue's own ``max_attempts`` (``SAGA_QUEUE_MAX_ATTEMPTS``) counts every
+dispatch, refusals included, and when it is used up the task is dropped and the saga's wait for the step
+ends at its bound. Not exact:
+
+- A dispatch that called the participant and then gave Cloud Tasks no status below 500 is not counted,
+  so the next one calls again under the same number (one call more than counted; same
+  ``Idempotency-Key``, so no second effect): the process crashed or its instance was stopped between
+  the call and the answer, the dispatch deadline passed first, or the answer was lost on its way back.
+- A refusal the platform answers itself with a status below 500 (Cloud Run's 429 when the service is at
+  its maximum instances; a 403 while the invoker grant is missing) never reached this code, but Google
+  documents only 5xx as left out of the execution count, so it is presumably counted: one call fewer
+  per such refusal. ``deployment.env`` sizes step_executor (concurrency x maximum instances) for the
+  queue's ``max_concurrent_dispatches`` so that the 429 should not happen, and ``deploy.sh --check``
+  warns when they disagree. When such a refusal was the previous dispatch the executor sees it in
+  ``X-CloudTasks-TaskPreviousResponse`` and logs a warning; it cannot see earlier ones, nor know
+  whether Cloud Tasks counted it, so it does not correct the number.
+- Two deliveries of one dispatch (Cloud Tasks delivers at least once) both call under one number.
+- A final report that cannot be delivered after the last allowed call makes the next dispatch call once
+  more (same ``Idempotency-Key``: the participant answers what it did) so as to report something.
 
 Every call (participant and callback) goes through ``egress.Egress``: the name is resolved with the
 executor's ``resolver`` (``socket.getaddrinfo`` unless a test injects one), every address is checked,
@@ -60,6 +97,15 @@ from saga_orchestrator.tracing import trace_id
 
 log = get_logger("saga_orchestrator.executor")
 
+# The answer that makes Cloud Tasks retry after a call: not 2xx, and below 500 so that the dispatch counts in
+# X-CloudTasks-TaskExecutionCount (see the module docstring). Google's own advice for task handlers: "If
+# you want to trigger a retry intentionally, use any status code other than 2xx or 503"
+# (https://cloud.google.com/tasks/docs/creating-appengine-handlers).
+RETRY_STATUS = 424
+# Statuses below 500 this executor answers to Cloud Tasks; another one as the previous response was the
+# platform's (405 is functions/step_executor's answer to a method other than POST, which Cloud Tasks
+# never sends here).
+OWN_ANSWERS_BELOW_500 = frozenset({200, 405, RETRY_STATUS})
 # Part of budget.ATTEMPT_OVERHEAD_SECONDS: one attempt must fit the Cloud Tasks dispatch deadline.
 CALLBACK_TIMEOUT_SECONDS = 10.0
 # The callback's answer is not used; no more of it is read.
@@ -265,8 +311,7 @@ class StepExecutor:
         self._callback_http = http.guarded(functools.partial(self._egress.destination, callback=True))
 
     def handle(self, body: Any, headers: Mapping[str, str]) -> Reply:
-        retry_count = _int_header(headers, "X-CloudTasks-TaskRetryCount")
-        attempt = retry_count + 1
+        attempt = attempt_number(headers)
         try:
             task = parse_task(body, self.settings)
         except InvalidRequestError as error:
@@ -276,6 +321,7 @@ class StepExecutor:
             step=task.step_name,
             trace=trace_name(self.settings.project_id, trace_id(task.saga_id)),
         ):
+            _warn_platform_refusal(headers, task.action, attempt)
             return self.run(task, attempt)
 
     def run(self, task: StepTask, attempt: int) -> Reply:
@@ -292,7 +338,8 @@ class StepExecutor:
         max_attempts = task.call.max_attempts
         if self._past_deadline(task):
             # An execute is never started or retried after the saga deadline; compensations always run.
-            return self._finish(task, failed_body("deadline", DEADLINE_MESSAGE, attempt - 1))
+            # No call: this dispatch uses no attempt.
+            return self._finish(task, failed_body("deadline", DEADLINE_MESSAGE, attempt - 1), called=False)
         outcome = self._attempt(task, attempt)
         last = attempt >= max_attempts
         if outcome.kind == "transient" and not last and self._past_deadline(task):
@@ -311,7 +358,7 @@ class StepExecutor:
             answer=outcome.message if len(outcome.message) <= 300 else outcome.message[:300] + "…",
         )
         if outcome.kind == "transient" and not last:
-            return Reply(503, {"outcome": "retry", "attempt": attempt, "message": outcome.message})
+            return Reply(RETRY_STATUS, {"outcome": "retry", "attempt": attempt, "message": outcome.message})
         if outcome.kind == "success":
             final = self._within_budget(task, outcome, attempt)
         elif outcome.kind == "transient":
@@ -384,7 +431,9 @@ class StepExecutor:
             return CallOutcome("transient", None, None, f"could not get an ID token ({type(error).__name__})")
         return send(prepared, self._http)
 
-    def _finish(self, task: StepTask, final: dict[str, Any]) -> Reply:
+    def _finish(self, task: StepTask, final: dict[str, Any], *, called: bool = True) -> Reply:
+        """Report ``final``. ``called``: this dispatch called the participant (it used an attempt), so a
+        report that must be retried is answered ``RETRY_STATUS`` (counted), else 500 (not counted)."""
         if task.callback_url is None:
             return Reply(200, {"outcome": "final", "result": final["status"], "attempts": final["attempts"]})
         try:
@@ -400,7 +449,8 @@ class StepExecutor:
                     200, {"outcome": "unheard", "result": final["status"], "attempts": final["attempts"]}
                 )
             log.error(str(error), action=task.action)
-            return Reply(500, {"outcome": "callback_failed", "message": str(error)})
+            status = RETRY_STATUS if called else 500
+            return Reply(status, {"outcome": "callback_failed", "message": str(error)})
         return Reply(200, {"outcome": "reported", "result": final["status"], "attempts": final["attempts"]})
 
     def _refuse(self, body: Any, error: InvalidRequestError, attempt: int) -> Reply:
@@ -424,6 +474,29 @@ class StepExecutor:
                     return Reply(500, {"outcome": "callback_failed", "message": str(delivery)})
                 return Reply(200, {"outcome": "reported", "result": "failed", "errors": errors})
         return Reply(200, {"outcome": "refused", "errors": errors})
+
+
+def attempt_number(headers: Mapping[str, str]) -> int:
+    """``X-CloudTasks-TaskExecutionCount + 1``: the dispatches before this one that got an answer below
+    500 from this code, which are those that called the participant (module docstring). A request
+    without the header (not from Cloud Tasks) is attempt 1."""
+    return _int_header(headers, "X-CloudTasks-TaskExecutionCount") + 1
+
+
+def _warn_platform_refusal(headers: Mapping[str, str], action: str, attempt: int) -> None:
+    """Log the previous dispatch's status when it is below 500 and not one this executor answers: the
+    platform refused that dispatch itself, and Cloud Tasks may have counted it as an execution."""
+    previous = _int_header(headers, "X-CloudTasks-TaskPreviousResponse")
+    if previous == 0 or previous >= 500 or previous in OWN_ANSWERS_BELOW_500:
+        return
+    log.warning(
+        f"the previous dispatch of this {action} was answered HTTP {previous} before it reached"
+        f" step_executor (is the function at its maximum instances?); if Cloud Tasks counted it as an"
+        f" execution, attempt {attempt} is one more than the calls made",
+        action=action,
+        attempt=attempt,
+        previous_response=previous,
+    )
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int:

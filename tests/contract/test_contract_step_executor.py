@@ -29,8 +29,16 @@ def task(participant, callback):
     return json.loads(text)
 
 
-def deliver(client: Any, task: dict[str, Any], retry_count: int = 0, body: Any = None) -> Any:
-    headers = {**task["headers"], "X-CloudTasks-TaskRetryCount": str(retry_count)}
+def deliver(
+    client: Any, task: dict[str, Any], executions: int = 0, body: Any = None, refusals: int = 0
+) -> Any:
+    """One dispatch after ``executions`` dispatches that reached step_executor and ``refusals`` that the
+    platform answered 5xx itself (counted in TaskRetryCount only)."""
+    headers = {
+        **task["headers"],
+        "X-CloudTasks-TaskRetryCount": str(executions + refusals),
+        "X-CloudTasks-TaskExecutionCount": str(executions),
+    }
     return client.post("/", headers=headers, data=json.dumps(task["body"] if body is None else body))
 
 
@@ -84,11 +92,13 @@ def test_a_transient_failure_asks_cloud_tasks_to_retry_while_attempts_remain(
     step_executor, task, participant, callback
 ):
     participant.script("/payments/execute", ScriptedResponse(503, b"busy"))
-    assert deliver(step_executor, task, retry_count=0).status_code == 503
-    assert deliver(step_executor, task, retry_count=1).status_code == 503
+    # 424, not 5xx: Cloud Tasks retries it and counts it in X-CloudTasks-TaskExecutionCount.
+    assert deliver(step_executor, task, executions=0).status_code == 424
+    # Dispatches the platform refused (5xx) before step_executor ran do not use up attempts.
+    assert deliver(step_executor, task, executions=1, refusals=4).status_code == 424
     assert callback.requests == []
     # Third attempt of max_attempts=3: final, whatever the participant says.
-    assert deliver(step_executor, task, retry_count=2).status_code == 200
+    assert deliver(step_executor, task, executions=2, refusals=4).status_code == 200
     body = reported(callback)
     assert body["status"] == "failed" and body["attempts"] == 3
     assert body["error"]["kind"] == "exhausted" and body["error"]["status_code"] == 503
@@ -97,15 +107,25 @@ def test_a_transient_failure_asks_cloud_tasks_to_retry_while_attempts_remain(
 
 def test_a_late_success_after_retries_reports_the_attempt_number(step_executor, task, participant, callback):
     participant.script("/payments/execute", ScriptedResponse(200, b'{"ok": true}'))
-    assert deliver(step_executor, task, retry_count=1).status_code == 200
+    assert deliver(step_executor, task, executions=1).status_code == 200
     assert reported(callback)["attempts"] == 2
 
 
-def test_an_undeliverable_callback_answers_500_so_cloud_tasks_retries(
+def test_an_undeliverable_callback_after_a_call_answers_424_so_cloud_tasks_retries_and_counts_it(
     step_executor, task, participant, callback
 ):
     callback.script(task["body"]["callback_url"].split(str(callback.port), 1)[1], ScriptedResponse(503, b""))
-    assert deliver(step_executor, task).status_code == 500
+    assert deliver(step_executor, task).status_code == 424
+    assert len(participant.requests_to("/payments/execute")) == 1
+
+
+def test_an_undeliverable_callback_without_a_call_answers_500_so_no_attempt_is_used(
+    step_executor, task, participant, callback
+):
+    callback.script(task["body"]["callback_url"].split(str(callback.port), 1)[1], ScriptedResponse(503, b""))
+    body = {**task["body"], "deadline": 1_000_000_000.0}  # 2001: long past, so nothing is called
+    assert deliver(step_executor, task, body=body).status_code == 500
+    assert participant.requests_to("/payments/execute") == []
 
 
 def test_a_callback_to_an_ended_execution_is_final_so_cloud_tasks_stops(
@@ -179,9 +199,11 @@ def test_the_task_manager_envelope_runs_without_a_callback(step_executor, partic
         "Content-Type": "application/json",
         "User-Agent": "Google-Cloud-Tasks",
         "X-CloudTasks-TaskRetryCount": "0",
+        "X-CloudTasks-TaskExecutionCount": "0",
     }
-    assert step_executor.post("/", headers=headers, data=json.dumps(envelope)).status_code == 503
-    headers["X-CloudTasks-TaskRetryCount"] = "1"
+    assert step_executor.post("/", headers=headers, data=json.dumps(envelope)).status_code == 424
+    headers["X-CloudTasks-TaskRetryCount"] = "3"  # two refusals by the platform in between
+    headers["X-CloudTasks-TaskExecutionCount"] = "1"
     response = step_executor.post("/", headers=headers, data=json.dumps(envelope))
     assert response.status_code == 200
     assert response.get_json() == {"outcome": "final", "result": "failed", "attempts": 2}

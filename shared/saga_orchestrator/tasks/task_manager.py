@@ -3,10 +3,12 @@
 Cloud Tasks retry settings (max attempts, backoff) belong to the *queue*, not to a task. So that
 ``max_attempts`` holds exactly for each task anyway, ``create_retry_task`` does not target ``url``
 directly: it creates a task for the step executor (``executor_url``) whose body is an envelope naming
-the call and its ``max_attempts``. The executor counts ``X-CloudTasks-TaskRetryCount``, answers 503
-(Cloud Tasks retries with the queue's backoff) on a transient failure while attempts remain, and 200 at
-the last allowed attempt whatever happened, which ends the task. The queue's own max attempts must be at
-least the largest ``max_attempts`` used (SAGA_QUEUE_MAX_ATTEMPTS).
+the call and its ``max_attempts``. The executor numbers attempts from ``X-CloudTasks-TaskExecutionCount``
+(dispatches that called ``url``; not those the platform refused with a 5xx before the executor ran),
+answers 424 (Cloud Tasks retries with the queue's backoff) on a transient failure while attempts remain,
+and 200 at the last allowed attempt whatever happened, which ends the task (``executor`` docstring: what
+holds exactly on Google Cloud). The queue's own max attempts counts every dispatch, refusals included, so
+it must be above the largest ``max_attempts`` used (SAGA_QUEUE_MAX_ATTEMPTS), with room for refusals.
 
 The participant sees the same ``Idempotency-Key`` on every attempt of one task (``tasks:<task id>:execute``);
 a task without ``task_id`` gets a random id, so only named tasks are deduplicated by Cloud Tasks.

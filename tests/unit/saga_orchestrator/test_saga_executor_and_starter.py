@@ -43,19 +43,22 @@ def body(participant: RecordingHttpServer, callback_url: str | None, max_attempt
 
 
 def test_an_attempt_after_an_undelivered_final_report_calls_again_and_reports(http_server):
-    # max_attempts 2, but Cloud Tasks came back a third time because the last callback failed (500).
+    # max_attempts 2, but Cloud Tasks came back a third time because the last callback failed (424).
     http_server.script("/undo", ScriptedResponse(503, b""))
-    reply = executor().handle(body(http_server, http_server.url("/cb")), {"x-cloudtasks-taskretrycount": "2"})
+    headers = {"x-cloudtasks-taskexecutioncount": "2"}
+    reply = executor().handle(body(http_server, http_server.url("/cb")), headers)
     assert reply.status_code == 200
     [report] = http_server.requests_to("/cb")
     assert json.loads(report.body)["error"]["kind"] == "exhausted"
     assert json.loads(report.body)["attempts"] == 3
 
 
-def test_the_retry_count_header_is_read_case_insensitively(http_server):
+def test_the_execution_count_header_is_read_case_insensitively(http_server):
     http_server.script("/undo", ScriptedResponse(503, b""))
-    assert executor().handle(body(http_server, None), {"X-CloudTasks-TaskRetryCount": "0"}).status_code == 503
-    assert executor().handle(body(http_server, None), {"X-Cloudtasks-Taskretrycount": "1"}).status_code == 200
+    first = {"X-CloudTasks-TaskExecutionCount": "0"}
+    assert executor().handle(body(http_server, None), first).status_code == 424
+    second = {"X-Cloudtasks-Taskexecutioncount": "1"}
+    assert executor().handle(body(http_server, None), second).status_code == 200
 
 
 def test_an_invalid_task_with_a_callback_is_reported_as_invalid(http_server):

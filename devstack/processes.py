@@ -49,6 +49,10 @@ _SCRUBBED_NAMES = frozenset(
 # Receives each line of a child's output (without its line ending); must return at once.
 LineSink = Callable[[str], None]
 
+# The web layers a demo participant runs on (``python -m examples.participants --framework``).
+PARTICIPANT_FRAMEWORKS = ("aiohttp", "fastapi", "functions-framework")
+DEFAULT_PARTICIPANT_FRAMEWORK = "aiohttp"
+
 FUNCTION_SIGNATURES: dict[str, str] = {
     "start_saga": "cloudevent",
     "step_executor": "http",
@@ -472,14 +476,21 @@ def participant_spec(
     api_key: str | None = None,
     host: str = "127.0.0.1",
     hang_seconds: float | None = None,
+    framework: str = DEFAULT_PARTICIPANT_FRAMEWORK,
 ) -> ProcessSpec:
-    """``python -m examples.participants --service <service> --port <port> --certs-url ...``."""
+    """``python -m examples.participants --service <service> --framework <framework> --port <port>
+    --certs-url ...``; ``framework`` is one of ``PARTICIPANT_FRAMEWORKS`` (the web layer the service runs
+    on; the same behaviour and ``/_control`` endpoints on each)."""
+    if framework not in PARTICIPANT_FRAMEWORKS:
+        raise ValueError(f"unknown participant framework {framework!r}; one of {PARTICIPANT_FRAMEWORKS}")
     argv = [
         sys.executable,
         "-m",
         "examples.participants",
         "--service",
         service,
+        "--framework",
+        framework,
         "--host",
         host,
         "--port",

@@ -34,7 +34,9 @@ from saga_orchestrator.clients import ClientFactory
 from saga_orchestrator.settings import DEFAULTS as SAGA_DEFAULTS
 
 from devstack.processes import (
+    DEFAULT_PARTICIPANT_FRAMEWORK,
     FUNCTION_SIGNATURES,
+    PARTICIPANT_FRAMEWORKS,
     LineSink,
     ManagedProcess,
     ProcessError,
@@ -182,6 +184,8 @@ class LocalStack:
             saga_sweeper=f"http://{host}:{ports.saga_sweeper}",
         )
         self.participant_urls = {name: f"http://{host}:{getattr(ports, name)}" for name in PARTICIPANTS}
+        # The web layer each participant runs on (``launch(participant_frameworks=...)``).
+        self.participant_frameworks = dict.fromkeys(PARTICIPANTS, DEFAULT_PARTICIPANT_FRAMEWORK)
         self.emulator_addresses: dict[str, str] = {}
         self.provisioned: Provisioned | None = None
         self.processes: list[ManagedProcess] = []
@@ -208,8 +212,11 @@ class LocalStack:
         echo: IO[str] | None = None,
         ready_timeout: float = 60.0,
         participant_hang_seconds: float | None = None,
+        participant_frameworks: Mapping[str, str] | None = None,
     ) -> LocalStack:
-        """Start everything and return the running stack; the caller must ``stop()`` it."""
+        """Start everything and return the running stack; the caller must ``stop()`` it.
+        ``participant_frameworks``: by service, the web layer its participant runs on (one of
+        ``PARTICIPANT_FRAMEWORKS``; a service not named runs on aiohttp)."""
         settings = settings if settings is not None else DeploymentSettings.load(env_file)
         wanted = ports if ports is not None else StackPorts()
         busy = wanted.busy()
@@ -221,7 +228,14 @@ class LocalStack:
         directory = (
             Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="localcloud-logs-"))
         )
+        frameworks = dict(participant_frameworks or {})
+        unknown = sorted(set(frameworks) - set(PARTICIPANTS)) + sorted(
+            set(frameworks.values()) - set(PARTICIPANT_FRAMEWORKS)
+        )
+        if unknown:
+            raise ValueError(f"participant_frameworks: no participant or framework {', '.join(unknown)}")
         stack = cls(settings=settings, ports=wanted.resolved(), log_dir=directory, echo=echo)
+        stack.participant_frameworks.update(frameworks)
         try:
             stack._start_emulators(ready_timeout)
             stack._provision()
@@ -293,6 +307,7 @@ class LocalStack:
                         certs_url=certs_url,
                         api_key=api_key,
                         hang_seconds=hang_seconds,
+                        framework=self.participant_frameworks[name],
                     )
                 )
         self.processes.extend(

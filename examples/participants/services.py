@@ -114,7 +114,7 @@ def decide(
     step: str | None,
     payload: dict[str, Any],
 ) -> Decision:
-    """The business effect of a call the barrier let through (``app.py`` runs it inside
+    """The business effect of a call the barrier let through (``pipeline.py`` runs it inside
     ``saga_participant.Barrier.run``): the barrier has already answered replays, null compensations and
     executes that come after their compensation. Synchronous on purpose (see state.py)."""
     if action == "execute":

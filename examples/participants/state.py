@@ -2,7 +2,8 @@
 and its ``saga_participant`` barrier (answers per ``Idempotency-Key``, the execute/compensate barrier per
 saga step, the effects applied) in an in-memory SQLite store.
 
-Plain objects, no HTTP: the aiohttp layer (``app.py``) drives them. The barrier follows DTM's
+Plain objects, no HTTP: ``pipeline.py`` drives them, from several threads at once (a web layer's
+request threads or worker threads), so what several calls change together is guarded by a lock. The barrier follows DTM's
 (https://en.dtm.pub/practice/barrier.html): a compensation with no execute before it is a recorded
 no-op (a "null compensation"), and an execution that arrives after it is refused with 409 (a "hanging"
 execution never takes effect). The business effect runs inside the barrier's transaction, so concurrent
@@ -12,6 +13,7 @@ attempts with one key wait for the first and get its answer.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -105,26 +107,31 @@ class FailureSwitch:
 
     def __init__(self) -> None:
         self._armed: deque[_Armed] = deque()
+        self._lock = threading.Lock()
 
     def arm(self, injection: Injection, count: int = 1, action: Action | None = None) -> None:
         if count < 1:
             raise InjectionError("count must be at least 1")
-        self._armed.append(_Armed(injection, count, action))
+        with self._lock:
+            self._armed.append(_Armed(injection, count, action))
 
     def take(self, action: Action) -> Injection | None:
-        for rule in self._armed:
-            if rule.action in (None, action):
-                rule.remaining -= 1
-                if rule.remaining == 0:
-                    self._armed.remove(rule)
-                return rule.injection
+        with self._lock:
+            for rule in self._armed:
+                if rule.action in (None, action):
+                    rule.remaining -= 1
+                    if rule.remaining == 0:
+                        self._armed.remove(rule)
+                    return rule.injection
         return None
 
     def pending(self) -> list[dict[str, Any]]:
-        return [{**r.injection.to_dict(), "count": r.remaining, "action": r.action} for r in self._armed]
+        with self._lock:
+            return [{**r.injection.to_dict(), "count": r.remaining, "action": r.action} for r in self._armed]
 
     def clear(self) -> None:
-        self._armed.clear()
+        with self._lock:
+            self._armed.clear()
 
 
 @dataclass
@@ -167,7 +174,7 @@ class CallRecord:
 @dataclass(frozen=True)
 class Answer:
     status: int
-    body: dict[str, Any]
+    body: Any  # JSON
 
 
 @dataclass
@@ -210,20 +217,24 @@ class Ledger:
     resources: dict[str, Resource] = field(default_factory=dict)
     switch: FailureSwitch = field(default_factory=FailureSwitch)
     barrier: Barrier = field(default_factory=new_barrier)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, **fields: Any) -> CallRecord:
-        record = CallRecord(seq=len(self.calls) + 1, **fields)
-        self.calls.append(record)
+        with self._lock:
+            record = CallRecord(seq=len(self.calls) + 1, **fields)
+            self.calls.append(record)
         return record
 
     def count_attempt(self, idempotency_key: str) -> int:
         """The attempt number of this call for its key (1 for the first)."""
-        self.attempts[idempotency_key] = self.attempts.get(idempotency_key, 0) + 1
-        return self.attempts[idempotency_key]
+        with self._lock:
+            self.attempts[idempotency_key] = self.attempts.get(idempotency_key, 0) + 1
+            return self.attempts[idempotency_key]
 
     def reset(self) -> None:
-        self.calls.clear()
-        self.attempts.clear()
+        with self._lock:
+            self.calls.clear()
+            self.attempts.clear()
         self.booked.clear()
         self.resources.clear()
         self.switch.clear()

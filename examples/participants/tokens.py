@@ -26,7 +26,8 @@ from saga_participant.auth import (
 
 class IdTokenVerifier:
     """``verify`` runs the certificate fetch (when one is due) in a worker thread, so the event loop keeps
-    serving meanwhile."""
+    serving meanwhile; ``verify_blocking`` is the same check for a caller already off the event loop.
+    Safe to share between threads."""
 
     def __init__(
         self,
@@ -60,8 +61,12 @@ class IdTokenVerifier:
             return claims
         return await asyncio.to_thread(self._verifier.verify, token)
 
+    def verify_blocking(self, token: str) -> Mapping[str, Any]:
+        """``verify`` for a thread that may block (it may fetch the certificates)."""
+        return self._verifier.verify(token)
+
     async def close(self) -> None:
-        """Nothing to release (kept for the app's cleanup hook)."""
+        """Nothing to release (kept so a caller may close it like any client)."""
 
 
 __all__ = ["IdTokenVerifier", "TokenError", "max_age_of"]

@@ -4,6 +4,8 @@ lists them back through the Logging REST API, rendered under the saga's timeline
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from saga_orchestrator.attempts import Attempts, attempts_section, operator_attempt_log
 from saga_orchestrator.console.cli import show_text
@@ -20,6 +22,16 @@ from tests.support.eventually import eventually
 pytestmark = pytest.mark.e2e
 
 HOTEL_ERROR = 'HTTP 500: {"error": "ERROR", "message": "injected server error"}'
+
+
+def answer(message: str) -> str:
+    """A logged answer with its JSON body in one spelling (participants on other frameworks space JSON
+    differently)."""
+    head, found, body = message.partition(": ")
+    try:
+        return f"{head}: {json.dumps(json.loads(body))}" if found else message
+    except ValueError:
+        return message
 
 
 def test_a_step_that_failed_twice_then_succeeded_shows_its_three_answers_in_order(
@@ -44,7 +56,7 @@ def test_a_step_that_failed_twice_then_succeeded_shows_its_three_answers_in_orde
         all_three, what="three hotel attempts in Cloud Logging", timeout=WAIT_TIMEOUT, every=0.2
     )
     hotel = found[("reserve_hotel", "execute")]
-    assert [(a.attempt, a.max_attempts, a.outcome, a.status_code, a.message) for a in hotel] == [
+    assert [(a.attempt, a.max_attempts, a.outcome, a.status_code, answer(a.message)) for a in hotel] == [
         (1, 5, "transient", 500, HOTEL_ERROR),
         (2, 5, "transient", 500, HOTEL_ERROR),
         (3, 5, "success", 200, ""),
@@ -66,6 +78,6 @@ def test_a_step_that_failed_twice_then_succeeded_shows_its_three_answers_in_orde
     head, second, third = (lines[first + i].split() for i in range(3))
     assert head[:3] == ["reserve_hotel", "execute", "1/5"] and head[4:6] == ["transient", "500"]
     assert second[0] == "2/5" and second[2:4] == ["transient", "500"]
-    assert lines[first].endswith(HOTEL_ERROR) and lines[first + 1].endswith(HOTEL_ERROR)
+    assert answer(lines[first].split("  ")[-1]) == HOTEL_ERROR == answer(lines[first + 1].split("  ")[-1])
     assert third[0] == "3/5" and third[2:] == ["success", "200"]
     assert lines[1].startswith("timeline of") and "attempts (from the step executor's log):" in lines

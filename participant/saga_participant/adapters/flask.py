@@ -17,7 +17,7 @@ Handlers must be sync (a Flask worker thread runs them).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import flask
 
@@ -27,11 +27,28 @@ from saga_participant.protocol import Action
 METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
+class _Headers(Mapping[str, str]):
+    """A request's headers, looked up case-insensitively as ``HttpRequest`` needs (werkzeug spells the
+    names it reads from the WSGI environment its own way: ``traceparent`` arrives as ``Traceparent``)."""
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._values = {name.lower(): value for name, value in items}
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 def to_request(request: flask.Request) -> HttpRequest:
     return HttpRequest(
         method=request.method,
         path=request.path,
-        headers=dict(request.headers.items()),
+        headers=_Headers(request.headers.items()),
         body=request.get_data(cache=True),
         query=request.args,
     )

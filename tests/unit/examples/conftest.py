@@ -45,12 +45,20 @@ async def certs_url(authority: TokenAuthority, past_authority: TokenAuthority) -
 StartParticipant = Callable[..., Awaitable[RunningParticipant]]
 
 
+@pytest.fixture(params=["aiohttp", "fastapi"])
+def framework(request: pytest.FixtureRequest) -> str:
+    """The web layer the participants under test run on (functions-framework runs as a process of its
+    own: tests/e2e/test_e2e_participant_frameworks.py drives it)."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def start(certs_url: str) -> AsyncIterator[StartParticipant]:
+async def start(certs_url: str, framework: str) -> AsyncIterator[StartParticipant]:
     started: list[RunningParticipant] = []
 
     async def _start(service: str, **options: Any) -> RunningParticipant:
         options.setdefault("certs_url", certs_url)
+        options.setdefault("framework", framework)
         if service == "payment":
             options.setdefault("api_key", API_KEY)
         running = await start_participant(service, **options)

@@ -53,8 +53,9 @@ bench: $(STAMP)
 conformance: $(STAMP)
 	PYTHON=$(abspath $(BIN))/python bash tests/conformance/run_pubsub_system_tests.sh
 
+# Two workers, one test file each at a time (each worker runs its own local stack for the e2e files).
 test: lint typecheck conformance $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

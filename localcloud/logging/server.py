@@ -28,6 +28,7 @@ from localcloud.auth import TokenAuthority
 from localcloud.logging.api import LoggingApi
 from localcloud.logging.state import LogStore
 from localcloud.metadata.server import start_app
+from localcloud.rest import check_token, google_error
 from localcloud.runtime import Context
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
@@ -36,14 +37,6 @@ _LOGGING = "https://www.googleapis.com/auth/logging"
 WRITE_SCOPES = frozenset({_CLOUD_PLATFORM, f"{_LOGGING}.write", f"{_LOGGING}.admin"})
 READ_SCOPES = frozenset(
     {_CLOUD_PLATFORM, f"{_CLOUD_PLATFORM}.read-only", f"{_LOGGING}.read", f"{_LOGGING}.admin"}
-)
-_MISSING_TOKEN = (
-    "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or "
-    "other valid authentication credential."
-)
-_INVALID_TOKEN = (
-    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other "
-    "valid authentication credential."
 )
 
 
@@ -58,13 +51,6 @@ class LoggingService:
         await self.runner.cleanup()
 
 
-def google_error(code: int, status: str, message: str, details: list[Any] | None = None) -> web.Response:
-    error: dict[str, Any] = {"code": code, "message": message, "status": status}
-    if details:
-        error["details"] = details
-    return web.json_response({"error": error}, status=code)
-
-
 def create_app(api: LoggingApi, authority: TokenAuthority) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app.router.add_post("/v2/entries:write", _handler(api.WriteLogEntries, authority, WRITE_SCOPES))
@@ -76,7 +62,7 @@ def _handler(
     method: Callable[[dict[str, Any]], dict[str, Any]], authority: TokenAuthority, scopes: frozenset[str]
 ) -> Callable[[web.Request], Any]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        refused = _authenticate(request, authority, scopes)
+        refused = check_token(request, authority, scopes)
         if refused is not None:
             return refused
         try:
@@ -96,20 +82,6 @@ def _handler(
             return google_error(error.code or 500, status, error.message, list(error.details or []))
 
     return handle
-
-
-def _authenticate(
-    request: web.Request, authority: TokenAuthority, scopes: frozenset[str]
-) -> web.Response | None:
-    header = request.headers.get("Authorization")
-    if not header:
-        return google_error(401, "UNAUTHENTICATED", _MISSING_TOKEN)
-    token = authority.check_authorization_header(header)
-    if token is None:
-        return google_error(401, "UNAUTHENTICATED", _INVALID_TOKEN)
-    if not scopes.intersection(token.scopes):
-        return google_error(403, "PERMISSION_DENIED", "Request had insufficient authentication scopes.")
-    return None
 
 
 async def start(ctx: Context, store: LogStore | None = None) -> LoggingService:

@@ -40,6 +40,7 @@ from saga_orchestrator.callbacks import (
 )
 from saga_orchestrator.errors import SagaError
 from saga_orchestrator.ports import HttpCallError, HttpTransport
+from saga_orchestrator.times import parse_time
 
 GOOGLE_BASE_URL = "https://logging.googleapis.com"
 EXECUTOR_LOGGER = "saga_orchestrator.executor"
@@ -82,7 +83,7 @@ def attempt_filter(saga_id: str, since: str | None = None) -> str:
         f"jsonPayload.logger={_quoted(EXECUTOR_LOGGER)}",
         "jsonPayload.attempt>=1",
     ]
-    start = _parse_time(since)
+    start = parse_time(since)
     if start is not None:
         earlier = start - datetime.timedelta(seconds=SINCE_MARGIN_SECONDS)
         terms.append(f"timestamp>={_quoted(earlier.isoformat().replace('+00:00', 'Z'))}")
@@ -239,19 +240,9 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _parse_time(value: str | None) -> datetime.datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-
-
 def _clock(value: str) -> str:
     """``HH:MM:SS.mmm`` (UTC) of an RFC 3339 time."""
-    moment = _parse_time(re.sub(r"(\.\d{6})\d+", r"\1", value))  # nanoseconds: Python keeps micro
+    moment = parse_time(re.sub(r"(\.\d{6})\d+", r"\1", value))  # nanoseconds: Python keeps micro
     if moment is None:
         return " " * 12
     return moment.astimezone(datetime.UTC).strftime("%H:%M:%S.%f")[:12]

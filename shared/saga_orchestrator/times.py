@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 
 def format_time(moment: datetime.datetime) -> str:
@@ -14,6 +15,18 @@ def format_time(moment: datetime.datetime) -> str:
 
 def utc_now_iso() -> str:
     return format_time(datetime.datetime.now(datetime.UTC))
+
+
+def parse_time(value: Any) -> datetime.datetime | None:
+    """An ISO 8601 / RFC 3339 time as a timezone-aware moment (without an offset: UTC); None when
+    ``value`` is not such a string."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def normalize_time(value: str) -> str:

@@ -26,26 +26,14 @@ from google.api_core import exceptions as gexc
 
 from localcloud._paging import Paging
 from localcloud.auth import TokenAuthority
+from localcloud.rest import check_token, google_error
 from localcloud.workflows.service.callbacks import Callback, CallbackRegistry, Delivery
 
-CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # callbacks.list: "The default value is 100 and is also the maximum value."
 LIST_PAGES = Paging(default_size=100, max_size=100, negative_size_error="pageSize must not be negative")
 # Bodies above the Workflows variable-memory limit could never be stored in a variable anyway.
 MAX_CALLBACK_BODY_BYTES = 512 * 1024
 ROUTE = "/v1/projects/{project}/locations/{location}/workflows/{workflow}/executions/{execution}/callbacks"
-_MISSING_TOKEN = (
-    "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or "
-    "other valid authentication credential."
-)
-_INVALID_TOKEN = (
-    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other "
-    "valid authentication credential."
-)
-
-
-def google_error(code: int, status: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message, "status": status}}, status=code)
 
 
 def add_callback_routes(
@@ -117,15 +105,7 @@ class CallbacksHttpApi:
 def authenticate(request: web.Request, authority: TokenAuthority) -> web.Response | None:
     """None when ``request`` carries an access token with the cloud-platform scope, else the error
     answer (401 or 403) that the Executions API gives."""
-    header = request.headers.get("Authorization")
-    if not header:
-        return google_error(401, "UNAUTHENTICATED", _MISSING_TOKEN)
-    token = authority.check_authorization_header(header)
-    if token is None:
-        return google_error(401, "UNAUTHENTICATED", _INVALID_TOKEN)
-    if CLOUD_PLATFORM_SCOPE not in token.scopes:
-        return google_error(403, "PERMISSION_DENIED", "Request had insufficient authentication scopes.")
-    return None
+    return check_token(request, authority)
 
 
 def _id(callback: Callback) -> str:

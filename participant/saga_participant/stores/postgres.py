@@ -15,69 +15,22 @@ which case nothing (barrier record or business write) is final until you commit.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
 
-from saga_participant.barrier import BarrierRecord, Effect, PairTransaction
-from saga_participant.protocol import Action
-
-_COLUMNS = "scope, saga_id, step, action, state, idempotency_key, at_epoch, status, body"
+from saga_participant.barrier import Effect, PairTransaction
+from saga_participant.stores.sql import SqlPair
 
 
-class _PostgresPair:
-    def __init__(self, connection: psycopg.Connection[Any], scope: str, saga_id: str, step: str) -> None:
-        self._db = connection
-        self._key = (scope, saga_id, step)
+class _PostgresPair(SqlPair):
+    mark = "%s"
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
         return self._db
-
-    def get(self, action: Action) -> BarrierRecord | None:
-        with self._db.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {_COLUMNS} FROM saga_barrier "
-                "WHERE scope = %s AND saga_id = %s AND step = %s AND action = %s",
-                (*self._key, action),
-            )
-            row = cursor.fetchone()
-        return None if row is None else BarrierRecord(*row)
-
-    def put(self, record: BarrierRecord) -> None:
-        self._db.execute(
-            f"INSERT INTO saga_barrier ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (scope, saga_id, step, action) DO UPDATE SET state = excluded.state, "
-            "idempotency_key = excluded.idempotency_key, at_epoch = excluded.at_epoch, "
-            "status = excluded.status, body = excluded.body",
-            (
-                record.scope,
-                record.saga_id,
-                record.step,
-                record.action,
-                record.state,
-                record.idempotency_key,
-                record.at,
-                record.status,
-                record.body,
-            ),
-        )
-
-    def delete(self, action: Action) -> None:
-        self._db.execute(
-            "DELETE FROM saga_barrier WHERE scope = %s AND saga_id = %s AND step = %s AND action = %s",
-            (*self._key, action),
-        )
-
-    def add_effect(self, effect: Effect) -> None:
-        self._db.execute(
-            "INSERT INTO saga_effect (scope, saga_id, step, action, idempotency_key, at_epoch) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (self._key[0], self._key[1], effect.step, effect.action, effect.idempotency_key, time.time()),
-        )
 
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]

@@ -14,64 +14,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from saga_participant.barrier import BarrierRecord, Effect, PairTransaction
-from saga_participant.protocol import Action
-
-_COLUMNS = "scope, saga_id, step, action, state, idempotency_key, at_epoch, status, body"
+from saga_participant.barrier import Effect, PairTransaction
+from saga_participant.stores.sql import SqlPair
 
 
-class _SQLitePair:
-    def __init__(self, connection: sqlite3.Connection, scope: str, saga_id: str, step: str) -> None:
-        self._db = connection
-        self._key = (scope, saga_id, step)
-
+class _SQLitePair(SqlPair):
     @property
     def connection(self) -> sqlite3.Connection:
         return self._db
-
-    def get(self, action: Action) -> BarrierRecord | None:
-        row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM saga_barrier WHERE scope = ? AND saga_id = ? AND step = ? AND action = ?",
-            (*self._key, action),
-        ).fetchone()
-        return None if row is None else BarrierRecord(*row)
-
-    def put(self, record: BarrierRecord) -> None:
-        self._db.execute(
-            f"INSERT INTO saga_barrier ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (scope, saga_id, step, action) DO UPDATE SET state = excluded.state, "
-            "idempotency_key = excluded.idempotency_key, at_epoch = excluded.at_epoch, "
-            "status = excluded.status, body = excluded.body",
-            (
-                record.scope,
-                record.saga_id,
-                record.step,
-                record.action,
-                record.state,
-                record.idempotency_key,
-                record.at,
-                record.status,
-                record.body,
-            ),
-        )
-
-    def delete(self, action: Action) -> None:
-        self._db.execute(
-            "DELETE FROM saga_barrier WHERE scope = ? AND saga_id = ? AND step = ? AND action = ?",
-            (*self._key, action),
-        )
-
-    def add_effect(self, effect: Effect) -> None:
-        self._db.execute(
-            "INSERT INTO saga_effect (scope, saga_id, step, action, idempotency_key, at_epoch) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (self._key[0], self._key[1], effect.step, effect.action, effect.idempotency_key, time.time()),
-        )
 
 
 class SQLiteStore:

@@ -10,6 +10,8 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from saga_orchestrator.times import parse_time
+
 _MARK = {
     "succeeded": "✔",
     "compensated": "↺",
@@ -21,24 +23,15 @@ _MARK = {
 }
 
 
-def _parse(value: Any) -> datetime.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _offset(start: datetime.datetime | None, value: Any) -> str:
-    moment = _parse(value)
+    moment = parse_time(value)
     if start is None or moment is None:
         return "     "
     return f"{(moment - start).total_seconds() * 1000:>6.0f} ms"
 
 
 def _duration(action: Mapping[str, Any]) -> str:
-    begin, end = _parse(action.get("started_at")), _parse(action.get("finished_at"))
+    begin, end = parse_time(action.get("started_at")), parse_time(action.get("finished_at"))
     if begin is None or end is None:
         return ""
     return f"{(end - begin).total_seconds() * 1000:.0f} ms"
@@ -64,8 +57,8 @@ def render(result: Mapping[str, Any], *, title: str | None = None) -> str:
     """The timeline of one saga as text lines (no trailing newline)."""
     status = str(result.get("status", "?"))
     saga_id = str(result.get("saga_id", "?"))
-    start = _parse(result.get("started_at"))
-    end = _parse(result.get("finished_at"))
+    start = parse_time(result.get("started_at"))
+    end = parse_time(result.get("finished_at"))
     total = f" in {(end - start).total_seconds() * 1000:.0f} ms" if start and end else ""
     lines = [f"{title or 'saga'} {saga_id}: {_MARK.get(status, ' ')} {status.upper()}{total}"]
     if status == "rejected":

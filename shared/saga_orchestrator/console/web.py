@@ -50,6 +50,7 @@ from saga_orchestrator.errors import (
     VerbNotApplicableError,
 )
 from saga_orchestrator.sagas import SAGA_STATES, SagaView, answer_text, undo_plan
+from saga_orchestrator.times import parse_time
 
 STATIC_DIR = Path(__file__).with_name("static")
 POLL_MILLISECONDS = 2000
@@ -129,25 +130,15 @@ class Bar:
     detail: str = ""
 
 
-def _moment(value: Any) -> datetime.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-
-
 def _since(origin: datetime.datetime | None, value: Any) -> float | None:
-    moment = _moment(value)
+    moment = parse_time(value)
     return None if origin is None or moment is None else max((moment - origin).total_seconds(), 0.0)
 
 
 def timeline_bars(result: Mapping[str, Any]) -> tuple[list[Bar], float]:
     """The bars of an ended saga, from its result, in the order they started; and the span they cover
     (seconds from the saga's start to its end, or to the last bar's end)."""
-    origin = _moment(result.get("started_at"))
+    origin = parse_time(result.get("started_at"))
     bars: list[Bar] = []
     for step in result.get("steps") or []:
         if not isinstance(step, Mapping):
@@ -254,7 +245,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _when(value: Any) -> str:
-    moment = _moment(value)
+    moment = parse_time(value)
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
@@ -291,7 +282,7 @@ def list_rows(views: Sequence[SagaView]) -> str:
         return '<tr class="empty"><td colspan="5">no sagas match</td></tr>'
     rows = []
     for view in views:
-        start, end = _moment(view.start_time), _moment(view.end_time)
+        start, end = parse_time(view.start_time), parse_time(view.end_time)
         took = _duration((end - start).total_seconds()) if start and end else ""
         attention = " attention" if view.state in WAITING_STATES else ""
         rows.append(
@@ -465,7 +456,7 @@ def audit_html(view: SagaView) -> str:
 
 
 def _summary_html(view: SagaView) -> str:
-    start, end = _moment(view.start_time), _moment(view.end_time)
+    start, end = parse_time(view.start_time), parse_time(view.end_time)
     facts = [
         ("execution", f"{view.execution_name} ({view.execution_state})"),
         ("started (UTC)", _when(view.start_time)),

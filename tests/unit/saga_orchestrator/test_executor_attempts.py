@@ -13,27 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from saga_orchestrator.executor import RETRY_STATUS, Reply, StepExecutor, attempt_number
-from saga_orchestrator.httpclient import HttpClient
-from saga_orchestrator.model import SecretRef
-from saga_orchestrator.settings import Settings
+from saga_orchestrator.executor import RETRY_STATUS, Reply, attempt_number
 
-from tests.contract.cloud import StaticTokenSource
+from tests.support.executor import plain_executor
 from tests.support.http import RecordingHttpServer, ScriptedResponse
 
 REFUSED = "refused"  # a dispatch the platform answers itself with a 5xx: it never reaches step_executor
 CALLED = "called"
-
-
-class NoSecrets:
-    def get(self, ref: SecretRef) -> str:
-        raise AssertionError("no secret expected")
-
-
-def executor() -> StepExecutor:
-    return StepExecutor(
-        Settings.from_env({}), secrets=NoSecrets(), tokens=StaticTokenSource(), http=HttpClient()
-    )
 
 
 def task(server: RecordingHttpServer, *, max_attempts: int = 3, callback: bool = True) -> dict[str, Any]:
@@ -81,7 +67,7 @@ def play(body: dict[str, Any], dispatches: list[str], counts: CloudTasksCounts |
         if dispatch == REFUSED:
             counts.answered(503)
             continue
-        reply = executor().handle(body, counts.headers())
+        reply = plain_executor().handle(body, counts.headers())
         replies.append(reply)
         if 200 <= reply.status_code < 300:
             return replies
@@ -173,7 +159,7 @@ def test_a_previous_answer_below_500_from_the_platform_is_logged_and_not_subtrac
 ) -> None:
     http_server.script("/reserve", ScriptedResponse(503, b"busy"))
     counts = CloudTasksCounts(retries=2, executions=2, previous=429)
-    reply = executor().handle(task(http_server, max_attempts=5), counts.headers())
+    reply = plain_executor().handle(task(http_server, max_attempts=5), counts.headers())
     assert reply.body["attempt"] == 3  # Cloud Tasks may have counted the 429: the header is kept as is
     warnings = [
         e for e in map(json.loads, capsys.readouterr().out.splitlines()) if e["severity"] == "WARNING"
@@ -190,7 +176,7 @@ def test_a_previous_answer_of_the_executor_or_a_5xx_is_not_warned_about(
 ) -> None:
     http_server.script("/reserve", ScriptedResponse(503, b"busy"))
     counts = CloudTasksCounts(retries=1, executions=1 if previous < 500 else 0, previous=previous)
-    executor().handle(task(http_server, max_attempts=5), counts.headers())
+    plain_executor().handle(task(http_server, max_attempts=5), counts.headers())
     entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e for e in entries if e["severity"] == "WARNING"] == []
 

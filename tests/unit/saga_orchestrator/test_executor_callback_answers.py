@@ -8,27 +8,13 @@ import json
 from typing import Any
 
 import pytest
-from saga_orchestrator.executor import StepExecutor, execution_of
-from saga_orchestrator.httpclient import HttpClient
-from saga_orchestrator.model import SecretRef
-from saga_orchestrator.settings import Settings
+from saga_orchestrator.executor import execution_of
 
-from tests.contract.cloud import StaticTokenSource
+from tests.support.executor import plain_executor
 from tests.support.http import RecordingHttpServer, ScriptedResponse
 
 EXECUTION = "projects/p/locations/us-central1/workflows/saga-orchestrator/executions/e-1"
 CALLBACK_PATH = f"/v1/{EXECUTION}/callbacks/cb-1"
-
-
-class NoSecrets:
-    def get(self, ref: SecretRef) -> str:
-        raise AssertionError("no secret expected")
-
-
-def executor() -> StepExecutor:
-    return StepExecutor(
-        Settings.from_env({}), secrets=NoSecrets(), tokens=StaticTokenSource(), http=HttpClient()
-    )
 
 
 def task(server: RecordingHttpServer) -> dict[str, Any]:
@@ -53,7 +39,7 @@ def test_a_callback_answering_a_final_4xx_is_taken_as_nobody_listening(
 ) -> None:
     http_server.script("/book", ScriptedResponse(200, b'{"id": 7}'))
     http_server.script(CALLBACK_PATH, ScriptedResponse(status, b""))
-    reply = executor().handle(task(http_server), {"X-CloudTasks-TaskExecutionCount": "0"})
+    reply = plain_executor().handle(task(http_server), {"X-CloudTasks-TaskExecutionCount": "0"})
     assert reply.status_code == 200  # Cloud Tasks stops: the participant is not called again
     assert reply.body == {"outcome": "unheard", "result": "succeeded", "attempts": 1}
     entry = last_log(capsys)
@@ -68,7 +54,7 @@ def test_a_callback_answering_a_status_another_try_may_pass_makes_cloud_tasks_re
 ) -> None:
     http_server.script("/book", ScriptedResponse(200, b"{}"))
     http_server.script(CALLBACK_PATH, ScriptedResponse(status, b""))
-    reply = executor().handle(task(http_server), {"X-CloudTasks-TaskExecutionCount": "0"})
+    reply = plain_executor().handle(task(http_server), {"X-CloudTasks-TaskExecutionCount": "0"})
     assert reply.status_code == 424
     assert reply.body["outcome"] == "callback_failed"
     assert f"HTTP {status}" in reply.body["message"]
@@ -81,7 +67,7 @@ def test_an_invalid_task_whose_callback_answers_a_final_4xx_is_not_retried(
     http_server.script(CALLBACK_PATH, ScriptedResponse(409, b""))
     bad = task(http_server)
     bad["action"] = "undo"
-    reply = executor().handle(bad, {})
+    reply = plain_executor().handle(bad, {})
     assert reply.status_code == 200
     assert reply.body["outcome"] == "unheard"
     assert http_server.requests_to("/book") == []

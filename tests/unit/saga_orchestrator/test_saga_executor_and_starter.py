@@ -10,25 +10,15 @@ from saga_orchestrator.errors import InvalidRequestError
 from saga_orchestrator.events import PubsubMessage, decode_result
 from saga_orchestrator.executor import StepExecutor
 from saga_orchestrator.httpclient import HttpClient
-from saga_orchestrator.model import SagaRequest, SecretRef
+from saga_orchestrator.model import SagaRequest
 from saga_orchestrator.ports import StartOutcome
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.starter import SagaStarter, decode_event
 from saga_orchestrator.starts import StartInProgressError
 
 from tests.contract.cloud import StaticTokenSource
+from tests.support.executor import NoSecrets, plain_executor
 from tests.support.http import RecordingHttpServer, ScriptedResponse
-
-
-class NoSecrets:
-    def get(self, ref: SecretRef) -> str:
-        raise AssertionError("no secret expected")
-
-
-def executor() -> StepExecutor:
-    return StepExecutor(
-        Settings.from_env({}), secrets=NoSecrets(), tokens=StaticTokenSource(), http=HttpClient()
-    )
 
 
 def body(participant: RecordingHttpServer, callback_url: str | None, max_attempts: int = 2) -> dict[str, Any]:
@@ -46,7 +36,7 @@ def test_an_attempt_after_an_undelivered_final_report_calls_again_and_reports(ht
     # max_attempts 2, but Cloud Tasks came back a third time because the last callback failed (424).
     http_server.script("/undo", ScriptedResponse(503, b""))
     headers = {"x-cloudtasks-taskexecutioncount": "2"}
-    reply = executor().handle(body(http_server, http_server.url("/cb")), headers)
+    reply = plain_executor().handle(body(http_server, http_server.url("/cb")), headers)
     assert reply.status_code == 200
     [report] = http_server.requests_to("/cb")
     assert json.loads(report.body)["error"]["kind"] == "exhausted"
@@ -56,15 +46,15 @@ def test_an_attempt_after_an_undelivered_final_report_calls_again_and_reports(ht
 def test_the_execution_count_header_is_read_case_insensitively(http_server):
     http_server.script("/undo", ScriptedResponse(503, b""))
     first = {"X-CloudTasks-TaskExecutionCount": "0"}
-    assert executor().handle(body(http_server, None), first).status_code == 424
+    assert plain_executor().handle(body(http_server, None), first).status_code == 424
     second = {"X-Cloudtasks-Taskexecutioncount": "1"}
-    assert executor().handle(body(http_server, None), second).status_code == 200
+    assert plain_executor().handle(body(http_server, None), second).status_code == 200
 
 
 def test_an_invalid_task_with_a_callback_is_reported_as_invalid(http_server):
     task = body(http_server, http_server.url("/cb"))
     task["action"] = "undo"
-    reply = executor().handle(task, {})
+    reply = plain_executor().handle(task, {})
     assert reply.status_code == 200
     [report] = http_server.requests_to("/cb")
     assert json.loads(report.body)["error"]["kind"] == "invalid"

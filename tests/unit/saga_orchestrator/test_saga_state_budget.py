@@ -19,8 +19,9 @@ from saga_orchestrator.starter import SagaStarter
 from saga_orchestrator.validation import validate_request
 
 from tests.contract.cloud import StaticTokenSource
+from tests.support.executor import NoSecrets
 from tests.support.http import RecordingHttpServer, ScriptedResponse
-from tests.unit.saga_orchestrator.test_saga_executor_and_starter import NoSecrets, Recorder, event_data
+from tests.unit.saga_orchestrator.test_saga_executor_and_starter import Recorder, event_data
 
 DEPLOYMENT_ENV = Path(__file__).resolve().parents[3] / "deployment.env"
 

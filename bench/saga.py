@@ -566,7 +566,20 @@ async def _settled(host: _StandInCloud, meter: StepMeter, before: int) -> None:
         await asyncio.sleep(0.001)
 
 
-async def _waiting_hour(
+async def _quiet(host: _StandInCloud, meter: StepMeter) -> None:
+    """Until the execution waits on its callback and counts no more steps (a clock tick may or may not
+    have woken it: a long wait sleeps through most ticks)."""
+    deadline = time.monotonic() + 10
+    seen, still = meter.total, 0
+    while still < 5:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the execution did not settle ({host.waiting} waiting, {meter.total})")
+        await asyncio.sleep(0.001)
+        still = still + 1 if host.waiting == 1 and meter.total == seen else 0
+        seen = meter.total
+
+
+async def waiting_hour(
     source: str, env: Mapping[str, str], run: WaitRun, hours: int
 ) -> dict[str, dict[str, float]]:
     """The billable steps of one hour of the wait ``run`` leads to, averaged over ``hours`` hours on a
@@ -580,9 +593,8 @@ async def _waiting_hour(
         await _settled(host, meter, -1)
         before = meter.readings()
         for _ in range(int(hours * 3600 / run.tick)):
-            total = meter.total
             await clock.advance(run.tick)
-            await _settled(host, meter, total)
+            await _quiet(host, meter)
         after = meter.readings()
     finally:
         execution.cancel()
@@ -607,7 +619,7 @@ def wait_runs(stack: LocalStack) -> dict[str, WaitRun]:
     ``parked_hour``, its second step declined with on_failure "park" (as a stuck compensation, it waits in
     the workflow's await_decision, waking hourly); ``retrying_call_hour``, its second step's call never
     settling (Cloud Tasks retrying a participant that answers 503; the call's wait is stretched to a day,
-    past what the default queue settings allow, to measure its 30 s heartbeat over hours)."""
+    past what the default queue settings allow, to measure its long waits over hours)."""
     urls = stack.participant_urls
     settings = saga_settings(stack)
     flight = {"status": "succeeded", "output": {"booking_id": "B-1"}, "error": None, "attempts": 1}
@@ -639,6 +651,6 @@ def waiting_hours(stack: LocalStack, *, hours: int = 4) -> dict[str, Any]:
     env = dict(deployed.user_env_vars)
     out: dict[str, Any] = {}
     for name, run in wait_runs(stack).items():
-        measured = asyncio.run(_waiting_hour(deployed.source_contents, env, run, hours))
+        measured = asyncio.run(waiting_hour(deployed.source_contents, env, run, hours))
         out[name] = {"what": run.what, "hours": hours, **measured}
     return out

@@ -4,9 +4,11 @@ Which connectors run here: every method with a ``google.api.http`` rule (each ad
 the services the local cloud emulates — Cloud Tasks v2 (``CloudTasks``), Pub/Sub v1 (``Publisher``,
 ``Subscriber`` and the ``IAMPolicy`` mixin the emulator serves), Secret Manager v1
 (``SecretManagerService``), Workflows v1 (``Workflows``) and Workflows Executions v1 (``Executions``) —
-plus the two Workflows-only helpers ``secretmanager.v1.projects.secrets.versions.accessString`` and
+plus the Workflows-only helpers ``secretmanager.v1.projects.secrets.versions.accessString``,
 ``secretmanager.v1.projects.secrets.addVersionString``
-(https://cloud.google.com/workflows/docs/reference/googleapis/secretmanager/v1/projects.secrets/addVersionString).
+(https://cloud.google.com/workflows/docs/reference/googleapis/secretmanager/v1/projects.secrets/addVersionString)
+and ``workflowexecutions.v1.projects.locations.workflows.executions.run`` (a child execution, polled to
+its end: its result, or ``ExecutionError``).
 ``routes()`` lists them. No method has code of its own: ``localcloud.transcoding`` turns the REST-shaped
 arguments into the request the rule describes.
 
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -92,6 +95,12 @@ TASKS_DELETE = "googleapis.cloudtasks.v2.projects.locations.queues.tasks.delete"
 PUBSUB_PUBLISH = "googleapis.pubsub.v1.projects.topics.publish"
 SECRET_ACCESS_STRING = "googleapis.secretmanager.v1.projects.secrets.versions.accessString"
 SECRET_ADD_VERSION_STRING = "googleapis.secretmanager.v1.projects.secrets.addVersionString"
+# The Executions connector's helper: start a child execution and wait for its result
+# (https://cloud.google.com/workflows/docs/reference/googleapis/workflowexecutions/v1/projects.locations.workflows.executions/run).
+EXECUTIONS_RUN = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run"
+_EXECUTIONS_CREATE = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.create"
+_EXECUTIONS_GET = "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.get"
+_ENDED = ("SUCCEEDED", "FAILED", "CANCELLED")
 _SECRET_ACCESS = "googleapis.secretmanager.v1.projects.secrets.versions.access"
 _SECRET_ADD_VERSION = "googleapis.secretmanager.v1.projects.secrets.addVersion"
 
@@ -263,7 +272,7 @@ class Connectors:
 
     @property
     def names(self) -> frozenset[str]:
-        return frozenset(routes()) | {SECRET_ACCESS_STRING, SECRET_ADD_VERSION_STRING}
+        return frozenset(routes()) | {SECRET_ACCESS_STRING, SECRET_ADD_VERSION_STRING, EXECUTIONS_RUN}
 
     async def call(
         self,
@@ -271,6 +280,7 @@ class Connectors:
         args: Mapping[str, Any],
         *,
         project_id: str,
+        location: str = "us-central1",
         connector_params: Mapping[str, Any] | None = None,
     ) -> Any:
         if not isinstance(args, Mapping):
@@ -280,6 +290,8 @@ class Connectors:
             return await self._access_string(call, args, project_id)
         if name == SECRET_ADD_VERSION_STRING:
             return await self._add_version_string(call, args, project_id)
+        if name == EXECUTIONS_RUN:
+            return await self._run_execution(call, args, project_id, location)
         route = routes().get(name)
         if route is None:
             raise not_emulated(name)
@@ -380,6 +392,34 @@ class Connectors:
             )
         return call
 
+    # -- the Executions connector's helper
+
+    async def _run_execution(
+        self, call: _Call, args: Mapping[str, Any], project_id: str, location: str
+    ) -> Any:
+        """Creates the child execution, then (unless ``skip_polling``: null at once) polls it as the
+        connector polls a long-running operation, within the call's timeout: its result JSON-decoded when
+        it SUCCEEDED, else an ``ExecutionError`` carrying the execution (the tag Google's
+        experimental.executions.execution_error names for an execution that failed or was cancelled)."""
+        parent, body = _run_args(args, call.name, project_id, location)
+        execution = await self._invoke(call, routes()[_EXECUTIONS_CREATE], {"parent": parent, "body": body})
+        if call.skip_polling:
+            return None
+        delay = call.polling["initial_delay"]
+        while execution.get("state") not in _ENDED:
+            if self._clock.now() + delay >= call.deadline:
+                raise _timed_out(call)
+            await self._clock.sleep(delay)
+            delay = min(delay * call.polling["multiplier"], call.polling["max_delay"])
+            execution = await self._invoke(call, routes()[_EXECUTIONS_GET], {"name": execution["name"]})
+        if execution["state"] != "SUCCEEDED":
+            raise WorkflowError.tagged(
+                "ExecutionError",
+                f"the execution {execution['name']} ended {execution['state']}",
+                execution=execution,
+            )
+        return json.loads(execution["result"]) if execution.get("result") else None
+
     # -- the Workflows-only helpers of Secret Manager
 
     async def _access_string(self, call: _Call, args: Mapping[str, Any], project_id: str) -> Any:
@@ -404,6 +444,24 @@ class Connectors:
         body = {"payload": {"data": base64.b64encode(data.encode("utf-8")).decode("ascii")}}
         parent = f"projects/{project}/secrets/{secret_id}"
         return await self._invoke(call, routes()[_SECRET_ADD_VERSION], {"parent": parent, "body": body})
+
+
+def _run_args(
+    args: Mapping[str, Any], name: str, project_id: str, location: str
+) -> tuple[str, dict[str, Any]]:
+    """The workflow a ``run`` names (``workflow_id``; ``project_id`` and ``location`` default to the
+    caller's) and the execution to create, its ``argument`` encoded as JSON."""
+    workflow = _required_string(args, "workflow_id", name)
+    project, where = args.get("project_id", project_id), args.get("location", location)
+    if not isinstance(project, str) or not isinstance(where, str):
+        raise WorkflowError.tagged("TypeError", f"{name}: project_id and location must be strings")
+    execution: dict[str, Any] = {}
+    if args.get("argument") is not None:
+        execution["argument"] = json.dumps(args["argument"], separators=(",", ":"))
+    for field_name in ("callLogLevel", "labels"):
+        if field_name in args:
+            execution[field_name] = args[field_name]
+    return f"projects/{project}/locations/{where}/workflows/{workflow}", execution
 
 
 def _request(name: str, route: Route, args: Mapping[str, Any]) -> Message:

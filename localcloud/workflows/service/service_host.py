@@ -114,7 +114,11 @@ class ServiceHost:
             connector_params = params if isinstance(params, Mapping) else None
             args = {k: v for k, v in args.items() if k != "connector_params"}
         return await self.services.connectors.call(
-            name, args, project_id=self.info.project_id, connector_params=connector_params
+            name,
+            args,
+            project_id=self.info.project_id,
+            location=self.info.location,
+            connector_params=connector_params,
         )
 
     def log(self, severity: str, payload: Any) -> None:

@@ -346,6 +346,70 @@ def test_a_workflow_starts_another_through_the_executions_connector_and_reads_it
     assert json.loads(done.result) == {"started_state": "ACTIVE", "state": "SUCCEEDED", "result": 42}
 
 
+FAILING_CHILD = """
+main:
+  steps:
+    - fail:
+        raise: "the child gave up"
+"""
+
+RUN_PARENT = """
+main:
+  params: [args]
+  steps:
+    - run_child:
+        call: googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run
+        args:
+          workflow_id: ${args.child}
+          argument:
+            x: 21
+        result: doubled
+    - run_without_waiting:
+        call: googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run
+        args:
+          workflow_id: ${args.child}
+          argument:
+            x: 1
+          connector_params:
+            skip_polling: true
+        result: nothing
+    - run_failing:
+        try:
+          call: googleapis.workflowexecutions.v1.projects.locations.workflows.executions.run
+          args:
+            workflow_id: ${args.failing}
+          result: never
+        except:
+          as: e
+          steps:
+            - caught:
+                assign:
+                  - failure: ${e}
+    - done:
+        return:
+          doubled: ${doubled}
+          nothing: ${nothing}
+          tags: ${failure.tags}
+          failed_state: ${failure.execution.state}
+"""
+
+
+def test_run_starts_a_child_workflow_and_waits_for_its_result_or_raises_execution_error(engine: Any) -> None:
+    bind_the_engine_address(engine)
+    child = engine.deploy(CHILD).name.rsplit("/", 1)[1]
+    failing = engine.deploy(FAILING_CHILD).name.rsplit("/", 1)[1]
+    done = engine.wait_until(
+        engine.execute(engine.deploy(RUN_PARENT), {"child": child, "failing": failing}).name
+    )
+    assert done.state.name == "SUCCEEDED", done.error
+    assert json.loads(done.result) == {
+        "doubled": 42,
+        "nothing": None,
+        "tags": ["ExecutionError"],
+        "failed_state": "FAILED",
+    }
+
+
 WORKFLOWS = """
 main:
   params: [args]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from saga_orchestrator.clients import ClientFactory, default_factory
 from saga_orchestrator.cloudtasks import TaskQueue
 from saga_orchestrator.errors import (
+    CancelDeliveryError,
     FieldError,
     InvalidRequestError,
     SagaNotRunningError,
@@ -219,6 +220,13 @@ class SagaOrchestrator:
             raise SagaNotRunningError(
                 saga, status.execution_name, self._ended_state(saga, ended.state)
             ) from None
+        except CancelDeliveryError:
+            # No Google page says which status a callback of an ended execution answers (404, or a 400,
+            # 409 or 412): when the execution has ended by now, say so; otherwise the refusal stands.
+            state = self.executions.resolve(saga).state
+            if state in RUNNING_STATES:
+                raise
+            raise SagaNotRunningError(saga, status.execution_name, state) from None
         with log_context(saga_id=status.saga_id or ""):
             log.info(
                 f"saga {verb} sent", execution=status.execution_name, step=step, reason=text, by=body["by"]

@@ -10,6 +10,7 @@ from google.api_core import exceptions as gexc
 from saga_orchestrator.callbacks import ExecutionCallbacks
 from saga_orchestrator.clients import ClientFactory
 from saga_orchestrator.errors import (
+    CancelDeliveryError,
     InvalidRequestError,
     SagaError,
     SagaNotFoundError,
@@ -199,6 +200,30 @@ def test_a_saga_that_ends_while_the_message_is_on_its_way_is_reported_by_its_id_
     ender.join()
     assert (ended.value.saga, ended.value.execution, ended.value.state) == ("trip-4", name, "CANCELLED")
     assert str(ended.value) == f"saga 'trip-4' is not running: its execution {name} ended CANCELLED"
+
+
+def test_a_callback_refusal_from_an_execution_that_ended_says_the_saga_ended(
+    local_cloud, clients, http_server
+):
+    orchestrator = operator_orchestrator(clients, http_server)
+    name = orchestrator.execute_saga(STEPS, saga_id="trip-3")
+    # The execution ends while the callbacks are listed, and the listing answers 400 (not 404).
+    http_server.script(f"/v1/{name}/callbacks", ScriptedResponse(status=400, delay_seconds=1.0))
+    ender = threading.Timer(0.1, orchestrator.terminate_saga, args=(name,), kwargs={"reason": "test"})
+    ender.start()
+    with pytest.raises(SagaNotRunningError) as ended:
+        orchestrator.cancel_saga("trip-3", reason="customer called")
+    ender.join()
+    assert (ended.value.saga, ended.value.state) == ("trip-3", "CANCELLED")
+
+
+def test_a_callback_refusal_from_a_running_execution_stands(local_cloud, clients, http_server):
+    orchestrator = operator_orchestrator(clients, http_server)
+    name = orchestrator.execute_saga(STEPS, saga_id="trip-2")
+    http_server.script(f"/v1/{name}/callbacks", ScriptedResponse(status=400))
+    with pytest.raises(CancelDeliveryError, match="HTTP 400"):
+        orchestrator.cancel_saga("trip-2", reason="customer called")
+    assert orchestrator.get_saga_status("trip-2").execution_state == "ACTIVE"
 
 
 def test_a_decision_the_saga_cannot_take_now_is_refused_and_nothing_is_sent(

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo         run three sagas end to end on the local cloud and show what happened"
 	@echo "make test         every test: lint, types, unit, contract, deploy plan, e2e, Pub/Sub conformance"
-	@echo "make up           run the whole stack (emulators, functions, demo participants) until Ctrl-C"
+	@echo "make up           run the whole stack (emulators, functions, demo participants, web console) until Ctrl-C"
 	@echo "make serve        run just the emulators until Ctrl-C"
 	@echo "make conformance  google-cloud-pubsub's own system tests against the Pub/Sub emulator"
 	@echo "make bench        speed, scale and cost per saga (writes bench/results.json)"

@@ -24,6 +24,13 @@ DEFAULTS: dict[str, str] = {
     "STORAGE_EMULATOR_HOST": "127.0.0.1:8094",
     # Cloud Logging's REST API (entries.write, entries.list); no Google client reads this name.
     "LOGGING_EMULATOR_HOST": "127.0.0.1:8092",
+    # The REST surfaces of the gRPC emulators (plain HTTP; no Google client reads these names: a client
+    # built with transport="rest" takes client_options={"api_endpoint": "http://HOST:PORT"}). Unset, an
+    # emulator serves REST on this port when its gRPC address has its default port, else on a free port
+    # of the same host (see ``LocalCloudConfig.rest_address``).
+    "PUBSUB_REST_HOST": "127.0.0.1:8095",
+    "CLOUD_TASKS_REST_HOST": "127.0.0.1:8124",
+    "SECRET_MANAGER_REST_HOST": "127.0.0.1:8096",
     "LOCALCLOUD_PROJECT": "local-project",
     "LOCALCLOUD_LOCATION": "us-central1",
 }
@@ -41,6 +48,10 @@ class LocalCloudConfig:
     location: str
     storage: str = DEFAULTS["STORAGE_EMULATOR_HOST"]  # host:port, without the scheme
     logging: str = DEFAULTS["LOGGING_EMULATOR_HOST"]
+    # "" when the variable is unset: ``rest_address`` derives the address from the gRPC one.
+    pubsub_rest: str = ""
+    tasks_rest: str = ""
+    secretmanager_rest: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalCloudConfig:
@@ -60,7 +71,24 @@ class LocalCloudConfig:
             location=get("LOCALCLOUD_LOCATION"),
             storage=get("STORAGE_EMULATOR_HOST").removeprefix("http://").rstrip("/"),
             logging=get("LOGGING_EMULATOR_HOST"),
+            pubsub_rest=source.get("PUBSUB_REST_HOST", ""),
+            tasks_rest=source.get("CLOUD_TASKS_REST_HOST", ""),
+            secretmanager_rest=source.get("SECRET_MANAGER_REST_HOST", ""),
         )
+
+    def rest_address(self, service: str) -> str:
+        """Where the REST surface of ``service`` (``pubsub``, ``tasks`` or ``secretmanager``) listens: its
+        variable when set; else, on the host of the gRPC address, the default REST port when the gRPC
+        address has its default port (``localcloud serve``, ``make up``) and a free port (0) when it
+        does not (tests and a second local cloud beside the first never contend for a fixed port)."""
+        rest, grpc_variable, rest_variable = _REST[service]
+        given = getattr(self, rest)
+        if given:
+            return str(given)
+        host, _, port = getattr(self, service).rpartition(":")
+        default_port = DEFAULTS[grpc_variable].rpartition(":")[2]
+        rest_port = DEFAULTS[rest_variable].rpartition(":")[2] if port == default_port else "0"
+        return f"{host or '127.0.0.1'}:{rest_port}"
 
     def client_environment(self) -> dict[str, str]:
         """The environment a process needs to use this local cloud with the unmodified clients."""
@@ -78,3 +106,11 @@ class LocalCloudConfig:
             "PUBSUB_PROJECT_ID": self.project_id,
             "LOGGING_EMULATOR_HOST": self.logging,
         }
+
+
+# service → (its REST field, its gRPC variable, its REST variable)
+_REST = {
+    "pubsub": ("pubsub_rest", "PUBSUB_EMULATOR_HOST", "PUBSUB_REST_HOST"),
+    "tasks": ("tasks_rest", "CLOUD_TASKS_EMULATOR_HOST", "CLOUD_TASKS_REST_HOST"),
+    "secretmanager": ("secretmanager_rest", "SECRET_MANAGER_EMULATOR_HOST", "SECRET_MANAGER_REST_HOST"),
+}

@@ -41,6 +41,7 @@ __all__ = [
     "RpcMethod",
     "TranscodingError",
     "methods_from_gapic",
+    "query_from_text",
     "request_from_rest",
     "response_to_rest",
     "rest_from_request",
@@ -236,6 +237,102 @@ def request_from_rest(
         return codec.parse(document, method.request_type)
     except json_format.ParseError as error:
         raise TranscodingError(f"Invalid JSON payload received. {error}") from None
+
+
+# -- query strings: every value arrives as text (``?pageSize=10&showDeleted=true&a.b=x&tag=1&tag=2``)
+
+_TYPE_NAMES = {getattr(FieldDescriptor, n): n for n in dir(FieldDescriptor) if n.startswith("TYPE_")}
+_INTEGER_TYPES = frozenset(
+    getattr(FieldDescriptor, f"TYPE_{sign}{bits}")
+    for sign in ("INT", "UINT", "SINT", "FIXED", "SFIXED")
+    for bits in ("32", "64")
+)
+_FLOAT_WORDS = frozenset({"NaN", "Infinity", "-Infinity"})
+# Well-known messages whose ProtoJSON is a string, so a query parameter can bind them.
+_TEXT_MESSAGES = frozenset(
+    {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
+)
+_WRAPPERS = frozenset(
+    f"google.protobuf.{kind}Value"
+    for kind in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
+)
+
+
+def query_from_text(message_type: type[Message], pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """The ``query`` of ``request_from_rest`` from a URL's query string, whose values are all text: each
+    value becomes the JSON value of its field's type (``true``/``false`` for a bool, a number for an
+    integer or a float, an enum by name or by number, a Timestamp/Duration/FieldMask as its text, a
+    wrapper as its value); a repeated field's values (``tag=a&tag=b``) are gathered in order. Names are
+    dotted field paths, proto or JSON names (``a.b``, ``pageSize``). Raises ``TranscodingError`` (400) for
+    a name the request lacks, a message or map field, a value that does not fit, or a singular field
+    given twice."""
+    query: dict[str, Any] = {}
+    for name, text in pairs:
+        json_name, found = _query_field(message_type.DESCRIPTOR, name)
+        value = _from_text(found, name, text)
+        if found.is_repeated:
+            query.setdefault(json_name, []).append(value)
+        elif json_name in query:
+            raise TranscodingError(f"Invalid query: the field '{name}' takes one value and was given more")
+        else:
+            query[json_name] = value
+    return query
+
+
+def _query_field(descriptor: Descriptor, name: str) -> tuple[str, FieldDescriptor]:
+    """The dotted JSON name of a query parameter and its field; every field before the last must be a
+    singular message."""
+    parts = name.split(".")
+    names: list[str] = []
+    found: FieldDescriptor | None = None
+    for index, part in enumerate(parts):
+        found = _field(descriptor, part)
+        if found is None:
+            raise TranscodingError(
+                f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter. '
+                f"Field '{part}' could not be found in request message."
+            )
+        names.append(found.json_name)
+        is_last = index == len(parts) - 1
+        if found.message_type is not None and (
+            found.message_type.GetOptions().map_entry
+            or (found.is_repeated and not is_last)
+            or (is_last and found.message_type.full_name not in _TEXT_MESSAGES | _WRAPPERS)
+        ):
+            raise TranscodingError(
+                f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter. '
+                f"'{part}' is a message type. Parameter can only be bound to primitive types."
+            )
+        if not is_last:
+            if found.message_type is None:
+                raise TranscodingError(f"Cannot bind query parameter '{name}': '{part}' has no fields")
+            descriptor = found.message_type
+    assert found is not None
+    return ".".join(names), found
+
+
+def _from_text(found: FieldDescriptor, name: str, text: str) -> Any:
+    """``text`` as the JSON value of ``found``'s type (json_format checks ranges and enum names)."""
+    if found.message_type is not None:
+        if found.message_type.full_name in _WRAPPERS:
+            return _from_text(found.message_type.fields_by_name["value"], name, text)
+        return text
+    kind = found.type
+    try:
+        if kind == FieldDescriptor.TYPE_BOOL:
+            return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
+        if kind in _INTEGER_TYPES:
+            if not re.fullmatch(r"-?[0-9]+", text):
+                raise ValueError(text)
+            return int(text)
+        if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+            return text if text in _FLOAT_WORDS else float(text)
+    except (KeyError, ValueError):
+        invalid = f"Invalid value at '{name}' ({_TYPE_NAMES[kind]}), \"{text}\""
+        raise TranscodingError(invalid) from None
+    if kind == FieldDescriptor.TYPE_ENUM and re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
+    return text  # a string, bytes as base64, an enum by name
 
 
 def response_to_rest(rule: HttpRule, response: Message, codec: Codec = JSON_FORMAT) -> Any:

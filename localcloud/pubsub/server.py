@@ -1,5 +1,7 @@
 """Serve the Pub/Sub emulator (Publisher, Subscriber, IAMPolicy) over gRPC on ``ctx.config.pubsub`` and run
-push delivery on the same event loop. Port 0 picks a free port; ``address`` reports the bound one."""
+push delivery on the same event loop. Port 0 picks a free port; ``address`` reports the bound one. The same
+methods are served over REST on ``ctx.config.rest_address("pubsub")`` (``rest_address``; see
+``localcloud.rest_server``)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import grpc
 from localcloud.pubsub.api import PubSubApi, handler_tables
 from localcloud.pubsub.push import PushWorker
 from localcloud.pubsub.state import PubSubState
+from localcloud.rest_server import PUBSUB_TRANSPORTS, RestServer, serve
 from localcloud.runtime import Context
 
 
@@ -22,9 +25,16 @@ class PubSubService:
     api: PubSubApi
     push: PushWorker
     server: grpc.aio.Server
+    rest: RestServer | None = None
+
+    @property
+    def rest_address(self) -> str:
+        return self.rest.address if self.rest is not None else ""
 
     async def stop(self) -> None:
         """Open StreamingPull streams end with UNAVAILABLE, so clients reconnect rather than fail."""
+        if self.rest is not None:
+            await self.rest.stop()
         self.api.closing.set()
         await asyncio.sleep(0.05)
         await self.server.stop(grace=0.5)
@@ -40,12 +50,21 @@ async def start(ctx: Context) -> PubSubService:
     push = PushWorker(state, ctx.authority)
     api = PubSubApi(state, push.sync)
     address = ctx.config.pubsub
+    tables = handler_tables(api)
     try:
-        server = await _grpc.start_server(address, handler_tables(api))
+        server = await _grpc.start_server(address, tables)
     except BaseException:
         await state.stop()
         raise
     host = address.rpartition(":")[0] or "127.0.0.1"
-    return PubSubService(
+    service = PubSubService(
         name="pubsub", address=f"{host}:{server.bound_port}", state=state, api=api, push=push, server=server
     )
+    try:
+        service.rest = await serve(
+            ctx.config.rest_address("pubsub"), service.address, tables, PUBSUB_TRANSPORTS
+        )
+    except BaseException:
+        await service.stop()
+        raise
+    return service

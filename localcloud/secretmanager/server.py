@@ -1,4 +1,5 @@
-"""Serve the Secret Manager emulator over gRPC on ``ctx.config.secretmanager`` (port 0 picks a free one)."""
+"""Serve the Secret Manager emulator over gRPC on ``ctx.config.secretmanager`` (port 0 picks a free one), and
+the same methods over REST on ``ctx.config.rest_address("secretmanager")`` (see ``localcloud.rest_server``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 
 from localcloud import _grpc
+from localcloud.rest_server import SECRET_MANAGER_TRANSPORTS, RestServer, serve
 from localcloud.runtime import Context
 from localcloud.secretmanager.api import REQUEST_TYPES, SecretManagerApi
 from localcloud.secretmanager.state import SecretStore
@@ -20,8 +22,15 @@ class SecretManagerService:
     address: str
     store: SecretStore
     server: grpc.aio.Server
+    rest: RestServer | None = None
+
+    @property
+    def rest_address(self) -> str:
+        return self.rest.address if self.rest is not None else ""
 
     async def stop(self) -> None:
+        if self.rest is not None:
+            await self.rest.stop()
         await self.server.stop(grace=0.5)
 
 
@@ -36,11 +45,19 @@ def handlers(api: SecretManagerApi) -> list[grpc.GenericRpcHandler]:
 async def start(ctx: Context, store: SecretStore | None = None) -> SecretManagerService:
     store = store or SecretStore(ctx.clock)
     address = ctx.config.secretmanager
-    server = await _grpc.start_server(address, handlers(SecretManagerApi(store)))
+    tables = handlers(SecretManagerApi(store))
+    server = await _grpc.start_server(address, tables)
     host = address.rpartition(":")[0] or "127.0.0.1"
-    return SecretManagerService(
+    service = SecretManagerService(
         name="secretmanager",
         address=f"{host}:{server.bound_port}",
         store=store,
         server=server,
     )
+    rest_address = ctx.config.rest_address("secretmanager")
+    try:
+        service.rest = await serve(rest_address, service.address, tables, SECRET_MANAGER_TRANSPORTS)
+    except BaseException:
+        await service.stop()
+        raise
+    return service

@@ -1,5 +1,6 @@
 """Serve the Cloud Tasks emulator over gRPC on ``ctx.config.tasks`` (port 0 picks a free one) and run its
-dispatcher on the same event loop."""
+dispatcher on the same event loop; the same methods are served over REST on
+``ctx.config.rest_address("tasks")`` (see ``localcloud.rest_server``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import grpc
 
 from localcloud import _grpc
+from localcloud.rest_server import CLOUD_TASKS_TRANSPORTS, RestServer, serve
 from localcloud.runtime import Context
 from localcloud.tasks.api import REQUEST_TYPES, CloudTasksApi
 from localcloud.tasks.dispatcher import IDLE_REUSE_SECONDS, Dispatcher
@@ -25,8 +27,15 @@ class CloudTasksService:
     dispatcher: Dispatcher
     server: grpc.aio.Server
     faults: Faults
+    rest: RestServer | None = None
+
+    @property
+    def rest_address(self) -> str:
+        return self.rest.address if self.rest is not None else ""
 
     async def stop(self) -> None:
+        if self.rest is not None:
+            await self.rest.stop()
         await self.server.stop(grace=0.5)
         await self.dispatcher.stop()
 
@@ -51,13 +60,14 @@ async def start(
     dispatcher = Dispatcher(state, ctx.authority, idle_reuse_seconds=idle_reuse_seconds, faults=faults)
     await dispatcher.start()
     address = ctx.config.tasks
+    tables = handlers(CloudTasksApi(state, dispatcher, faults))
     try:
-        server = await _grpc.start_server(address, handlers(CloudTasksApi(state, dispatcher, faults)))
+        server = await _grpc.start_server(address, tables)
     except BaseException:
         await dispatcher.stop()
         raise
     host = address.rpartition(":")[0] or "127.0.0.1"
-    return CloudTasksService(
+    service = CloudTasksService(
         name="tasks",
         address=f"{host}:{server.bound_port}",
         state=state,
@@ -65,3 +75,11 @@ async def start(
         server=server,
         faults=faults,
     )
+    try:
+        service.rest = await serve(
+            ctx.config.rest_address("tasks"), service.address, tables, CLOUD_TASKS_TRANSPORTS
+        )
+    except BaseException:
+        await service.stop()
+        raise
+    return service

@@ -196,6 +196,16 @@ def operator_attempt_log(env: Mapping[str, str], project_id: str, http: HttpTran
     return AttemptLog(logging_base_url(env), http, credentials, project_id)
 
 
+def read_attempts(
+    env: Mapping[str, str], project_id: str, saga_id: str, *, since: str | None = None
+) -> Attempts:
+    """The saga's attempts, read as the operator (``operator_attempt_log``). Raises ``SagaError`` when the
+    API refuses, and google-auth's errors when there are no credentials."""
+    from saga_orchestrator.httpclient import HttpClient
+
+    return operator_attempt_log(env, project_id, HttpClient.from_env(env)).attempts(saga_id, since=since)
+
+
 def render_attempts(attempts: Attempts) -> str:
     """Every attempt as text lines, grouped by step and action in the order they ran (no trailing
     newline); empty when there are none."""
@@ -220,12 +230,8 @@ def attempts_section(
     raises (the rest of a saga's view does not depend on Cloud Logging)."""
     if not saga_id:
         return "attempts: unknown (the execution names no saga id)"
-    from saga_orchestrator.httpclient import HttpClient
-
     try:
-        attempts = operator_attempt_log(env, project_id, HttpClient.from_env(env)).attempts(
-            saga_id, since=since
-        )
+        attempts = read_attempts(env, project_id, saga_id, since=since)
     except SagaError as error:
         return f"attempts: not available ({error})"
     except Exception as error:  # credentials (google-auth) or the metadata server

@@ -220,6 +220,7 @@ def _status_of(execution: Execution) -> SagaStatus:
         saga_id=execution.labels.get(LABEL),
         current_step=steps[-1] if steps else None,
         current_steps=steps,
+        argument_json=str(execution.argument or ""),
     )
 
 

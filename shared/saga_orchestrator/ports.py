@@ -9,6 +9,7 @@ case may stand in for a port with a small object of its own.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -46,6 +47,17 @@ class SagaStatus:
     # Every step the API reports as running, outermost first (Google reports only the innermost one
     # while a subworkflow runs).
     current_steps: tuple[tuple[str, str], ...] = ()
+    # The execution's argument as the API gave it (JSON text; empty when the view left it out).
+    argument_json: str = ""
+
+    @property
+    def argument(self) -> Any:
+        """The argument (the normalized saga request) parsed, when it is a JSON object; else None."""
+        try:
+            value = json.loads(self.argument_json) if self.argument_json else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
 
 class SagaExecutions(Protocol):

@@ -158,10 +158,9 @@ def phase_of(step: str | None) -> str | None:
 def main_step(entries: Sequence[Mapping[str, Any]], current: Sequence[tuple[str, str]]) -> str | None:
     """The step of main running now: the last main entry, else the outermost main step reported."""
     for entry in reversed(entries):
-        if entry.get("routine") == "main" and phase_of(str(entry.get("step"))) is not None:
-            return str(entry["step"])
-        if entry.get("routine") == "main" and entry.get("step") in PUBLISHING_STEPS:
-            return str(entry["step"])
+        step = str(entry.get("step"))
+        if entry.get("routine") == "main" and (phase_of(step) is not None or step in PUBLISHING_STEPS):
+            return step
     return next((step for routine, step in current if routine == "main"), None)
 
 

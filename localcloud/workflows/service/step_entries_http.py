@@ -48,7 +48,8 @@ class StepEntriesHttpApi:
         self.source = source
         self.authority = authority
 
-    async def list_step_entries(self, request: web.Request) -> web.StreamResponse:
+    def _history(self, request: web.Request) -> tuple[str, Any] | web.Response:
+        """The execution the request names and its step history, or the error answer (401/403/404)."""
         refused = authenticate(request, self.authority)
         if refused is not None:
             return refused
@@ -56,6 +57,13 @@ class StepEntriesHttpApi:
         history = self.source.step_history(execution)
         if history is None:
             return google_error(404, "NOT_FOUND", f"Resource '{execution}' was not found")
+        return execution, history
+
+    async def list_step_entries(self, request: web.Request) -> web.StreamResponse:
+        found = self._history(request)
+        if isinstance(found, web.Response):
+            return found
+        execution, history = found
         query = request.query
         try:
             body = list_entries(
@@ -73,13 +81,10 @@ class StepEntriesHttpApi:
         return web.json_response(body)
 
     async def get_step_entry(self, request: web.Request) -> web.StreamResponse:
-        refused = authenticate(request, self.authority)
-        if refused is not None:
-            return refused
-        execution = execution_name(request)
-        history = self.source.step_history(execution)
-        if history is None:
-            return google_error(404, "NOT_FOUND", f"Resource '{execution}' was not found")
+        found = self._history(request)
+        if isinstance(found, web.Response):
+            return found
+        execution, history = found
         try:
             body = get_entry(
                 execution, history, request.match_info["entry"], view=request.query.get("view", "")

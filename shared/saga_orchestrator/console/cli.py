@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, TextIO, cast
 
-from saga_orchestrator.attempts import attempts_section, operator_attempt_log
+from saga_orchestrator.attempts import attempts_section, read_attempts
 from saga_orchestrator.clients import ClientFactory
 from saga_orchestrator.console.timeline import render
 from saga_orchestrator.errors import (
@@ -32,7 +32,7 @@ from saga_orchestrator.errors import (
     SagaNotRunningError,
     VerbNotApplicableError,
 )
-from saga_orchestrator.sagas import SAGA_STATES, SagaView, StepProgress, undo_plan
+from saga_orchestrator.sagas import SAGA_STATES, SagaView, StepProgress
 from saga_orchestrator.settings import DEFAULTS, Settings
 from saga_orchestrator.validation import validate_request
 from saga_orchestrator.workflows.saga_orchestrator import SagaOrchestrator
@@ -215,9 +215,7 @@ def cmd_list(orchestrator: SagaOrchestrator, args: argparse.Namespace, out: IO[s
 
 
 def cmd_show(orchestrator: SagaOrchestrator, args: argparse.Namespace, out: IO[str], ask: Any) -> int:
-    view = orchestrator.get_saga_status(args.saga)
-    argument = orchestrator.executions.argument(view.execution_name) if view.running else None
-    plan = undo_plan(argument, view) if view.running else []
+    view, plan = orchestrator.read_saga(args.saga)
     env, project = orchestrator.clients.env, orchestrator.settings.project_id
     if args.json:
         _json(out, {**view.to_dict(), "undo_plan": plan, "attempts": _attempts_json(env, project, view)})
@@ -229,14 +227,10 @@ def cmd_show(orchestrator: SagaOrchestrator, args: argparse.Namespace, out: IO[s
 
 def _attempts_json(env: Mapping[str, str], project: str, view: SagaView) -> list[dict[str, Any]] | None:
     """Every attempt of the saga from the step executor's log; None when the log cannot be read."""
-    from saga_orchestrator.httpclient import HttpClient
-
     if not view.saga_id:
         return None
     try:
-        found = operator_attempt_log(env, project, HttpClient.from_env(env)).attempts(
-            view.saga_id, since=view.start_time
-        )
+        found = read_attempts(env, project, view.saga_id, since=view.start_time)
     except Exception:  # the rest of the view does not depend on Cloud Logging (text mode says why)
         return None
     return [dataclasses.asdict(attempt) for group in found.values() for attempt in group]

@@ -49,7 +49,7 @@ from saga_orchestrator.errors import (
     SagaNotRunningError,
     VerbNotApplicableError,
 )
-from saga_orchestrator.sagas import SAGA_STATES, SagaView, answer_text, undo_plan
+from saga_orchestrator.sagas import SAGA_STATES, SagaView, answer_text
 from saga_orchestrator.times import parse_time
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -84,19 +84,14 @@ SECURITY_HEADERS = {
 }
 
 
-class ArgumentSource(Protocol):
-    def argument(self, execution_name: str) -> Any: ...
-
-
 class SagaBackend(Protocol):
     """What the console reads and sends: ``SagaOrchestrator`` (the same calls as the ``saga`` command)."""
 
     workflow_path: str
 
-    @property
-    def executions(self) -> ArgumentSource: ...
-
     def get_saga_status(self, saga: str) -> SagaView: ...
+
+    def read_saga(self, saga: str) -> tuple[SagaView, list[dict[str, Any]]]: ...
 
     def list_sagas(
         self, *, status: str | None = None, since: datetime.datetime | None = None, limit: int = 50
@@ -612,10 +607,7 @@ class Console:
 
     def read_saga(self, saga: str) -> tuple[SagaView, list[dict[str, Any]]]:
         """The saga's view and, while it runs, its undo plan (blocking: the Google clients are)."""
-        view = self.backend.get_saga_status(saga)
-        if not view.running:
-            return view, []
-        return view, undo_plan(self.backend.executions.argument(view.execution_name), view)
+        return self.backend.read_saga(saga)
 
     def send(self, saga: str, verb: str, step: str, reason: str) -> str:
         """Send ``verb`` through the backend; raises what the backend raises."""

@@ -136,11 +136,19 @@ class SagaOrchestrator:
         pending Cloud Task (the attempts so far); once it ended, from its result. Raises
         ``SagaNotFoundError``. The caller needs ``workflows.executions.get``/``list`` and, for a running
         saga, ``cloudtasks.tasks.list`` on the saga queue."""
+        return self._view(self.executions.resolve(saga))
+
+    def read_saga(self, saga: str) -> tuple[SagaView, list[dict[str, Any]]]:
+        """``get_saga_status`` and, while the saga runs, its ``undo_plan``, from one read of the execution."""
         status = self.executions.resolve(saga)
+        view = self._view(status)
+        return view, undo_plan(status.argument, view) if view.running else []
+
+    def _view(self, status: SagaStatus) -> SagaView:
         if status.state not in RUNNING_STATES and isinstance(status.result, dict):
             return describe(status, None)
-        argument = self.executions.argument(status.execution_name)
-        return describe(status, argument, self._entries(status.execution_name), self._in_flight(status))
+        entries = self._entries(status.execution_name)
+        return describe(status, status.argument, entries, self._in_flight(status))
 
     def list_sagas(
         self, *, status: str | None = None, since: datetime.datetime | None = None, limit: int = 50
@@ -164,8 +172,8 @@ class SagaOrchestrator:
 
     def undo_plan(self, saga: str) -> list[dict[str, Any]]:
         """What would be undone, in which order and with which calls, if the saga failed now."""
-        view = self.get_saga_status(saga)
-        return undo_plan(self.executions.argument(view.execution_name), view)
+        status = self.executions.resolve(saga)
+        return undo_plan(status.argument, self._view(status))
 
     def _entries(self, execution: str) -> list[dict[str, Any]]:
         try:
@@ -236,7 +244,7 @@ class SagaOrchestrator:
     def _check_decision(self, saga: str, status: SagaStatus, verb: str, step: str | None) -> None:
         """Refuse a decision the saga cannot take now: a step it does not have, or no decision awaited."""
         if step is not None:
-            argument = self.executions.argument(status.execution_name) or {}
+            argument = status.argument or {}
             names = [str(s.get("name")) for s in argument.get("steps") or [] if isinstance(s, dict)]
             if step not in names:
                 raise VerbNotApplicableError(

@@ -25,7 +25,7 @@ from saga_orchestrator.console.web import (
 )
 from saga_orchestrator.errors import InvalidRequestError, SagaNotFoundError, VerbNotApplicableError
 from saga_orchestrator.ports import SagaStatus
-from saga_orchestrator.sagas import InFlight, SagaView, describe
+from saga_orchestrator.sagas import InFlight, SagaView, describe, undo_plan
 
 EXECUTION = "projects/p/locations/l/workflows/w/executions/e-1"
 HOSTILE = '<script>alert("x")</script>&'
@@ -203,12 +203,9 @@ class MemorySagas:
         self.sent: list[tuple[str, str, str | None, str]] = []
         self.refusal: Exception | None = None
 
-    @property
-    def executions(self) -> MemorySagas:
-        return self
-
-    def argument(self, execution_name: str) -> Any:
-        return ARGUMENT
+    def read_saga(self, saga: str) -> tuple[SagaView, list[dict[str, Any]]]:
+        view = self.get_saga_status(saga)
+        return view, undo_plan(ARGUMENT, view) if view.running else []
 
     def get_saga_status(self, saga: str) -> SagaView:
         if saga not in self.views:

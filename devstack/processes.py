@@ -19,9 +19,11 @@ Readiness is polled with a deadline: an HTTP answer (any status), an open TCP po
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -109,17 +111,46 @@ def child_environment(extra: Mapping[str, str], base: Mapping[str, str] | None =
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports free right now (all bound at once, then released)."""
-    sockets: list[socket.socket] = []
+    """``count`` distinct ports free right now, for servers that bind them a moment later.
+
+    They are drawn at random below the kernel's ephemeral range, never from it: a port the kernel hands
+    out to a ``bind(host, 0)`` or to an outgoing connection between now and the server's bind could
+    otherwise be one of these. Under ``pytest-xdist`` each worker draws from its own share of that
+    range, so two workers starting stacks at the same moment never pick the same port."""
+    low, high = _port_share()
+    chosen: list[int] = []
+    for port in random.sample(range(low, high), high - low):
+        if port not in _handed_out and port_is_free(port, host):
+            chosen.append(port)
+            if len(chosen) == count:
+                _handed_out.extend(chosen)
+                return chosen
+    raise OSError(f"fewer than {count} free ports between {low} and {high}")
+
+
+# The ports this process handed out lately (a server may not have bound one yet): never handed out twice.
+_handed_out: collections.deque[int] = collections.deque(maxlen=1024)
+
+
+def _port_share() -> tuple[int, int]:
+    """The ports this process may draw from: 10000 up to the ephemeral range, split among xdist workers."""
+    low, high = 10_000, _ephemeral_low()
+    worker, workers = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if worker.startswith("gw") and workers:
+        share = (high - low) // max(int(workers), 1)
+        low += int(worker[2:]) * share
+        high = low + share
+    return low, high
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's ``ip_local_port_range``; IANA's 49152
+    elsewhere), never below 12000 so the shares stay wide."""
     try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as handle:
+            return max(int(handle.read().split()[0]), 12_000)
+    except (OSError, ValueError, IndexError):
+        return 49_152
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -77,18 +77,21 @@ class LocalCloudConfig:
         )
 
     def rest_address(self, service: str) -> str:
-        """Where the REST surface of ``service`` (``pubsub``, ``tasks`` or ``secretmanager``) listens: its
-        variable when set; else, on the host of the gRPC address, the default REST port when the gRPC
-        address has its default port (``localcloud serve``, ``make up``) and a free port (0) when it
-        does not (tests and a second local cloud beside the first never contend for a fixed port)."""
+        """Where the REST surface of ``service`` (``pubsub``, ``tasks`` or ``secretmanager``) listens, or
+        ``""`` for nowhere: its variable when set; else, on the host of the gRPC address, the default REST
+        port when the gRPC address has its default port (``localcloud serve``, ``make up``), a free port
+        (0) when the gRPC port is 0 too, and nowhere when the gRPC port was chosen by the caller. A
+        caller that picks its own ports (a test harness, a second local cloud) has reserved them for
+        other processes too: a surface bound to a free port the kernel hands out could take one of them."""
         rest, grpc_variable, rest_variable = _REST[service]
         given = getattr(self, rest)
         if given:
             return str(given)
         host, _, port = getattr(self, service).rpartition(":")
         default_port = DEFAULTS[grpc_variable].rpartition(":")[2]
-        rest_port = DEFAULTS[rest_variable].rpartition(":")[2] if port == default_port else "0"
-        return f"{host or '127.0.0.1'}:{rest_port}"
+        if port == default_port:
+            return f"{host or '127.0.0.1'}:{DEFAULTS[rest_variable].rpartition(':')[2]}"
+        return f"{host or '127.0.0.1'}:0" if port == "0" else ""
 
     def client_environment(self) -> dict[str, str]:
         """The environment a process needs to use this local cloud with the unmodified clients."""

@@ -245,9 +245,12 @@ async def serve(
     grpc_address: str,
     handlers: Iterable[grpc.GenericRpcHandler],
     transports: Sequence[str],
-) -> RestServer:
-    """Serve on ``address`` (``host:port``, port 0 picks a free one) the REST surface of the methods
-    ``handlers`` serve on ``grpc_address``, with the rules of the GAPIC ``transports``."""
+) -> RestServer | None:
+    """Serve on ``address`` (``host:port``, port 0 picks a free one; ``""`` serves nothing) the REST
+    surface of the methods ``handlers`` serve on ``grpc_address``, with the rules of the GAPIC
+    ``transports``."""
+    if not address:
+        return None
     served = served_methods(handlers)
     surface = RestSurface(routes_for(transports, served), _grpc.LocalChannel(grpc_address, served))
     runner, bound = await start_app(create_app(surface), address)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -19,12 +20,14 @@ from devstack.processes import (
     ManagedProcess,
     ProcessError,
     ProcessSpec,
+    _port_share,
     child_environment,
     free_ports,
     function_spec,
     group_members,
     parse_ready_line,
     participant_spec,
+    port_is_free,
     start_all,
 )
 from devstack.settings import DEFAULT_PATH, DeploymentSettings
@@ -251,3 +254,27 @@ def test_children_are_stopped_when_the_runner_gets_sigterm() -> None:
     runner.send_signal(signal.SIGTERM)
     assert runner.wait(timeout=20) == 128 + signal.SIGTERM
     assert _eventually_gone(child)
+
+
+def test_free_ports_are_distinct_free_outside_the_ephemeral_range_and_never_handed_out_twice() -> None:
+    first, second = free_ports(8), free_ports(8)
+    ports = first + second
+    assert len(set(ports)) == 16
+    assert all(port_is_free(port) for port in ports)
+    low, high = _port_share()
+    assert all(low <= port < high for port in ports)
+    with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as handle:
+        ephemeral_low = int(handle.read().split()[0])
+    assert high <= max(ephemeral_low, 12_000)
+
+
+def test_each_xdist_worker_draws_ports_from_its_own_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "3")
+    shares = []
+    for worker in ("gw0", "gw1", "gw2"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        shares.append(_port_share())
+    assert shares[0][0] == 10_000
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(shares))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    assert _port_share()[0] == 10_000 and _port_share()[1] >= shares[2][1]

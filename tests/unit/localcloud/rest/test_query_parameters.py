@@ -97,7 +97,7 @@ def test_http_codes_are_the_ones_google_maps_each_grpc_status_to() -> None:
             assert gexc.from_grpc_status(status, "").code == code, status
 
 
-def test_rest_ports_default_beside_the_default_grpc_ports_and_are_free_ports_otherwise() -> None:
+def test_rest_ports_are_the_defaults_beside_defaults_free_beside_free_ones_else_unserved() -> None:
     defaults = LocalCloudConfig.from_env({})
     assert [defaults.rest_address(s) for s in ("pubsub", "tasks", "secretmanager")] == [
         "127.0.0.1:8095",
@@ -108,5 +108,7 @@ def test_rest_ports_default_beside_the_default_grpc_ports_and_are_free_ports_oth
         {"PUBSUB_EMULATOR_HOST": "0.0.0.0:0", "CLOUD_TASKS_EMULATOR_HOST": "h:8123"}
     )
     assert (moved.rest_address("pubsub"), moved.rest_address("tasks")) == ("0.0.0.0:0", "h:8124")
+    chosen = LocalCloudConfig.from_env({"PUBSUB_EMULATOR_HOST": "127.0.0.1:45169"})
+    assert chosen.rest_address("pubsub") == ""  # the caller's ports are all reserved: no surface takes one
     given = LocalCloudConfig.from_env({"SECRET_MANAGER_REST_HOST": "127.0.0.1:7000"})
     assert given.rest_address("secretmanager") == "127.0.0.1:7000"

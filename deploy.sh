@@ -73,9 +73,10 @@ readonly LABEL=saga_deploy_hash
 # a label on topics, the description of service accounts.
 readonly CREATED_LABEL=saga_deploy=created
 readonly CREATED_DESCRIPTION="Created by deploy.sh of the saga orchestrator"
-# The one permission of the step executor's custom role: what a callback needs
+# The permissions of the step executor's custom role: what a callback needs, and reading an execution's
+# state (a forward run stops when its execution has ended: shared/saga_orchestrator/forward.py)
 # (https://cloud.google.com/workflows/docs/access-control).
-readonly CALLBACK_PERMISSION=workflows.callbacks.send
+readonly CALLBACK_PERMISSION=workflows.callbacks.send,workflows.executions.get
 # The permissions of the starter's custom role, on the bucket of start claims only: what a claim takes
 # (shared/saga_orchestrator/starts.py) and nothing else. Each is what one JSON API method needs
 # (https://cloud.google.com/storage/docs/json_api/v1/objects): insert with ifGenerationMatch=0 (the
@@ -517,7 +518,7 @@ declare -A ROLE_PURPOSE=([$CALLBACK_ROLE_ID]="step_executor's callbacks" [$START
 declare -A ROLE_PERMISSIONS=([$CALLBACK_ROLE_ID]=$CALLBACK_PERMISSION [$START_CLAIMS_ROLE_ID]=$START_CLAIMS_PERMISSIONS)
 declare -A ROLE_TITLE=([$CALLBACK_ROLE_ID]="Saga callback sender" [$START_CLAIMS_ROLE_ID]="Saga start claims")
 declare -A ROLE_DESCRIPTION=(
-  [$CALLBACK_ROLE_ID]="Sends Workflows callbacks for step_executor of the saga orchestrator, nothing else"
+  [$CALLBACK_ROLE_ID]="Sends Workflows callbacks and reads execution states for step_executor of the saga orchestrator, nothing else"
   [$START_CLAIMS_ROLE_ID]="Creates, reads, updates and deletes the start claims of the saga orchestrator, nothing else"
 )
 readonly ROLE_PURPOSE ROLE_PERMISSIONS ROLE_TITLE ROLE_DESCRIPTION
@@ -1218,9 +1219,10 @@ deploy_workflow() {
 }
 
 deploy_code() {
-  section "function step_executor (HTTP; called by Cloud Tasks with an OIDC token of $TASKS_INVOKER)"
+  section "function step_executor (HTTP; called by Cloud Tasks with an OIDC token of $TASKS_INVOKER, and by the workflow's forward run with one of $WORKFLOW_SA)"
   deploy_function step_executor "$EXECUTOR" --trigger-http
   grant_invoker step_executor "$TASKS_INVOKER"
+  grant_invoker step_executor "$WORKFLOW_SA"
 
   section "function saga_completion (HTTP; called by the workflow with an OIDC token of $WORKFLOW_SA)"
   deploy_function saga_completion "$COMPLETION" --trigger-http

@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 from saga_orchestrator.events import decode_result
+from saga_orchestrator.executor import Settled, StepTask
+from saga_orchestrator.forward import Forward
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.validation import validate_request
 
@@ -506,7 +508,8 @@ class _StandInCloud(StandaloneHost):
         super().__init__(
             clock=clock,
             info=ExecutionInfo(user_env=dict(env)),
-            internal_url_prefixes=(env["SAGA_COMPLETION_URL"],),  # a Cloud Run function in production
+            # Cloud Run functions in production
+            internal_url_prefixes=(env["SAGA_COMPLETION_URL"], env["SAGA_STEP_EXECUTOR_URL"]),
         )
         self.answers = answers
         self.task_bytes: list[int] = []
@@ -527,19 +530,44 @@ class _StandInCloud(StandaloneHost):
         return {"name": task["name"], "createTime": created.isoformat().replace("+00:00", "Z")}
 
 
-async def _completion_stand_in() -> tuple[web.AppRunner, str]:
+class _AnsweringExecutor:
+    """What ``Forward`` needs of a ``StepExecutor``: each first attempt settles as ``answers`` say (no
+    answer: a transient failure, the call left to Cloud Tasks)."""
+
+    def __init__(self, answers: Mapping[tuple[str, str], dict[str, Any]]) -> None:
+        self.settings = Settings.from_env({})
+        self.answers = answers
+
+    def settle(self, task: StepTask, attempt: int) -> Settled:
+        answer = self.answers.get((task.step_name, task.action))
+        return Settled(dict(answer) if answer is not None else None, message="503 from the stand-in")
+
+
+async def _functions_stand_in(
+    answers: Mapping[tuple[str, str], dict[str, Any]],
+) -> tuple[web.AppRunner, dict[str, str]]:
+    """saga_completion (answers a published result) and step_executor's forward runs (the real
+    ``Forward`` over ``answers``), on one free port: the environment variables naming them."""
+    forward = Forward(_AnsweringExecutor(answers))  # type: ignore[arg-type]
+
     async def complete(request: web.Request) -> web.Response:
         body = await request.json()
         return web.json_response(
             {"message_id": "1", "event_id": "1", "result": {"status": body.get("status")}}
         )
 
+    async def execute(request: web.Request) -> web.Response:
+        status, answer = forward.handle(await request.json())
+        return web.json_response(answer, status=status)
+
     app = web.Application()
     app.router.add_post("/complete", complete)
+    app.router.add_post("/execute", execute)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/complete"
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    return runner, {"SAGA_COMPLETION_URL": f"{base}/complete", "SAGA_STEP_EXECUTOR_URL": f"{base}/execute"}
 
 
 async def replay(
@@ -547,9 +575,9 @@ async def replay(
 ) -> dict[str, Any]:
     """Runs the workflow ``source`` once to its end with ``argument``: the billable steps under both
     readings and the size of each task created."""
-    runner, url = await _completion_stand_in()
+    runner, urls = await _functions_stand_in(answers)
     try:
-        host = _StandInCloud(SystemClock(), {**env, "SAGA_COMPLETION_URL": url}, answers)
+        host = _StandInCloud(SystemClock(), {**env, **urls}, answers)
         meter = StepMeter()
         await run_execution(load_workflow(source), argument, host, meter=meter)
         return {"billable": meter.readings(), "task_bytes": host.task_bytes}
@@ -584,9 +612,9 @@ async def waiting_hour(
 ) -> dict[str, dict[str, float]]:
     """The billable steps of one hour of the wait ``run`` leads to, averaged over ``hours`` hours on a
     manual clock moved ``run.tick`` seconds at a time."""
-    runner, url = await _completion_stand_in()
+    runner, urls = await _functions_stand_in(run.answers)
     clock = ManualClock()
-    host = _StandInCloud(clock, {**env, "SAGA_COMPLETION_URL": url}, run.answers)
+    host = _StandInCloud(clock, {**env, **urls}, run.answers)
     meter = StepMeter()
     execution = asyncio.ensure_future(run_execution(load_workflow(source), run.argument, host, meter=meter))
     try:

@@ -132,6 +132,20 @@ class StepTask:
     max_output_bytes: int | None = None
     # The Idempotency-Key's round (``participant.idempotency_key``), set by an operator's retry.
     key_round: int = 0
+    # Attempts made before this task was created: the first, made directly by a forward run
+    # (``saga_orchestrator.forward``), which answered a transient failure.
+    attempts_before: int = 0
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What one attempt settled: ``final``, the body to report, or None while attempts remain after a
+    transient failure (``message``: what the participant answered). ``called``: the participant was
+    called (the attempt was used)."""
+
+    final: dict[str, Any] | None
+    called: bool = True
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,6 +178,9 @@ def parse_task(body: Any, settings: Settings) -> StepTask:
         "max_output_bytes", None, lambda v: _is_int(v) and v >= 0, "must be a non-negative integer or null"
     )
     key_round = field_of("key_round", 0, lambda v: _is_int(v) and v >= 0, "must be a non-negative integer")
+    attempts_before = field_of(
+        "attempts_before", 0, lambda v: _is_int(v) and v >= 0, "must be a non-negative integer"
+    )
     call = None
     try:
         call = ActionSpec.from_dict(body.get("call"), settings)
@@ -184,6 +201,7 @@ def parse_task(body: Any, settings: Settings) -> StepTask:
         deadline=float(deadline) if deadline is not None else None,
         max_output_bytes=max_output_bytes,
         key_round=key_round,
+        attempts_before=attempts_before,
     )
 
 
@@ -322,7 +340,7 @@ class StepExecutor:
             trace=trace_name(self.settings.project_id, trace_id(task.saga_id)),
         ):
             _warn_platform_refusal(headers, task.action, attempt)
-            return self.run(task, attempt)
+            return self.run(task, attempt + task.attempts_before)
 
     def run(self, task: StepTask, attempt: int) -> Reply:
         if task.callback_url is not None:
@@ -335,17 +353,23 @@ class StepExecutor:
                     callback_host=refused.host,
                 )
                 return Reply(200, {"outcome": "refused", "message": "callback_url " + refused.message})
+        settled = self.settle(task, attempt)
+        if settled.final is None:
+            return Reply(RETRY_STATUS, {"outcome": "retry", "attempt": attempt, "message": settled.message})
+        return self._finish(task, settled.final, called=settled.called)
+
+    def settle(self, task: StepTask, attempt: int) -> Settled:
+        """Attempt number ``attempt`` of ``task``'s action: its final body, or none while attempts remain
+        after a transient failure (the message says what the participant answered)."""
         max_attempts = task.call.max_attempts
         if self._past_deadline(task):
             # An execute is never started or retried after the saga deadline; compensations always run.
             # No call: this dispatch uses no attempt.
-            return self._finish(task, failed_body("deadline", DEADLINE_MESSAGE, attempt - 1), called=False)
+            return Settled(failed_body("deadline", DEADLINE_MESSAGE, attempt - 1), called=False)
         outcome = self._attempt(task, attempt)
         last = attempt >= max_attempts
         if outcome.kind == "transient" and not last and self._past_deadline(task):
-            return self._finish(
-                task, failed_body("deadline", f"{DEADLINE_MESSAGE}; last: {outcome.message}", attempt)
-            )
+            return Settled(failed_body("deadline", f"{DEADLINE_MESSAGE}; last: {outcome.message}", attempt))
         log.info(
             f"{task.action} attempt {attempt}/{max_attempts}: {outcome.kind}",
             action=task.action,
@@ -358,20 +382,14 @@ class StepExecutor:
             answer=outcome.message if len(outcome.message) <= 300 else outcome.message[:300] + "…",
         )
         if outcome.kind == "transient" and not last:
-            return Reply(RETRY_STATUS, {"outcome": "retry", "attempt": attempt, "message": outcome.message})
+            return Settled(None, message=outcome.message)
         if outcome.kind == "success":
-            final = self._within_budget(task, outcome, attempt)
-        elif outcome.kind == "transient":
-            final = failed_body(
-                "exhausted",
-                f"{max_attempts} attempts failed; last: {outcome.message}",
-                attempt,
-                outcome.status_code,
-            )
-        else:
-            kind = "invalid" if outcome.status_code is None else "business"
-            final = failed_body(kind, outcome.message, attempt, outcome.status_code)
-        return self._finish(task, final)
+            return Settled(self._within_budget(task, outcome, attempt))
+        if outcome.kind == "transient":
+            message = f"{max_attempts} attempts failed; last: {outcome.message}"
+            return Settled(failed_body("exhausted", message, attempt, outcome.status_code))
+        kind = "invalid" if outcome.status_code is None else "business"
+        return Settled(failed_body(kind, outcome.message, attempt, outcome.status_code))
 
     def _within_budget(self, task: StepTask, outcome: CallOutcome, attempt: int) -> dict[str, Any]:
         """The final body of a success: an output over its share of the state budget fails an execute

@@ -20,6 +20,7 @@ from saga_orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from saga_orchestrator.executor import StepExecutor
+    from saga_orchestrator.forward import Forward
     from saga_orchestrator.pubsub import PubsubPublisher
     from saga_orchestrator.starter import SagaStarter
 
@@ -31,6 +32,7 @@ class FunctionRuntime:
         self._lock = threading.Lock()
         self._starter: SagaStarter | None = None
         self._executor: StepExecutor | None = None
+        self._forward: Forward | None = None
         self._publisher: PubsubPublisher | None = None
 
     def publisher(self) -> PubsubPublisher:
@@ -52,7 +54,11 @@ class FunctionRuntime:
         publisher = self.publisher()
         with self._lock:
             if self._starter is None:
-                claims = StartClaims(self.clients.storage, self.settings.start_bucket)
+                claims = StartClaims(
+                    self.clients.storage,
+                    self.settings.start_bucket,
+                    takeover_seconds=self.settings.start_takeover_seconds,
+                )
                 executions = WorkflowExecutions(
                     self.clients.executions, self.settings.workflow_path, claims=claims
                 )
@@ -71,6 +77,19 @@ class FunctionRuntime:
                 http = HttpClient.from_env(self.clients.env)
                 self._executor = StepExecutor(s, secrets=secrets, tokens=self.clients.tokens(), http=http)
             return self._executor
+
+    def forward(self) -> Forward:
+        from saga_orchestrator.forward import Forward
+
+        executor = self.executor()
+        with self._lock:
+            if self._forward is None:
+                self._forward = Forward(executor, running=self._execution_running)
+            return self._forward
+
+    def _execution_running(self, execution: str) -> bool:
+        state = self.clients.executions().get_execution(name=execution).state
+        return str(getattr(state, "name", state)) in ("ACTIVE", "QUEUED")
 
 
 _current: FunctionRuntime | None = None

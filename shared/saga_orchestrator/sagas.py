@@ -27,13 +27,18 @@ FINAL_STATES = ("succeeded", "compensated", "failed")
 RUNNING_EXECUTION_STATES = ("ACTIVE", "QUEUED")
 
 # The saga workflow's steps of main, by the saga state they mean while the execution runs. A test checks
-# that every step of workflows/saga_orchestrator.yaml is named here once. "complete" and "done_saga"
-# publish the result: they keep the state of what ran before them (see ``_phase``).
+# that every step of workflows/saga_orchestrator.yaml is named here once. "finish", "complete" and
+# "done_saga" publish the result: they keep the state of what ran before them (see ``_phase``).
 PHASES: dict[str, tuple[str, ...]] = {
     "running": (
-        "init",
         "open_callback",
         "no_callback",
+        "run_forward",
+        "run_lost",
+        "run_settled",
+        "init",
+        "callback_check",
+        "resume_from",
         "forward",
         "run_steps",
         "execute_task",
@@ -66,6 +71,8 @@ PHASES: dict[str, tuple[str, ...]] = {
     "parked": ("park", "park_notice", "park_wait", "park_decide", "park_give_up"),
     "stuck": ("stuck", "stuck_notice", "stuck_wait", "stuck_decide"),
     "compensating": (
+        "run_backward",
+        "backward_lost",
         "backward",
         "undo_steps",
         "pick",
@@ -90,7 +97,7 @@ PHASES: dict[str, tuple[str, ...]] = {
         "mark_not_run",
     ),
 }
-PUBLISHING_STEPS = ("complete", "done_saga")
+PUBLISHING_STEPS = ("finish", "complete", "done_saga")
 _PHASE_OF = {step: phase for phase, steps in PHASES.items() for step in steps}
 _TASK_NAME = re.compile(r"-(\d+)-(execute|compensate)-(\d+)$")
 

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, str] = {
     "SAGA_STATE_BUDGET_BYTES": "196608",
     "SAGA_STUCK_DECISION_SECONDS": "604800",
     "SAGA_PARK_SECONDS": "86400",
+    "SAGA_DIRECT_RUN_SECONDS": "10",
+    "SAGA_START_TAKEOVER_SECONDS": "600",
     # Empty: ``<SAGA_PROJECT_ID>-saga-starts`` (see ``Settings.start_bucket``).
     "SAGA_START_BUCKET": "",
 }
@@ -70,6 +72,10 @@ class Settings:
     stuck_decision_seconds: int = int(DEFAULTS["SAGA_STUCK_DECISION_SECONDS"])
     # How long a parked step waits for a decision when its request does not say (``park_seconds``).
     park_seconds: int = int(DEFAULTS["SAGA_PARK_SECONDS"])
+    # A forward run (saga_orchestrator.forward) starts no step after this many seconds; 0: no forward run.
+    direct_run_seconds: float = float(DEFAULTS["SAGA_DIRECT_RUN_SECONDS"])
+    # How long a start claim whose winner recorded no execution holds its saga id (saga_orchestrator.starts).
+    start_takeover_seconds: float = float(DEFAULTS["SAGA_START_TAKEOVER_SECONDS"])
     # ``host:port`` of the metadata server as google-auth sees it (GCE_METADATA_HOST); always refused.
     metadata_host: str | None = None
     # The Cloud Storage bucket of start claims (``saga_orchestrator.starts``); empty: the default name.
@@ -120,6 +126,8 @@ class Settings:
             state_budget_bytes=int(number("SAGA_STATE_BUDGET_BYTES", int, 1024)),
             stuck_decision_seconds=int(number("SAGA_STUCK_DECISION_SECONDS", int, 0)),
             park_seconds=int(number("SAGA_PARK_SECONDS", int, 1)),
+            direct_run_seconds=number("SAGA_DIRECT_RUN_SECONDS", float, 0),
+            start_takeover_seconds=number("SAGA_START_TAKEOVER_SECONDS", float, 1),
             metadata_host=(env.get("GCE_METADATA_HOST") or "").strip().lower() or None,
             start_bucket_name=text("SAGA_START_BUCKET"),
         )

@@ -60,6 +60,7 @@ EXPECTED_BINDINGS = {
     (f"sa/{email('saga-tasks-invoker')}", "roles/iam.serviceAccountUser", sa("saga-workflow")),
     ("secret/payment-api-key", "roles/secretmanager.secretAccessor", sa("saga-executor")),
     (f"run/{REGION}/step-executor", "roles/run.invoker", sa("saga-tasks-invoker")),
+    (f"run/{REGION}/step-executor", "roles/run.invoker", sa("saga-workflow")),  # the forward run
     (f"run/{REGION}/saga-completion", "roles/run.invoker", sa("saga-workflow")),
     (f"run/{REGION}/start-saga", "roles/run.invoker", sa("saga-trigger")),
     # The sweeper lists executions (project-level only in Workflows) and publishes on saga-results only;
@@ -146,7 +147,7 @@ def test_project_level_grants_are_only_those_without_a_narrower_resource(first_d
 
 def test_the_executor_custom_role_holds_only_the_callback_permission(first_deploy: FirstDeploy) -> None:
     role = first_deploy.state["roles"]["sagaCallbackSender"]
-    assert role["includedPermissions"] == ["workflows.callbacks.send"]
+    assert role["includedPermissions"] == ["workflows.callbacks.send", "workflows.executions.get"]
     assert role["stage"] == "GA"
 
 
@@ -493,7 +494,7 @@ def test_dry_run_prints_a_command_for_every_resource_and_binding(cloud: FakeClou
     assert accounts == set(ACCOUNTS)
     planned_bindings = {
         (
-            argv[1],
+            *argv[1:4],  # the command and the resource it binds on
             next((a for a in argv if a.startswith("--role=")), "--role=roles/run.invoker"),
             next(a for a in argv if a.startswith("--member=")),
         )

@@ -80,7 +80,11 @@ class SagaOrchestrator:
             base, project_id=project_id, location=location, workflow=workflow_name
         )
         self.workflow_path = self.settings.workflow_path
-        claims = StartClaims(self._clients.storage, self.settings.start_bucket)
+        claims = StartClaims(
+            self._clients.storage,
+            self.settings.start_bucket,
+            takeover_seconds=self.settings.start_takeover_seconds,
+        )
         self.executions = WorkflowExecutions(self._clients.executions, self.workflow_path, claims=claims)
         self._callbacks = callbacks
 

@@ -20,7 +20,10 @@ from google.api_core.exceptions import AlreadyExists
 from google.cloud import tasks_v2
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.protobuf import struct_pb2
+from saga_orchestrator.executor import Settled, StepTask
+from saga_orchestrator.forward import Forward, is_forward_run
 from saga_orchestrator.result import merge_outputs
+from saga_orchestrator.settings import Settings
 
 from localcloud.tasks.faults import fault_client
 
@@ -46,9 +49,17 @@ class StandIns:
         *,
         duplicates: bool = False,
         brief: bool = False,
+        direct: bool = False,
     ) -> None:
         self.engine = engine
         self.outcomes = outcomes
+        # The forward run's first attempts settle as planned too (else it starts none, as with
+        # SAGA_DIRECT_RUN_SECONDS=0); ``forward_status``: answer the forward run with this HTTP status
+        # instead (a run that broke).
+        self.direct = direct
+        self.forward_status: int | None = None
+        self.backward_status: int | None = None
+        self.attempted: list[tuple[str, str]] = []  # the first attempts made by forward runs
         # Like Cloud Tasks delivering twice: every answer is sent again after the next action's answer
         # would be awaited, and the previous action's answer once more before the current one.
         self.duplicates = duplicates
@@ -77,8 +88,14 @@ class StandIns:
             await self.runner.cleanup()
 
     async def step(self, request: web.Request) -> web.Response:
-        assert request.headers["Authorization"].startswith("Bearer ")  # the task's OIDC token
+        assert request.headers["Authorization"].startswith("Bearer ")  # the task's or workflow's OIDC token
         body = await request.json()
+        if is_forward_run(body):
+            broken = self.forward_status if body["run"] == "forward" else self.backward_status
+            if broken is not None:
+                return web.json_response({"error": "broken"}, status=broken)
+            status, answer = Forward(_Planned(self)).handle(body)  # type: ignore[arg-type]
+            return web.json_response(answer, status=status)
         self.tasks.append(body)
         planned = self.planned(f"{body['step_name']}.{body['action']}")
         if planned.get("arm"):
@@ -143,6 +160,26 @@ class StandIns:
         self.completions.append(result)
         answer = {"status": result["status"]} if self.brief else result
         return web.json_response({"message_id": "1", "event_id": "e-1", "result": answer})
+
+
+class _Planned:
+    """What ``Forward`` needs of a ``StepExecutor``: each first attempt settles as the stand-ins plan it
+    (an outcome without a status: a transient failure)."""
+
+    def __init__(self, stand_ins: StandIns) -> None:
+        self.stand_ins = stand_ins
+        self.settings = Settings.from_env(
+            {
+                "SAGA_ALLOWED_HOSTS": "p",
+                "SAGA_DISPATCH_DEADLINE_SECONDS": "60",
+                "SAGA_DIRECT_RUN_SECONDS": "30" if stand_ins.direct else "0",
+            }
+        )
+
+    def settle(self, task: StepTask, attempt: int) -> Settled:
+        self.stand_ins.attempted.append((task.step_name, task.action))
+        planned = self.stand_ins.planned(f"{task.step_name}.{task.action}")
+        return Settled(dict(planned) if "status" in planned else None, message="503")
 
 
 CANCEL = {
@@ -303,6 +340,9 @@ def run_trip(
     bodies: list[dict[str, Any]] | None = None,
     refs: dict[str, dict[str, list[str]]] | None = None,
     per_assignment: dict[str, int] | None = None,
+    direct: bool = False,
+    forward_status: int | None = None,
+    backward_status: int | None = None,
 ) -> Any:
     """A three-step saga (a, b, c) on the engine: (result, tasks the executor got, billable steps).
     Each undo references its own step's output unless ``refs`` (step name → execute_refs and/or
@@ -310,14 +350,21 @@ def run_trip(
     ``brief``: the completion stand-in answers only the status; the result is what it received.
     ``decisions``: an operator's verb (or verbs, a list) for each notice; ``stuck_seconds``: the saga's stuck bound;
     ``park``: step name → park_seconds of the steps with on_failure "park"; ``notices`` gets the notices;
-    ``per_assignment`` gets the billable steps counted one per variable assignment."""
+    ``per_assignment`` gets the billable steps counted one per variable assignment.
+    ``direct``: the forward run makes the first attempts (see ``StandIns``); else every call goes through
+    its task. ``forward_status``, ``backward_status``: that run is answered with that status (it broke)."""
     channel = grpc.insecure_channel(engine.ctx.config.tasks)
     tasks = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     with contextlib.suppress(AlreadyExists):
         tasks.create_queue(parent=QUEUE.rsplit("/queues/", 1)[0], queue=tasks_v2.Queue(name=QUEUE))
     stand_ins = StandIns(
-        engine, {f"{n}.{a}": SUCCEEDED for n in "abc" for a in ("execute", "compensate")}, brief=brief
+        engine,
+        {f"{n}.{a}": SUCCEEDED for n in "abc" for a in ("execute", "compensate")},
+        brief=brief,
+        direct=direct,
     )
+    stand_ins.forward_status = forward_status
+    stand_ins.backward_status = backward_status
     stand_ins.outcomes.update(outcomes)
     stand_ins.decisions = list(decisions or [])
     engine.run(stand_ins.start())
@@ -369,26 +416,39 @@ def statuses(result: dict[str, Any]) -> list[tuple[str, str]]:
     return [(step["name"], step["status"]) for step in result["steps"]]
 
 
-def test_a_saga_that_succeeds_costs_16_billable_steps(engine: Any) -> None:
-    result, ran, billable = run_trip(engine, {})
-    assert (result["status"], result["cause"], result["uncompensated_steps"]) == ("succeeded", None, [])
-    assert ran == [("a", "execute"), ("b", "execute"), ("c", "execute")]
-    # The stand-in completion URL is not a Google one, so its call counts as external here.
-    assert billable == {"internal": 12, "external": 4, "total": 16}
-
-
-def test_counting_each_assignment_a_saga_that_succeeds_costs_66_billable_steps(engine: Any) -> None:
+def test_a_saga_whose_first_attempts_all_succeed_creates_no_task_and_costs_5_billable_steps(
+    engine: Any,
+) -> None:
     counted: dict[str, int] = {}
-    _, _, billable = run_trip(engine, {}, per_assignment=counted)
-    # The same external steps (three awaits, the completion call); each assign entry and result: one.
-    assert counted == {"internal": 62, "external": 4, "total": 66}
-    assert billable["external"] == counted["external"]
+    result, ran, billable = run_trip(engine, {}, direct=True, per_assignment=counted)
+    assert (result["status"], result["cause"], result["uncompensated_steps"]) == ("succeeded", None, [])
+    assert ran == []
+    assert statuses(result) == [("a", "succeeded"), ("b", "succeeded"), ("c", "succeeded")]
+    assert [step["execute"]["output"] for step in result["steps"]] == [{"ref": "R-1"}] * 3
+    assert {step["execute"]["attempts"] for step in result["steps"]} == {1}
+    # Callback endpoint, forward run, its check, completion call, return. The stand-in URLs are not
+    # Google's, so their two calls count as external here (internal for Cloud Run functions). Counting
+    # each assignment: the two results stored (endpoint, forward run) and the completion's answer.
+    assert billable == {"internal": 3, "external": 2, "total": 5}
+    assert counted == {"internal": 6, "external": 2, "total": 8}
+
+
+def test_the_same_saga_through_tasks_costs_23_billable_steps_and_ends_the_same(engine: Any) -> None:
+    counted: dict[str, int] = {}
+    result, ran, billable = run_trip(engine, {}, per_assignment=counted)
+    direct, _, _ = run_trip(engine, {}, direct=True)
+    assert ran == [("a", "execute"), ("b", "execute"), ("c", "execute")]
+    assert _comparable(result) == _comparable(direct)
+    # A forward run that starts no step (SAGA_DIRECT_RUN_SECONDS=0), then per step its task, its callback
+    # and its record, as before the forward run, with init and the resume check of each step.
+    assert billable == {"internal": 18, "external": 5, "total": 23}
+    assert counted == {"internal": 73, "external": 5, "total": 78}
 
 
 def test_the_outcome_log_line_gives_both_readings(engine: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="localcloud.workflows.executions")
     counted: dict[str, int] = {}
-    result, _, billable = run_trip(engine, {}, per_assignment=counted)
+    result, _, billable = run_trip(engine, {}, per_assignment=counted, direct=True)
     execution_id = result["execution"].rsplit("/", 1)[1]
     [line] = [
         json.loads(r.getMessage())
@@ -396,20 +456,98 @@ def test_the_outcome_log_line_gives_both_readings(engine: Any, caplog: pytest.Lo
         if r.name == "localcloud.workflows.executions" and execution_id in r.getMessage()
     ]
     assert (line["billable_steps"], line["billable_steps_per_assignment"]) == (billable, counted)
-    assert "16 billable steps (12 internal, 4 external); 66 counting each assignment" in line["message"]
+    assert "5 billable steps (3 internal, 2 external); 8 counting each assignment" in line["message"]
 
 
-def test_counting_each_assignment_a_declined_saga_costs_99_billable_steps(engine: Any) -> None:
+def test_a_step_declined_in_the_forward_run_is_compensated_by_the_backward_run_for_7_steps(
+    engine: Any,
+) -> None:
     counted: dict[str, int] = {}
-    run_trip(engine, {"c.execute": FAILED}, per_assignment=counted)
-    assert counted == {"internal": 93, "external": 6, "total": 99}
-
-
-def test_a_declined_last_step_compensates_the_others_for_30_billable_steps(engine: Any) -> None:
-    result, ran, billable = run_trip(engine, {"c.execute": FAILED})
+    result, ran, billable = run_trip(engine, {"c.execute": FAILED}, direct=True, per_assignment=counted)
+    through_tasks, ran_through_tasks, _ = run_trip(engine, {"c.execute": FAILED})
     assert (result["status"], result["cause"], result["failed_step"]) == ("compensated", "step_failed", "c")
-    assert ran[3:] == [("b", "compensate"), ("a", "compensate")]
-    assert billable["total"] == 30
+    assert result["reason"] == "no seats"
+    assert ran == []  # the undos' first attempts succeeded in the backward run
+    assert ran_through_tasks[3:] == [("b", "compensate"), ("a", "compensate")]
+    assert _comparable(result) == _comparable(through_tasks)
+    # The happy saga's 5 (8) and the backward run and its check (its call and its result stored).
+    assert (billable["total"], counted["total"]) == (7, 11)
+
+
+def test_a_backward_run_that_breaks_leaves_every_undo_to_its_task(engine: Any) -> None:
+    outcomes = {"c.execute": FAILED}
+    result, ran, _ = run_trip(engine, outcomes, direct=True, backward_status=500)
+    assert ran == [("b", "compensate"), ("a", "compensate")]
+    assert (result["status"], result["failed_step"]) == ("compensated", "c")
+    assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "failed")]
+
+
+def test_an_undo_that_does_not_succeed_in_the_forward_run_is_taken_over_with_the_undos_left(
+    engine: Any,
+) -> None:
+    bodies: list[dict[str, Any]] = []
+    outcomes = {"c.execute": FAILED, "b.compensate": [{"transient": True}, SUCCEEDED]}
+    result, ran, _ = run_trip(engine, outcomes, direct=True, bodies=bodies)
+    through_tasks, _, _ = run_trip(engine, {"c.execute": FAILED})
+    assert (result["status"], result["failed_step"]) == ("compensated", "c")
+    # b's undo goes on through its task, which counts the attempt made; a's undo follows it there.
+    assert ran == [("b", "compensate"), ("a", "compensate")]
+    assert [body["attempts_before"] for body in bodies] == [1, 0]
+    assert _comparable(result) == _comparable(through_tasks)
+
+
+def test_an_undo_done_in_the_forward_run_is_not_done_again(engine: Any) -> None:
+    outcomes = {"c.execute": FAILED, "a.compensate": [{"transient": True}, SUCCEEDED]}
+    result, ran, _ = run_trip(engine, outcomes, direct=True)
+    assert ran == [("a", "compensate")]  # b's undo succeeded in the forward run
+    assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "failed")]
+
+
+def test_a_transient_first_attempt_goes_on_through_its_task_which_counts_it(engine: Any) -> None:
+    bodies: list[dict[str, Any]] = []
+    transient = {"transient": True}
+    result, ran, _ = run_trip(engine, {"b.execute": [transient, SUCCEEDED]}, direct=True, bodies=bodies)
+    assert result["status"] == "succeeded"
+    assert ran == [("b", "execute"), ("c", "execute")]
+    # b's task carries the attempt the forward run made, so max_attempts still holds exactly; c's none.
+    assert [body["attempts_before"] for body in bodies] == [1, 0]
+    assert bodies[1]["outputs"] == {}
+    assert [step["execute"]["output"] for step in result["steps"]] == [{"ref": "R-1"}] * 3
+
+
+def test_a_forward_run_that_breaks_leaves_every_step_to_its_task(engine: Any) -> None:
+    # The executor killed mid-run, or its answer lost: the workflow learns nothing from it, and every
+    # step runs through its task from the first (the participants dedupe the repeated Idempotency-Key).
+    result, ran, _ = run_trip(engine, {}, direct=True, forward_status=500)
+    assert result["status"] == "succeeded"
+    assert ran == [("a", "execute"), ("b", "execute"), ("c", "execute")]
+
+
+def test_the_forward_run_hands_over_the_outputs_the_next_task_references(engine: Any) -> None:
+    bodies: list[dict[str, Any]] = []
+    refs = {"c": {"execute_refs": ["a", "b"]}}
+    result, ran, _ = run_trip(
+        engine, {"c.execute": [{"transient": True}, SUCCEEDED]}, direct=True, bodies=bodies, refs=refs
+    )
+    assert result["status"] == "succeeded"
+    assert ran == [("c", "execute")]
+    assert bodies[0]["outputs"] == {"a": {"ref": "R-1"}, "b": {"ref": "R-1"}}
+
+
+def _comparable(result: dict[str, Any]) -> Any:
+    """A result without what differs between two runs (times, execution)."""
+    times = ("started_at", "finished_at")
+    steps = [
+        {
+            **step,
+            **{
+                key: {k: v for k, v in (step.get(key) or {}).items() if k not in times} or step.get(key)
+                for key in ("execute", "compensate")
+            },
+        }
+        for step in result["steps"]
+    ]
+    return {**{k: v for k, v in result.items() if k not in (*times, "execution")}, "steps": steps}
 
 
 def test_a_compensation_that_fails_for_good_does_not_stop_the_earlier_undos(engine: Any) -> None:
@@ -505,7 +643,7 @@ def test_an_output_over_its_budget_compensates_the_step_itself_and_those_before(
     # Its effect happened, so it is undone too, first.
     assert ran[3:] == [("c", "compensate"), ("b", "compensate"), ("a", "compensate")]
     assert statuses(result) == [("a", "compensated"), ("b", "compensated"), ("c", "compensated")]
-    assert billable["total"] == 34  # the declined saga's 30 and one more compensation (4)
+    assert billable["total"] == 41  # the declined saga's 37 and one more compensation (4)
 
 
 def verb(name: str, step: str | None, reason: str = "checked by hand") -> dict[str, Any]:

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo up serve test unit lint typecheck e2e conformance bench clean
+.PHONY: help install demo up serve test unit lint typecheck e2e conformance bench chaos clean
 
 help:
 	@echo "make demo         run three sagas end to end on the local cloud and show what happened"
@@ -15,6 +15,7 @@ help:
 	@echo "make serve        run just the emulators until Ctrl-C"
 	@echo "make conformance  google-cloud-pubsub's own system tests against the Pub/Sub emulator"
 	@echo "make bench        speed, scale and cost per saga (writes bench/results.json)"
+	@echo "make chaos        1,000 sagas while functions and participants are SIGKILLed and restarted (checks every saga)"
 
 $(STAMP): requirements.txt requirements-local.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +50,10 @@ e2e: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The report goes to stdout, and under "chaos" into bench/results.json when that file exists.
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos --sagas 1000 $(if $(wildcard bench/results.json),--json bench/results.json)
 
 conformance: $(STAMP)
 	PYTHON=$(abspath $(BIN))/python bash tests/conformance/run_pubsub_system_tests.sh

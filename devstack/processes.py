@@ -3,7 +3,8 @@ under ``functions-framework`` exactly as deployed, and the demo participants.
 
 Every child runs in its own session (so its own process group, e.g. gunicorn's arbiter and workers
 together). ``ManagedProcess.stop`` sends SIGTERM to the whole group, waits, then SIGKILL; it returns when
-no member of the group is left (members that are only zombies are reaped when they are ours). On Linux the
+no member of the group is left (members that are only zombies are reaped when they are ours); ``kill``
+sends SIGKILL at once (a crash), and ``restart`` runs the same spec again on the same port. On Linux the
 runner makes itself a child subreaper, so grandchildren orphaned by a dying leader become its children and
 are reaped here instead of lingering as zombies under an init that does not reap. Every live child is also
 stopped at interpreter exit (``atexit``) and on SIGTERM/SIGHUP when the runner owns those signals.
@@ -309,24 +310,15 @@ class ManagedProcess:
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
             log_path = log_dir / f"{spec.name}.log"
-        try:
-            popen = subprocess.Popen(
-                list(spec.argv),
-                cwd=spec.cwd,
-                env=dict(spec.env),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as error:
-            raise ProcessError(spec.name, f"cannot run {spec.argv[0]}: {error}") from error
-        process = cls(spec=spec, popen=popen, log_path=log_path, echo=echo, sink=sink)
-        with _live_lock:
-            _live.add(process)
-        process._pump = threading.Thread(target=process._read_output, name=f"output-{spec.name}", daemon=True)
-        process._pump.start()
+        process = cls(spec=spec, popen=_spawn(spec), log_path=log_path, echo=echo, sink=sink)
+        process._watch()
         return process
+
+    def _watch(self) -> None:
+        with _live_lock:
+            _live.add(self)
+        self._pump = threading.Thread(target=self._read_output, name=f"output-{self.name}", daemon=True)
+        self._pump.start()
 
     def _read_output(self) -> None:
         assert self.popen.stdout is not None
@@ -396,11 +388,34 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the whole process group: SIGTERM, then SIGKILL after ``timeout`` seconds. Idempotent."""
+        self._end(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group at once, as a crash or an out-of-memory kill: no handler
+        runs, nothing is flushed, connections in flight are cut. Returns when no member is left; the
+        process may then be ``restart``-ed. Idempotent, like ``stop``."""
+        self._end(signal.SIGKILL, 5.0)
+
+    def restart(self, timeout: float | None = None) -> None:
+        """Run the same spec again (same argv, environment and port) after ``stop`` or ``kill`` (a running
+        group is stopped first), writing to the same log file, echo and sink; returns when it is ready
+        (``timeout``: the spec's ``ready_timeout`` by default), or raises ``ProcessError`` as
+        ``wait_ready`` does. A restart is a new process: whatever it kept in memory is gone."""
+        self.stop()
+        self._tail.append(f"--- restarted {self.name} ---")
+        self._ready_line = None
+        self._line_seen = threading.Event()
+        self.popen = _spawn(self.spec)
+        self._stopped = False
+        self._watch()
+        self.wait_ready(timeout)
+
+    def _end(self, first: signal.Signals, timeout: float) -> None:
         if self._stopped:
             return
         self._stopped = True
         try:
-            self._signal_group(signal.SIGTERM)
+            self._signal_group(first)
             if not self._wait_gone(timeout):
                 self._signal_group(signal.SIGKILL)
                 self._wait_gone(5.0)
@@ -430,6 +445,22 @@ class ManagedProcess:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
+
+
+def _spawn(spec: ProcessSpec) -> subprocess.Popen[bytes]:
+    """The child of ``spec`` in a session of its own, its stdout and stderr on one pipe."""
+    try:
+        return subprocess.Popen(
+            list(spec.argv),
+            cwd=spec.cwd,
+            env=dict(spec.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as error:
+        raise ProcessError(spec.name, f"cannot run {spec.argv[0]}: {error}") from error
 
 
 def start_all(
@@ -508,10 +539,12 @@ def participant_spec(
     host: str = "127.0.0.1",
     hang_seconds: float | None = None,
     framework: str = DEFAULT_PARTICIPANT_FRAMEWORK,
+    state_dir: str | None = None,
 ) -> ProcessSpec:
     """``python -m examples.participants --service <service> --framework <framework> --port <port>
     --certs-url ...``; ``framework`` is one of ``PARTICIPANT_FRAMEWORKS`` (the web layer the service runs
-    on; the same behaviour and ``/_control`` endpoints on each)."""
+    on; the same behaviour and ``/_control`` endpoints on each); ``state_dir``: where it keeps its state
+    across restarts (``--state-dir``; None: in memory)."""
     if framework not in PARTICIPANT_FRAMEWORKS:
         raise ValueError(f"unknown participant framework {framework!r}; one of {PARTICIPANT_FRAMEWORKS}")
     argv = [
@@ -530,6 +563,8 @@ def participant_spec(
     argv += ["--certs-url", certs_url]
     if hang_seconds is not None:
         argv += ["--hang-seconds", str(hang_seconds)]
+    if state_dir is not None:
+        argv += ["--state-dir", state_dir]
     extra = {"PAYMENT_API_KEY": api_key} if api_key else {}
     return ProcessSpec(
         name=f"participant-{service}",

@@ -164,6 +164,7 @@ class LocalStack:
         ports: StackPorts,
         log_dir: Path,
         echo: IO[str] | None,
+        quotas: str = "",
     ) -> None:
         self.settings = settings
         self.ports = ports
@@ -175,6 +176,7 @@ class LocalStack:
                 **{var: f"{host}:{getattr(ports, name)}" for name, var in _EMULATOR_VARS.items()},
                 "LOCALCLOUD_PROJECT": settings.project_id,
                 "LOCALCLOUD_LOCATION": settings.location,
+                "LOCALCLOUD_QUOTAS": quotas,
             }
         )
         self.function_urls = FunctionUrls(
@@ -213,10 +215,15 @@ class LocalStack:
         ready_timeout: float = 60.0,
         participant_hang_seconds: float | None = None,
         participant_frameworks: Mapping[str, str] | None = None,
+        participant_state_dir: str | Path | None = None,
+        quotas: str = "",
     ) -> LocalStack:
         """Start everything and return the running stack; the caller must ``stop()`` it.
         ``participant_frameworks``: by service, the web layer its participant runs on (one of
-        ``PARTICIPANT_FRAMEWORKS``; a service not named runs on aiohttp)."""
+        ``PARTICIPANT_FRAMEWORKS``; a service not named runs on aiohttp). ``participant_state_dir``: the
+        participants keep their state there (one SQLite file each), so a restarted participant
+        (``process(name).restart()``) remembers what it did; by default they keep it in memory. ``quotas``:
+        the emulators' ``LOCALCLOUD_QUOTAS`` (``localcloud.quotas``: "" none, ``google`` Google's defaults)."""
         settings = settings if settings is not None else DeploymentSettings.load(env_file)
         wanted = ports if ports is not None else StackPorts()
         busy = wanted.busy()
@@ -234,12 +241,16 @@ class LocalStack:
         )
         if unknown:
             raise ValueError(f"participant_frameworks: no participant or framework {', '.join(unknown)}")
-        stack = cls(settings=settings, ports=wanted.resolved(), log_dir=directory, echo=echo)
+        stack = cls(settings=settings, ports=wanted.resolved(), log_dir=directory, echo=echo, quotas=quotas)
         stack.participant_frameworks.update(frameworks)
         try:
             stack._start_emulators(ready_timeout)
             stack._provision()
-            stack._start_services(participants, participant_hang_seconds)
+            stack._start_services(
+                participants,
+                participant_hang_seconds,
+                None if participant_state_dir is None else str(participant_state_dir),
+            )
         except BaseException:
             stack.stop()
             raise
@@ -276,12 +287,21 @@ class LocalStack:
             "LOCALCLOUD_PROJECT": self.settings.project_id,
             "LOCALCLOUD_LOCATION": self.settings.location,
             "LOCALCLOUD_INTERNAL_URL_PREFIXES": self.internal_url_prefixes(),
+            "LOCALCLOUD_QUOTAS": self.config.quotas,
         }
         (emulators,) = start_all(
             [emulators_spec(env, ready_timeout=ready_timeout)], log_dir=self.log_dir, echo=self._echo
         )
         self.processes.append(emulators)
         self.emulator_addresses = parse_ready_line(emulators.ready_line or "")
+
+    def quota_report(self) -> dict[str, Any]:
+        """The emulators' ``/admin/quotas``: ``{"limits": {...}, "usage": {quota: {key: {"calls", "units",
+        "refused", ...}}}}`` (``localcloud.quotas``; usage is counted with quotas off too)."""
+        url = f"http://{self.config.workflows_http}/admin/quotas"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            report: dict[str, Any] = json.loads(answer.read())
+        return report
 
     def _provision(self) -> None:
         self._secret_values = generate_secret_values(self.settings)
@@ -293,7 +313,7 @@ class LocalStack:
             results_subscription="saga-results-localstack-" + secrets.token_hex(4),
         )
 
-    def _start_services(self, participants: bool, hang_seconds: float | None) -> None:
+    def _start_services(self, participants: bool, hang_seconds: float | None, state_dir: str | None) -> None:
         env = self.function_environment()
         specs = [function_spec(name, getattr(self.ports, name), env) for name in FUNCTION_SIGNATURES]
         if participants:
@@ -308,6 +328,7 @@ class LocalStack:
                         api_key=api_key,
                         hang_seconds=hang_seconds,
                         framework=self.participant_frameworks[name],
+                        state_dir=state_dir,
                     )
                 )
         self.processes.extend(
@@ -329,6 +350,14 @@ class LocalStack:
             )
             sinks[name] = self.log_agent.sink(revision)
         return sinks
+
+    def process(self, name: str) -> ManagedProcess:
+        """The child process called ``name``: ``localcloud``, a function's name (``step_executor``) or
+        ``participant-<service>``."""
+        for process in self.processes:
+            if process.name == name:
+                return process
+        raise KeyError(f"no process {name!r}; there are {', '.join(p.name for p in self.processes)}")
 
     def sweep_period(self) -> float:
         """``SAGA_SWEEP_SECONDS`` of the settings: how often the local timer calls saga_sweeper."""

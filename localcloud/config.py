@@ -52,6 +52,7 @@ class LocalCloudConfig:
     pubsub_rest: str = ""
     tasks_rest: str = ""
     secretmanager_rest: str = ""
+    quotas: str = ""  # LOCALCLOUD_QUOTAS, parsed by ``localcloud.quotas.QuotaConfig.parse``
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalCloudConfig:
@@ -74,6 +75,7 @@ class LocalCloudConfig:
             pubsub_rest=source.get("PUBSUB_REST_HOST", ""),
             tasks_rest=source.get("CLOUD_TASKS_REST_HOST", ""),
             secretmanager_rest=source.get("SECRET_MANAGER_REST_HOST", ""),
+            quotas=source.get("LOCALCLOUD_QUOTAS", ""),
         )
 
     def rest_address(self, service: str) -> str:

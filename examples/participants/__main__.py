@@ -11,6 +11,9 @@ endpoints are the same on each: ``aiohttp`` (the default), ``fastapi`` (under uv
 becomes ``functions-framework --source examples/participants/functions.py --target <service>``: it prints
 ``participant payment starting on http://...`` instead of a ready line; poll ``/_control/health``).
 
+``--state-dir DIR`` keeps each service's barrier, resources and journal in ``DIR/<service>.sqlite3``, so a
+restart (even after a SIGKILL) carries on where the service stopped; without it the state is in memory.
+
 ``--port 0`` picks free ports. One line per service is printed when it listens:
 ``participant flight ready on http://127.0.0.1:9001``. The payment service reads its API key from the
 environment variable ``PAYMENT_API_KEY`` (never from the command line, never printed). Tokens are
@@ -32,6 +35,7 @@ from examples.participants.pipeline import (
     CERTS_URL_ENV,
     DEFAULT_HANG_SECONDS,
     GOOGLE_CERTS_URL,
+    STATE_DIR_ENV,
     configure_logging,
 )
 from examples.participants.server import (
@@ -66,6 +70,7 @@ async def run(args: argparse.Namespace, api_key: str | None) -> int:
                 api_key=api_key if name == "payment" else None,
                 hang_seconds=args.hang_seconds,
                 audiences=tuple(args.audience),
+                state_dir=args.state_dir,
             )
             started.append(running)
             print(f"participant {name} ready on {running.url}", flush=True)
@@ -90,6 +95,7 @@ def become_function(args: argparse.Namespace, api_key: str | None) -> NoReturn:
         api_key=api_key,
         hang_seconds=args.hang_seconds,
         audiences=tuple(args.audience),
+        state_dir=args.state_dir,
     )
     argv = functions_framework_argv(args.service, args.host, port)
     print(
@@ -117,6 +123,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--hang-seconds", type=float, default=DEFAULT_HANG_SECONDS, help="how long HANG hangs"
+    )
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get(STATE_DIR_ENV) or None,
+        help="keep each service's state in <dir>/<service>.sqlite3, across restarts (default: env "
+        f"{STATE_DIR_ENV}, else in memory)",
     )
     args = parser.parse_args(argv)
     if args.framework == "functions-framework" and args.service == "all":

@@ -21,6 +21,7 @@ from examples.participants.pipeline import (
     ParticipantConfig,
     configure_logging,
     loopback_audiences,
+    new_ledger,
 )
 from examples.participants.state import Ledger
 
@@ -39,7 +40,7 @@ async def _on_shutdown(app: web.Application) -> None:
 
 def create_app(config: ParticipantConfig, ledger: Ledger | None = None) -> web.Application:
     """One participant service. ``ledger`` may be shared with a test to look at the state directly."""
-    participant = Participant(config, ledger if ledger is not None else Ledger())
+    participant = Participant(config, ledger if ledger is not None else new_ledger(config))
     app = web.Application()
     app[PARTICIPANT_KEY] = participant
     app.on_shutdown.append(_on_shutdown)

@@ -21,7 +21,13 @@ from saga_participant import EFFECTS_PATH
 from saga_participant.adapters import starlette as saga_starlette
 
 from examples.participants.control import ENDPOINTS
-from examples.participants.pipeline import CONTROL_PREFIX, METHODS, Participant, ParticipantConfig
+from examples.participants.pipeline import (
+    CONTROL_PREFIX,
+    METHODS,
+    Participant,
+    ParticipantConfig,
+    new_ledger,
+)
 from examples.participants.state import Ledger
 
 # How long uvicorn lets calls in flight finish once asked to stop (a HANG ends at once then).
@@ -30,7 +36,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 2
 
 def create_app(config: ParticipantConfig, ledger: Ledger | None = None) -> FastAPI:
     """One participant service. ``ledger`` may be shared with a test to look at the state directly."""
-    participant = Participant(config, ledger if ledger is not None else Ledger())
+    participant = Participant(config, ledger if ledger is not None else new_ledger(config))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ read what the participant saw.
 | ``POST /_control/next`` ``{"result", "count"=1, "action"?, "status"?, "reason"?, "seconds"?, "after_effect"?}`` | arms the failure switch: ``{"armed": [...]}`` |
 | ``GET /_control/calls`` | every business call seen, in arrival order (``state.CallRecord``) |
 | ``GET /_control/state`` | resources, executed steps, armed rules |
+| ``GET /_control/journal`` | every business decision, and every execute refused after its compensation, in order (``state.JournalEntry``): kept with the state |
 | ``POST /_control/reset`` | forgets everything (calls, resources, barrier, switch) |
 | ``GET /_control/health`` | the service and its token audiences |
 """
@@ -58,6 +59,10 @@ def _state(participant: Participant, request: HttpRequest) -> Any:
     return {"service": participant.config.service, **participant.ledger.snapshot()}
 
 
+def _journal(participant: Participant, request: HttpRequest) -> Any:
+    return [entry.to_dict() for entry in participant.ledger.book.entries()]
+
+
 def _reset(participant: Participant, request: HttpRequest) -> Any:
     participant.ledger.reset()
     return {"reset": True}
@@ -72,6 +77,7 @@ ENDPOINTS: dict[str, tuple[str, Endpoint]] = {
     "next": ("POST", _next),
     "calls": ("GET", _calls),
     "state": ("GET", _state),
+    "journal": ("GET", _journal),
     "reset": ("POST", _reset),
     "health": ("GET", _health),
 }

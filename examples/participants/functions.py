@@ -9,7 +9,8 @@ through the SDK's Flask adapter and the framework-neutral pipeline (``pipeline.p
 --framework functions-framework`` runs exactly this). Settings come from the environment, read once, when
 the function first runs: ``OIDC_CERTS_URL`` (default: Google's certificates), ``PAYMENT_API_KEY`` (payment
 only), ``PARTICIPANT_AUDIENCES`` (comma-separated token audiences; default: the loopback origin of
-``HOST``/``PORT``), ``PARTICIPANT_HANG_SECONDS``. Each process keeps its participant's state in memory:
+``HOST``/``PORT``), ``PARTICIPANT_HANG_SECONDS``, ``PARTICIPANT_STATE_DIR`` (where the state is kept
+across restarts; unset: in memory). Each process keeps its participant's state in memory by default:
 functions-framework's gunicorn runs one worker with ``THREADS`` threads, which is what the state needs
 (several workers or instances would each keep their own); a HANG holds a thread until it ends, so
 ``python -m examples.participants`` asks for 64.
@@ -32,12 +33,13 @@ from examples.participants.pipeline import (
     DEFAULT_HANG_SECONDS,
     GOOGLE_CERTS_URL,
     HANG_SECONDS_ENV,
+    STATE_DIR_ENV,
     Participant,
     ParticipantConfig,
     configure_logging,
     loopback_audiences,
+    new_ledger,
 )
-from examples.participants.state import Ledger
 
 _participants: dict[str, Participant] = {}
 _lock = threading.Lock()
@@ -55,6 +57,7 @@ def config_from_env(service: str, env: Mapping[str, str]) -> ParticipantConfig:
         certs_url=env.get(CERTS_URL_ENV) or GOOGLE_CERTS_URL,
         api_key=(env.get(API_KEY_ENV) or None) if service == "payment" else None,
         hang_seconds=float(hang) if hang else DEFAULT_HANG_SECONDS,
+        state_dir=env.get(STATE_DIR_ENV) or None,
     )
 
 
@@ -62,7 +65,8 @@ def participant_of(service: str) -> Participant:
     """The one participant of ``service`` in this process, built on first use."""
     with _lock:
         if service not in _participants:
-            _participants[service] = Participant(config_from_env(service, os.environ), Ledger())
+            config = config_from_env(service, os.environ)
+            _participants[service] = Participant(config, new_ledger(config))
         return _participants[service]
 
 

@@ -22,7 +22,8 @@ A business call goes through, in order:
 ``GET /_saga/effects?saga_id=ID`` (behind the same token and API key checks) lists the business effects
 applied for a saga, in order, as ``saga certify`` reads them.
 
-Injected results answer as in DTM: SUCCESS 200 (the call proceeds normally), FAILURE 409, ONGOING 425,
+Injected results answer as in DTM: SUCCESS 200 (the call proceeds normally; with ``seconds``, that much
+later: before its effect, or after it with ``"after_effect": true``), FAILURE 409, ONGOING 425,
 ERROR 500, HANG = no answer until ``seconds`` (default: the service's ``hang_seconds``) have passed or
 the service stops, then 503. ``"simulate"`` in a payload is a result name, ``"decline"`` (payment: 409
 "card declined"), or ``{"result": ..., "times": n, "status": ..., "reason": ..., "seconds": ...}``, where
@@ -32,7 +33,9 @@ retry gets past).
 Control endpoints (no authentication; the services listen on loopback; see ``control.py``):
 ``POST /_control/next`` ``{"result", "count"=1, "action"?, "status"?, "reason"?, "seconds"?,
 "after_effect"?}``, ``GET /_control/calls`` (the list of calls seen), ``GET /_control/state``,
-``POST /_control/reset``, ``GET /_control/health``. Secret header values (the API key) are never logged
+``GET /_control/journal`` (every business decision, kept with the state), ``POST /_control/reset``,
+``GET /_control/health``. With a state directory (``ParticipantConfig.state_dir``), the barrier, the
+resources and the journal survive a restart, even a SIGKILL (see ``state.py``). Secret header values (the API key) are never logged
 nor recorded.
 """
 
@@ -44,8 +47,10 @@ import json
 import logging
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import saga_participant as sdk
@@ -59,6 +64,7 @@ from examples.participants.state import (
     CallRecord,
     Injection,
     InjectionError,
+    JournalEntry,
     Ledger,
     pair_of,
     parse_injection,
@@ -73,6 +79,7 @@ API_KEY_ENV = "PAYMENT_API_KEY"
 CERTS_URL_ENV = "OIDC_CERTS_URL"
 AUDIENCES_ENV = "PARTICIPANT_AUDIENCES"
 HANG_SECONDS_ENV = "PARTICIPANT_HANG_SECONDS"
+STATE_DIR_ENV = "PARTICIPANT_STATE_DIR"
 CONTROL_PREFIX = "/_control/"
 # Calls a participant on an event loop answers at once (each HANG holds one until it ends); on
 # functions-framework, gunicorn's ``THREADS`` sets it (``server.functions_framework_env``).
@@ -91,6 +98,17 @@ class ParticipantConfig:
     certs_url: str = GOOGLE_CERTS_URL
     api_key: str | None = field(default=None, repr=False)  # never shown
     hang_seconds: float = DEFAULT_HANG_SECONDS
+    # Where the service keeps its state (``<state_dir>/<service>.sqlite3``, kept across restarts);
+    # None = in memory.
+    state_dir: str | None = None
+
+
+def new_ledger(config: ParticipantConfig) -> Ledger:
+    """The service's memory: in its state file under ``config.state_dir`` (opened as it was left), or in
+    memory."""
+    if config.state_dir is None:
+        return Ledger()
+    return Ledger.open(str(Path(config.state_dir) / f"{config.service}.sqlite3"))
 
 
 def loopback_audiences(host: str, port: int) -> tuple[str, ...]:
@@ -262,7 +280,16 @@ class Participant:
             return answer
         if forced:
             payload = {k: v for k, v in payload.items() if k != "simulate"}
-        return self._decide(record, action, key, payload)
+        # SUCCESS with ``seconds``: a slow call, slow before its effect or, with ``after_effect``, after it
+        # (committed, the answer not yet sent).
+        delay = injection.seconds if injection is not None and injection.seconds else 0.0
+        after = injection is not None and injection.after_effect
+        if delay and not after:
+            self.stopping.wait(timeout=delay)
+        answer = self._decide(record, action, key, payload)
+        if delay and after:
+            self.stopping.wait(timeout=delay)
+        return answer
 
     def _decide(self, record: CallRecord, action: Action, key: str, payload: dict[str, Any]) -> Answer:
         """The ``saga_participant`` barrier around the business effect (``services.decide``): a replay,
@@ -280,7 +307,21 @@ class Participant:
                 saga_id=record.saga_id,
                 step=record.step,
                 payload=payload,
+                connection=call.connection,
             )
+            if is_final(decision.answer.status):  # what the barrier commits; a transient answer rolls back
+                entry = JournalEntry(
+                    0,
+                    time.time(),
+                    record.saga_id,
+                    record.step,
+                    action,
+                    key,
+                    decision.effect,
+                    decision.outcome,
+                    decision.resource_id,
+                )
+                self.ledger.book.journal(entry, call.connection)
             ran.append(decision)
             return sdk.Answer(decision.answer.status, decision.answer.body, effect=decision.effect)
 
@@ -289,6 +330,11 @@ class Participant:
             record.effect, record.outcome = ran[0].effect, ran[0].outcome
         else:
             record.outcome = _barrier_outcome(action, answer)
+        if record.outcome == REFUSED_LATE:  # journalled too: an execute that came after its compensation
+            entry = JournalEntry(
+                0, time.time(), record.saga_id, record.step, action, key, False, REFUSED_LATE, None
+            )
+            self.ledger.book.journal(entry, None)
         return Answer(answer.status, answer.body)
 
     def _remember(self, record: CallRecord, action: Action, key: str, answer: Answer) -> None:
@@ -355,10 +401,13 @@ class Participant:
         return Answer(status, {"error": injection.result, "message": message})
 
 
+REFUSED_LATE = "refused: compensated earlier"
+
+
 def _barrier_outcome(action: Action, answer: sdk.Answer) -> str:
     body = answer.body if isinstance(answer.body, dict) else {}
     if body.get("error") == "ALREADY_COMPENSATED":
-        return "refused: compensated earlier"
+        return REFUSED_LATE
     if body.get("error") == "IN_PROGRESS":
         return "in progress: another attempt"
     if action == "compensate" and body.get("status") == "nothing_to_undo":

@@ -24,8 +24,10 @@ from examples.participants.pipeline import (
     GOOGLE_CERTS_URL,
     HANG_SECONDS_ENV,
     MAX_CONCURRENT_CALLS,
+    STATE_DIR_ENV,
     ParticipantConfig,
     loopback_audiences,
+    new_ledger,
 )
 from examples.participants.state import Ledger
 
@@ -66,14 +68,17 @@ def make_config(
     api_key: str | None = None,
     hang_seconds: float = DEFAULT_HANG_SECONDS,
     audiences: tuple[str, ...] = (),
+    state_dir: str | None = None,
 ) -> ParticipantConfig:
-    """Token audiences default to the bound origin (and its loopback alias)."""
+    """Token audiences default to the bound origin (and its loopback alias); ``state_dir`` None keeps
+    the state in memory."""
     return ParticipantConfig(
         service=service,
         audiences=audiences or loopback_audiences(host, port),
         certs_url=certs_url,
         api_key=api_key,
         hang_seconds=hang_seconds,
+        state_dir=state_dir,
     )
 
 
@@ -95,7 +100,7 @@ async def start_participant(
             return await _start_asgi(config, sock, f"http://{host}:{bound}")
         if framework != "aiohttp":
             raise ValueError(f"{framework} runs as a process of its own (functions_framework_argv)")
-        app = create_app(config, ledger := Ledger())
+        app = create_app(config, ledger := new_ledger(config))
     except Exception:
         sock.close()
         raise
@@ -136,4 +141,6 @@ def functions_framework_env(config: ParticipantConfig, base: dict[str, str]) -> 
     env.setdefault("THREADS", str(MAX_CONCURRENT_CALLS))
     if config.api_key:
         env[API_KEY_ENV] = config.api_key
+    if config.state_dir:
+        env[STATE_DIR_ENV] = config.state_dir
     return env

@@ -88,6 +88,8 @@ class Decision:
     answer: Answer
     effect: bool
     outcome: str
+    # The resource created or undone (or found already undone).
+    resource_id: str | None = None
 
 
 def _failure(status: int, error: str, message: str) -> Answer:
@@ -113,10 +115,13 @@ def decide(
     saga_id: str | None,
     step: str | None,
     payload: dict[str, Any],
+    connection: Any = None,
 ) -> Decision:
     """The business effect of a call the barrier let through (``pipeline.py`` runs it inside
     ``saga_participant.Barrier.run``): the barrier has already answered replays, null compensations and
-    executes that come after their compensation. Synchronous on purpose (see state.py)."""
+    executes that come after their compensation. Synchronous on purpose (see state.py). ``connection``:
+    the barrier transaction's, on which the ledger's book writes."""
+    book = ledger.book
     if action == "execute":
         invalid = validate(spec, action, payload)
         if invalid is not None:
@@ -128,14 +133,14 @@ def decide(
             step=step,
             payload={k: v for k, v in payload.items() if k != "simulate"},
         )
-        ledger.resources[resource.id] = resource
-        ledger.booked[pair] = resource.id
-        return Decision(Answer(200, _output(spec, resource)), True, spec.done)
+        book.create(pair, resource, connection)
+        return Decision(Answer(200, _output(spec, resource)), True, spec.done, resource.id)
 
     named = payload.get(spec.id_field)
-    target = ledger.resources.get(named) if isinstance(named, str) else None
-    if target is None and pair in ledger.booked:
-        target = ledger.resources[ledger.booked[pair]]
+    target = book.resource(named, connection) if isinstance(named, str) else None
+    if target is None:
+        created = book.created_by(pair, connection)
+        target = None if created is None else book.resource(created, connection)
     if target is None:
         return Decision(
             Answer(
@@ -146,10 +151,15 @@ def decide(
         )
     if target.status == spec.undone:
         return Decision(
-            Answer(200, {spec.id_field: target.id, "status": spec.undone}), False, f"already {spec.undone}"
+            Answer(200, {spec.id_field: target.id, "status": spec.undone}),
+            False,
+            f"already {spec.undone}",
+            target.id,
         )
-    target.status = spec.undone
-    return Decision(Answer(200, {spec.id_field: target.id, "status": spec.undone}), True, spec.undone)
+    book.set_status(target.id, spec.undone, connection)
+    return Decision(
+        Answer(200, {spec.id_field: target.id, "status": spec.undone}), True, spec.undone, target.id
+    )
 
 
 def _output(spec: ServiceSpec, resource: Resource) -> dict[str, Any]:

@@ -1,6 +1,13 @@
 """What a demo participant remembers: its resources, the failure switch, the list of calls it has seen,
-and its ``saga_participant`` barrier (answers per ``Idempotency-Key``, the execute/compensate barrier per
-saga step, the effects applied) in an in-memory SQLite store.
+its ``saga_participant`` barrier (answers per ``Idempotency-Key``, the execute/compensate barrier per
+saga step, the effects applied) and a journal of every business decision (``Book``).
+
+By default all of it is in memory (the barrier in an in-memory SQLite store) and a restart forgets it.
+With a state file (``Ledger.open(path)``, ``--state-dir``), the barrier, the resources and the journal
+live in one SQLite database on disk, as a real participant keeps them in its database: the business
+writes go through the barrier transaction's connection, so an effect, its journal entry and the barrier's
+record commit together or not at all, and a process killed at any moment (SIGKILL) restarts with exactly
+what was committed. The failure switch, the attempt counts and the list of calls stay in memory.
 
 Plain objects, no HTTP: ``pipeline.py`` drives them, from several threads at once (a web layer's
 request threads or worker threads), so what several calls change together is guarded by a lock. The barrier follows DTM's
@@ -12,12 +19,17 @@ attempts with one key wait for the first and get its answer.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
+import json
+import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from saga_participant import Barrier, SQLiteStore
 
@@ -200,24 +212,246 @@ def pair_of(idempotency_key: str, saga_id: str | None, step: str | None, action:
     return idempotency_key
 
 
-def new_barrier() -> Barrier:
+def new_barrier(path: str = ":memory:") -> Barrier:
     # A compensation may name what another step created (a ``$ref`` to its output): it always runs,
     # and answers "nothing_to_undo" when there is nothing.
-    return Barrier(SQLiteStore(":memory:"), run_orphan_compensations=True)
+    return Barrier(SQLiteStore(path), run_orphan_compensations=True)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One business decision (``services.decide`` ran, inside the barrier's transaction): ``effect`` is
+    True when it changed business state. ``seq`` orders the entries of one participant (the book numbers
+    them as it keeps them)."""
+
+    seq: int
+    at: float
+    saga_id: str | None
+    step: str | None
+    action: Action
+    idempotency_key: str
+    effect: bool
+    outcome: str
+    resource_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "saga_id": self.saga_id,
+            "step": self.step,
+            "action": self.action,
+            "idempotency_key": self.idempotency_key,
+            "effect": self.effect,
+            "outcome": self.outcome,
+            "resource_id": self.resource_id,
+        }
+
+
+class Book(Protocol):
+    """The business state of one service: its resources, the resource each step's execute created (by
+    the step's pair, ``pair_of``) and the journal of decisions. Writes take the barrier transaction's
+    connection (``SagaCall.connection``), so they commit with the barrier record; a journal entry with
+    no connection (a call the barrier refused) is written on its own."""
+
+    def resource(self, resource_id: str, connection: Any) -> Resource | None: ...
+
+    def created_by(self, pair: str, connection: Any) -> str | None: ...
+
+    def create(self, pair: str, resource: Resource, connection: Any) -> None: ...
+
+    def set_status(self, resource_id: str, status: str, connection: Any) -> None: ...
+
+    def journal(self, entry: JournalEntry, connection: Any) -> None: ...
+
+    def resources(self) -> dict[str, Resource]: ...
+
+    def executed(self) -> list[str]: ...
+
+    def entries(self) -> list[JournalEntry]: ...
+
+    def clear(self) -> None: ...
+
+
+class MemoryBook:
+    """The book in dictionaries (the connection is not used): gone when the process ends. The in-memory
+    barrier runs one transaction at a time, so the effects it wraps never interleave."""
+
+    def __init__(self) -> None:
+        self._resources: dict[str, Resource] = {}
+        self._booked: dict[str, str] = {}
+        self._journal: list[JournalEntry] = []
+
+    def resource(self, resource_id: str, connection: Any) -> Resource | None:
+        return self._resources.get(resource_id)
+
+    def created_by(self, pair: str, connection: Any) -> str | None:
+        return self._booked.get(pair)
+
+    def create(self, pair: str, resource: Resource, connection: Any) -> None:
+        self._resources[resource.id] = resource
+        self._booked[pair] = resource.id
+
+    def set_status(self, resource_id: str, status: str, connection: Any) -> None:
+        self._resources[resource_id].status = status
+
+    def journal(self, entry: JournalEntry, connection: Any) -> None:
+        self._journal.append(dataclasses.replace(entry, seq=len(self._journal) + 1))
+
+    def resources(self) -> dict[str, Resource]:
+        return dict(self._resources)
+
+    def executed(self) -> list[str]:
+        return sorted(self._booked)
+
+    def entries(self) -> list[JournalEntry]:
+        return list(self._journal)
+
+    def clear(self) -> None:
+        self._resources.clear()
+        self._booked.clear()
+        self._journal.clear()
+
+
+_BOOK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS demo_resource (
+    id       TEXT PRIMARY KEY,
+    status   TEXT NOT NULL,
+    saga_id  TEXT,
+    step     TEXT,
+    pair     TEXT NOT NULL,
+    payload  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS demo_resource_by_pair ON demo_resource (pair);
+CREATE TABLE IF NOT EXISTS demo_journal (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_epoch        REAL    NOT NULL,
+    saga_id         TEXT,
+    step            TEXT,
+    action          TEXT    NOT NULL,
+    idempotency_key TEXT    NOT NULL,
+    effect          INTEGER NOT NULL,
+    outcome         TEXT    NOT NULL,
+    resource_id     TEXT
+);
+"""
+
+
+class SQLiteBook:
+    """The book in tables of the barrier's SQLite database file (``demo_resource``, ``demo_journal``):
+    every write runs on the barrier transaction's connection and commits with it; reads outside a call
+    open a connection of their own."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with self._connection() as db:
+            db.executescript(_BOOK_SCHEMA)
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def resource(self, resource_id: str, connection: Any) -> Resource | None:
+        row = connection.execute(
+            "SELECT id, status, saga_id, step, payload FROM demo_resource WHERE id = ?", (resource_id,)
+        ).fetchone()
+        return None if row is None else Resource(row[0], row[1], row[2], row[3], json.loads(row[4]))
+
+    def created_by(self, pair: str, connection: Any) -> str | None:
+        row = connection.execute(
+            "SELECT id FROM demo_resource WHERE pair = ? ORDER BY rowid DESC LIMIT 1", (pair,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def create(self, pair: str, resource: Resource, connection: Any) -> None:
+        connection.execute(
+            "INSERT OR REPLACE INTO demo_resource (id, status, saga_id, step, pair, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                resource.id,
+                resource.status,
+                resource.saga_id,
+                resource.step,
+                pair,
+                json.dumps(resource.payload),
+            ),
+        )
+
+    def set_status(self, resource_id: str, status: str, connection: Any) -> None:
+        connection.execute("UPDATE demo_resource SET status = ? WHERE id = ?", (status, resource_id))
+
+    def journal(self, entry: JournalEntry, connection: Any) -> None:
+        if connection is None:
+            with self._connection() as db:
+                self.journal(entry, db)
+            return
+        connection.execute(
+            "INSERT INTO demo_journal (at_epoch, saga_id, step, action, idempotency_key, effect, outcome, "
+            "resource_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.at,
+                entry.saga_id,
+                entry.step,
+                entry.action,
+                entry.idempotency_key,
+                int(entry.effect),
+                entry.outcome,
+                entry.resource_id,
+            ),
+        )
+
+    def resources(self) -> dict[str, Resource]:
+        with self._connection() as db:
+            rows = db.execute("SELECT id, status, saga_id, step, payload FROM demo_resource").fetchall()
+        return {row[0]: Resource(row[0], row[1], row[2], row[3], json.loads(row[4])) for row in rows}
+
+    def executed(self) -> list[str]:
+        with self._connection() as db:
+            return sorted(row[0] for row in db.execute("SELECT DISTINCT pair FROM demo_resource"))
+
+    def entries(self) -> list[JournalEntry]:
+        with self._connection() as db:
+            rows = db.execute(
+                "SELECT seq, at_epoch, saga_id, step, action, idempotency_key, effect, outcome, resource_id "
+                "FROM demo_journal ORDER BY seq"
+            ).fetchall()
+        return [
+            JournalEntry(seq, at, saga_id, step, action, key, bool(effect), outcome, resource)
+            for seq, at, saga_id, step, action, key, effect, outcome, resource in rows
+        ]
+
+    def clear(self) -> None:
+        """Forgets the book and the barrier's records in the same file."""
+        with self._connection() as db:
+            for table in ("demo_resource", "demo_journal", "saga_barrier", "saga_effect"):
+                db.execute(f"DELETE FROM {table}")
 
 
 @dataclass
 class Ledger:
-    """The participant's whole memory; ``reset()`` forgets everything. ``booked`` maps a step's pair
-    (``pair_of``) to the resource its execute created."""
+    """The participant's whole memory; ``reset()`` forgets everything. ``Ledger()`` keeps it in memory,
+    ``Ledger.open(path)`` in a SQLite file (see the module docstring)."""
 
     calls: list[CallRecord] = field(default_factory=list)
     attempts: dict[str, int] = field(default_factory=dict)
-    booked: dict[str, str] = field(default_factory=dict)
-    resources: dict[str, Resource] = field(default_factory=dict)
+    book: Book = field(default_factory=MemoryBook)
     switch: FailureSwitch = field(default_factory=FailureSwitch)
     barrier: Barrier = field(default_factory=new_barrier)
+    state_file: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def open(cls, state_file: str | None) -> Ledger:
+        """In memory when ``state_file`` is None, else in that SQLite file (created if missing, its
+        barrier, resources and journal kept as they are)."""
+        if state_file is None:
+            return cls()
+        barrier = new_barrier(state_file)  # creates the file with the barrier's schema first
+        return cls(book=SQLiteBook(state_file), barrier=barrier, state_file=state_file)
 
     def record(self, **fields: Any) -> CallRecord:
         with self._lock:
@@ -226,7 +460,8 @@ class Ledger:
         return record
 
     def count_attempt(self, idempotency_key: str) -> int:
-        """The attempt number of this call for its key (1 for the first)."""
+        """The attempt number of this call for its key (1 for the first; counted since the process
+        started)."""
         with self._lock:
             self.attempts[idempotency_key] = self.attempts.get(idempotency_key, 0) + 1
             return self.attempts[idempotency_key]
@@ -235,18 +470,18 @@ class Ledger:
         with self._lock:
             self.calls.clear()
             self.attempts.clear()
-        self.booked.clear()
-        self.resources.clear()
+        self.book.clear()
         self.switch.clear()
-        self.barrier = new_barrier()
+        if self.state_file is None:
+            self.barrier = new_barrier()
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "resources": {
                 rid: {"status": r.status, "saga_id": r.saga_id, "step": r.step, "payload": r.payload}
-                for rid, r in self.resources.items()
+                for rid, r in self.book.resources().items()
             },
-            "executed": sorted(self.booked),
+            "executed": self.book.executed(),
             "armed": self.switch.pending(),
         }
 

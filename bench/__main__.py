@@ -9,10 +9,11 @@ import json
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench import starts
 from bench.common import Figure, git_commit, machine, utc_now
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -377,6 +378,7 @@ SECTIONS: tuple[tuple[str, Callable[[dict[str, Any]], list[Figure]]], ...] = (
     ("pubsub", _pubsub_figures),
     ("cost", _cost_figures),
     ("coldstart", _coldstart_figures),
+    ("starts", starts.figures),
 )
 
 
@@ -408,8 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default="saga,scale,peer,pubsub",
-        help="comma-separated groups: saga (1, 2, 6, 7), cost (6 alone, without the functions' CPU), "
-        "scale (3), peer (4), pubsub (5)",
+        help="comma-separated groups: saga (1, 2, 6, 7, 8), cost (6 alone, without the functions' CPU), "
+        "scale (3), peer (4), pubsub (5), starts (8 alone: the start rate under Google's quotas)",
     )
     args = parser.parse_args(argv)
     groups = set(args.only.split(","))
@@ -418,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     errors: dict[str, str] = {}
     if "saga" in groups or "cost" in groups:
         _run_stack(data, errors, quick=args.quick, cost_only="saga" not in groups)
+    elif "starts" in groups:
+        _run_starts(data, errors, quick=args.quick)
     if "scale" in groups:
         from bench import scale
 
@@ -444,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if data.get("cost"):
         report["cost"] = {key: data["cost"][key] for key in COST_ROWS if key in data["cost"]}
+    report |= headline_keys(data)
     args.output.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     m = machine_info
     print(
@@ -463,13 +468,35 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if errors else 0
 
 
+def headline_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fixed keys scripts read (``saga.throughput_per_s``, ``saga.latency_median_ms``,
+    ``start.list_calls_per_saga``, ``start.max_rate_no_429_per_s``), from the sections that ran."""
+    out: dict[str, Any] = {}
+    saga: dict[str, Any] = {}
+    if data.get("throughput"):
+        saga["throughput_per_s"] = data["throughput"]["sagas_per_second"]
+    if data.get("latency"):
+        saga["latency_median_ms"] = data["latency"]["steps_3"]["median"]
+    if saga:
+        out["saga"] = saga
+    starts_section = data.get("starts")
+    if starts_section:
+        steps = starts_section["steps"]
+        created = sum(step["created_after_drain"] for step in steps)
+        out["start"] = {
+            **{k: starts_section[k] for k in ("max_rate_no_429_per_s", "window_seconds", "quotas")},
+            "list_calls_per_saga": round(sum(step["list_calls"] for step in steps) / max(created, 1), 4),
+        }
+    return out
+
+
 def _run_stack(data: dict[str, Any], errors: dict[str, str], *, quick: bool, cost_only: bool = False) -> None:
     """The groups that need the whole local cloud; ``cost_only``: group 6 alone (no throughput run, so the
     functions' compute is left out of the GCP line items)."""
     from bench import coldstart, saga
     from devstack.stack import LocalStack
 
-    with LocalStack.start() as stack:
+    with LocalStack.start(quotas=starts.QUOTAS) as stack:
         results = saga.Results(stack)
         publisher = saga.Publisher(stack)
         try:
@@ -493,8 +520,21 @@ def _run_stack(data: dict[str, Any], errors: dict[str, str], *, quick: bool, cos
                 data["coldstart"] = _guard(
                     "function cold start", errors, lambda: coldstart.run(stack.function_environment())
                 )
+                data["starts"] = _starts(stack, errors, quick=quick)  # last: it stops the sweeper
         finally:
             results.close()
+
+
+def _starts(stack: Any, errors: dict[str, str], *, quick: bool) -> Any:
+    seconds = 10.0 if quick else 60.0
+    return _guard("start rate under Google's quotas", errors, lambda: starts.run(stack, seconds=seconds))
+
+
+def _run_starts(data: dict[str, Any], errors: dict[str, str], *, quick: bool) -> None:
+    from devstack.stack import LocalStack
+
+    with LocalStack.start(quotas=starts.QUOTAS) as stack:
+        data["starts"] = _starts(stack, errors, quick=quick)
 
 
 def _cost_table(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -159,6 +160,7 @@ def run(args: argparse.Namespace, out: IO[str]) -> int:
                 participants=not args.no_participants,
                 log_dir=log_dir,
                 echo=sys.stderr if args.follow else None,
+                quotas=os.environ.get("LOCALCLOUD_QUOTAS", ""),
             )
         )
         console = (

@@ -37,6 +37,9 @@ SERVICES = (
 
 async def serve(config: LocalCloudConfig, *, ready_line: bool = True) -> None:
     ctx = Context(config=config)
+    if ctx.quotas.config.enforced:  # a bad LOCALCLOUD_QUOTAS fails here, before anything starts
+        limits = ", ".join(f"{name}={limit}" for name, limit in ctx.quotas.describe().items())
+        logging.getLogger("localcloud").info("quotas (LOCALCLOUD_QUOTAS): %s", limits)
     running: list[RunningService] = []
     stop = stop_on_signals()
     try:

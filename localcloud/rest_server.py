@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -49,7 +49,10 @@ PUBSUB_TRANSPORTS = (
     "google.pubsub_v1.services.subscriber.transports",
     "google.pubsub_v1.services.schema_service.transports",
 )
-CLOUD_TASKS_TRANSPORTS = ("google.cloud.tasks_v2.services.cloud_tasks.transports",)
+CLOUD_TASKS_TRANSPORTS = (
+    "google.cloud.tasks_v2.services.cloud_tasks.transports",
+    "google.cloud.tasks_v2beta3.services.cloud_tasks.transports",
+)
 SECRET_MANAGER_TRANSPORTS = ("google.cloud.secretmanager_v1.services.secret_manager_service.transports",)
 
 # https://cloud.google.com/apis/design/errors#handling_errors
@@ -217,8 +220,11 @@ def _json_response(rule: tc.HttpRule, response: Message, output: _Format) -> web
     return web.Response(text=text + "\n", content_type="application/json", charset="UTF-8")
 
 
-def create_app(surface: RestSurface) -> web.Application:
+def create_app(surface: RestSurface, routes: Iterable[web.RouteDef] = ()) -> web.Application:
+    """``routes`` serve REST-only methods, which no GAPIC transport has a rule for (Cloud Tasks'
+    BufferTask, ``localcloud.tasks.buffer``); they are matched before the transcoded ones."""
     app = web.Application(client_max_size=_grpc.MAX_MESSAGE_BYTES)
+    app.router.add_routes(list(routes))
     app.router.add_route("*", "/{path:.*}", surface.handle)
     return app
 
@@ -245,14 +251,17 @@ async def serve(
     grpc_address: str,
     handlers: Iterable[grpc.GenericRpcHandler],
     transports: Sequence[str],
+    extra_routes: Callable[[grpc.aio.Channel], Iterable[web.RouteDef]] | None = None,
 ) -> RestServer | None:
     """Serve on ``address`` (``host:port``, port 0 picks a free one; ``""`` serves nothing) the REST
     surface of the methods ``handlers`` serve on ``grpc_address``, with the rules of the GAPIC
-    ``transports``."""
+    ``transports``, and the ``extra_routes`` built on the in-process channel to those handlers."""
     if not address:
         return None
     served = served_methods(handlers)
-    surface = RestSurface(routes_for(transports, served), _grpc.LocalChannel(grpc_address, served))
-    runner, bound = await start_app(create_app(surface), address)
+    channel = _grpc.LocalChannel(grpc_address, served)
+    surface = RestSurface(routes_for(transports, served), channel)
+    routes = extra_routes(channel) if extra_routes is not None else ()
+    runner, bound = await start_app(create_app(surface, routes), address)
     log.info("REST surface of %s on %s", grpc_address, bound)
     return RestServer(bound, runner)

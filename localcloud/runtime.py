@@ -10,11 +10,13 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from localcloud.auth import TokenAuthority
 from localcloud.clock import Clock, SystemClock
 from localcloud.config import LocalCloudConfig
+from localcloud.quotas import QuotaConfig, Quotas
 
 
 @dataclass
@@ -22,6 +24,12 @@ class Context:
     config: LocalCloudConfig
     clock: Clock = field(default_factory=SystemClock)
     authority: TokenAuthority = field(default_factory=TokenAuthority)
+
+    @cached_property
+    def quotas(self) -> Quotas:
+        """The rate quotas of ``config.quotas`` (``LOCALCLOUD_QUOTAS``), shared by the emulators started
+        with this context; raises ``QuotaConfigError`` for a bad value."""
+        return Quotas(QuotaConfig.parse(self.config.quotas, self.config.location), self.clock)
 
 
 class RunningService(Protocol):

@@ -25,6 +25,7 @@ from localcloud._paging import Paging
 from localcloud.pubsub import names
 from localcloud.pubsub.protos import TopicPb, epoch_of, varint
 from localcloud.pubsub.records import Lease, SubscriptionState
+from localcloud.pubsub.schemas import merge_schema_settings
 from localcloud.pubsub.state import PubSubState
 from localcloud.pubsub.validation import (
     MAX_ACK_DEADLINE_SECONDS,
@@ -32,6 +33,7 @@ from localcloud.pubsub.validation import (
     MIN_ACK_DEADLINE_SECONDS,
     check_retention,
 )
+from localcloud.quotas import PUBSUB_PUBLISH_KB, Quotas, project_key
 
 PB = {name: getattr(pubsub, name).pb() for name in dir(pubsub) if hasattr(getattr(pubsub, name), "pb")}
 
@@ -235,9 +237,14 @@ def streaming_responses(
 
 class PubSubApi:
     def __init__(
-        self, state: PubSubState, on_subscription_change: Callable[[SubscriptionState], None]
+        self,
+        state: PubSubState,
+        on_subscription_change: Callable[[SubscriptionState], None],
+        quotas: Quotas | None = None,
     ) -> None:
         self.state = state
+        # LOCALCLOUD_QUOTAS: publisher throughput, in kB of published messages (localcloud.quotas).
+        self.quotas = quotas or Quotas(clock=state.clock)
         self.on_subscription_change = on_subscription_change
         self.closing = asyncio.Event()
         self.policies: dict[str, Any] = {}
@@ -258,6 +265,9 @@ class PubSubApi:
         candidate = TopicPb()
         candidate.CopyFrom(topic)
         for path in paths:
+            if path.partition(".")[0] == "schema_settings":
+                merge_schema_settings(candidate, request.topic, path)
+                continue
             if path not in UPDATABLE_TOPIC_FIELDS:
                 raise gexc.InvalidArgument(f"Invalid [update_mask]: cannot update field {path!r}")
             if path == "labels":
@@ -271,6 +281,8 @@ class PubSubApi:
                 candidate.ClearField(path)
         if candidate.HasField("message_retention_duration"):
             check_retention(candidate.message_retention_duration, MAX_TOPIC_RETENTION_SECONDS)
+        if candidate.HasField("schema_settings") and any(p.startswith("schema_settings") for p in paths):
+            self.state.schemas.check_settings(candidate.schema_settings)
         topic.CopyFrom(candidate)
         for sub in self.state.subscriptions.values():
             if sub.pb.topic == topic.name:
@@ -284,6 +296,9 @@ class PubSubApi:
         names.topic(request.topic, "topic")
         self.state.get_topic(request.topic)
         validate_publish(request)
+        self.state.schemas.stamp(self.state.topics[request.topic], request.messages)
+        size = sum(message.ByteSize() for message in request.messages)
+        self.quotas.charge(PUBSUB_PUBLISH_KB, project_key(request.topic), size / 1000)
         ids = self.state.publish(request.topic, list(request.messages))
         return PB["PublishResponse"](message_ids=ids)
 
@@ -509,6 +524,8 @@ class PubSubApi:
             self.state.get_topic(resource)
         elif "/subscriptions/" in resource:
             self.state.get_subscription(resource, "resource")
+        elif "/schemas/" in resource:
+            self.state.schemas.record(resource, "resource")
         else:
             raise gexc.InvalidArgument(f"Invalid [resource]: {resource!r}")
 

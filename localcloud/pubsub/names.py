@@ -1,4 +1,4 @@
-"""Resource-name checks for topics, subscriptions and snapshots.
+"""Resource-name checks for topics, subscriptions, snapshots and schemas.
 
 Rules (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names): the id starts with a letter,
 is 3-255 characters of letters, digits and ``- _ . ~ + %``, and does not start with ``goog``.
@@ -45,3 +45,7 @@ def project(name: str, field: str = "project") -> str:
     if match is None:
         raise gexc.InvalidArgument(f"Invalid [{field}] name: ({name!r})")
     return match.group(1)
+
+
+def schema(name: str, field: str = "name") -> tuple[str, str]:
+    return _check(name, "schemas", field)

@@ -1,5 +1,5 @@
-"""Serve the Pub/Sub emulator (Publisher, Subscriber, IAMPolicy) over gRPC on ``ctx.config.pubsub`` and run
-push delivery on the same event loop. Port 0 picks a free port; ``address`` reports the bound one. The same
+"""Serve the Pub/Sub emulator (Publisher, Subscriber, SchemaService, IAMPolicy) over gRPC on
+``ctx.config.pubsub`` and run push delivery on the same event loop. Port 0 picks a free port; ``address`` reports the bound one. The same
 methods are served over REST on ``ctx.config.rest_address("pubsub")`` (``rest_address``; see
 ``localcloud.rest_server``)."""
 
@@ -12,6 +12,7 @@ import grpc
 
 from localcloud.pubsub.api import PubSubApi, handler_tables
 from localcloud.pubsub.push import PushWorker
+from localcloud.pubsub.schema_api import SchemaApi, schema_handler_tables
 from localcloud.pubsub.state import PubSubState
 from localcloud.rest_server import PUBSUB_TRANSPORTS, RestServer, serve
 from localcloud.runtime import Context
@@ -48,9 +49,9 @@ async def start(ctx: Context) -> PubSubService:
     state = PubSubState(ctx.clock)
     state.start()
     push = PushWorker(state, ctx.authority)
-    api = PubSubApi(state, push.sync)
+    api = PubSubApi(state, push.sync, ctx.quotas)
     address = ctx.config.pubsub
-    tables = handler_tables(api)
+    tables = handler_tables(api) + schema_handler_tables(SchemaApi(state))
     try:
         server = await _grpc.start_server(address, tables)
     except BaseException:

@@ -30,6 +30,7 @@ from localcloud.pubsub.delivery import Delivery
 from localcloud.pubsub.filters import compile_filter
 from localcloud.pubsub.protos import PubsubMessagePb, SubscriptionPb, TopicPb, duration_of, seconds_of, varint
 from localcloud.pubsub.records import Entry, Lease, StoredMessage, SubscriptionState
+from localcloud.pubsub.schemas import SchemaRegistry
 from localcloud.pubsub.validation import (
     DEFAULT_ACK_DEADLINE_SECONDS,
     DEFAULT_EXPIRATION_SECONDS,
@@ -53,6 +54,7 @@ class PubSubState(Delivery):
         self.topics: dict[str, pubsub.Topic] = {}
         self.topic_log: dict[str, deque[StoredMessage]] = {}  # retained messages, when retention is set
         self._ids = itertools.count(1)
+        self.schemas = SchemaRegistry(clock)  # topics' schema_settings name its schemas
 
     # ---- topics ------------------------------------------------------------------------------
 
@@ -69,6 +71,8 @@ class PubSubState(Delivery):
             raise gexc.AlreadyExists(f"Topic already exists: {topic.name}")
         if topic.HasField("message_retention_duration"):
             check_retention(topic.message_retention_duration, MAX_TOPIC_RETENTION_SECONDS)
+        if topic.HasField("schema_settings"):
+            self.schemas.check_settings(topic.schema_settings)
         stored = TopicPb()
         stored.CopyFrom(topic)
         stored.state = pubsub.Topic.State.ACTIVE

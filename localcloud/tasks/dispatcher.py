@@ -3,11 +3,13 @@
 Event-driven, never polling: due times sit in one heap; the loop sleeps on the injected clock until the
 earliest due time or the next rate-limit token, or until ``wake()`` (a new task, a resumed queue, a
 finished dispatch that frees a concurrency slot). Per queue, a token bucket enforces
-``max_dispatches_per_second`` with ``max_burst_size``, and ``max_concurrent_dispatches`` bounds the
-requests in flight; paused queues keep their due tasks until resumed. ``RunTask`` bypasses both (as
-documented for the real service).
+``max_dispatches_per_second`` with ``max_burst_size`` (and, with ``LOCALCLOUD_QUOTAS``, Google's dispatch
+quota per queue, ``localcloud.quotas``), and ``max_concurrent_dispatches`` bounds the requests in flight;
+paused queues keep their due tasks until resumed. ``RunTask`` bypasses both (as documented for the real
+service).
 
-One attempt (https://cloud.google.com/tasks/docs/creating-http-target-tasks#handler):
+One attempt (https://cloud.google.com/tasks/docs/creating-http-target-tasks#handler), of the task's
+request with the queue's ``http_target`` applied (``localcloud.tasks.routing``):
 - headers ``X-CloudTasks-QueueName``/``-TaskName`` (short ids), ``-TaskRetryCount`` (all previous
   attempts, "includes attempts where the task failed due to 5XX error codes and never reached the
   execution phase"), ``-TaskExecutionCount`` (previous attempts that got a response from the handler:
@@ -46,7 +48,8 @@ from google.rpc import code_pb2, status_pb2
 from localcloud._http import IDLE_REUSE_SECONDS, KeepAliveConnector
 from localcloud.auth import TokenAuthority
 from localcloud.clock import SystemClock
-from localcloud.tasks import retry
+from localcloud.quotas import TASKS_DISPATCHES, Quotas
+from localcloud.tasks import retry, routing
 from localcloud.tasks.faults import DISPATCH_KINDS, Fault, Faults
 from localcloud.tasks.state import (
     HttpMethod,
@@ -88,8 +91,10 @@ class Dispatcher:
         *,
         idle_reuse_seconds: float = IDLE_REUSE_SECONDS,
         faults: Faults | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.state = state
+        self.quotas = quotas or Quotas(clock=state.clock)
         # Test-only faults (localcloud.tasks.faults); none armed = the real behaviour.
         self.faults = faults or Faults()
         self.idle_reuse_seconds = idle_reuse_seconds
@@ -154,7 +159,7 @@ class Dispatcher:
             or not queue.running
             or self._ready.get(queue.name)
             or queue.in_flight >= queue.max_concurrent
-            or not queue.bucket.take(self.clock.now())
+            or self._slot(queue, self.clock.now()) is not None
         ):
             return False
         self._launch(queue, task)
@@ -222,12 +227,24 @@ class Dispatcher:
             if not queue.running:
                 continue
             while ready and queue.in_flight < queue.max_concurrent:
-                if not queue.bucket.take(now):
-                    token_at = queue.bucket.next_token_at(now)
+                token_at = self._slot(queue, now)
+                if token_at is not None:
                     next_wake = token_at if next_wake is None else min(next_wake, token_at)
                     break
                 self._launch(queue, ready.pop(0)[0])
         return next_wake
+
+    def _slot(self, queue: QueueRecord, now: float) -> float | None:
+        """Take a token from the queue's bucket and a dispatch from its quota (``localcloud.quotas``):
+        None when both were taken, else when both may be. Over quota a dispatch waits, as Cloud Tasks
+        throttles a queue rather than failing its tasks."""
+        wait = self.quotas.wait_seconds(TASKS_DISPATCHES, queue.name)
+        if wait > 0:
+            return now + wait
+        if not queue.bucket.take(now):
+            return queue.bucket.next_token_at(now)
+        self.quotas.charge(TASKS_DISPATCHES, queue.name)
+        return None
 
     def _live(self, name: str, generation: int) -> tuple[QueueRecord, TaskRecord] | None:
         queue_name = name.split("/tasks/")[0]
@@ -247,7 +264,7 @@ class Dispatcher:
     # one attempt
 
     def _headers(self, queue: QueueRecord, task: TaskRecord) -> dict[str, str]:
-        request = task.message.http_request
+        request = routing.routed(queue.message, task.message.http_request)
         headers = {
             k: v
             for k, v in request.headers.items()
@@ -302,7 +319,7 @@ class Dispatcher:
             if headers is None:
                 failure = code_pb2.INTERNAL
             elif refused is None:
-                status, retry_after = await self._send(message, headers)
+                status, retry_after = await self._send(message, headers, queue)
         except _AttemptTimeoutError:
             failure = code_pb2.DEADLINE_EXCEEDED
         except (aiohttp.ClientError, OSError, ValueError) as error:
@@ -322,9 +339,11 @@ class Dispatcher:
             return
         self._record(queue, task, status, failure, retry_after)
 
-    async def _send(self, message: Any, headers: dict[str, str]) -> tuple[int, float | None]:
+    async def _send(
+        self, message: Any, headers: dict[str, str], queue: QueueRecord
+    ) -> tuple[int, float | None]:
         assert self._session is not None
-        request = message.http_request
+        request = routing.routed(queue.message, message.http_request)
         method = _METHODS.get(request.http_method, "POST")
         deadline = seconds_of(message.dispatch_deadline)
 

@@ -1,6 +1,7 @@
 """Serve the Cloud Tasks emulator over gRPC on ``ctx.config.tasks`` (port 0 picks a free one) and run its
-dispatcher on the same event loop; the same methods are served over REST on
-``ctx.config.rest_address("tasks")`` (see ``localcloud.rest_server``)."""
+dispatcher on the same event loop; v2 and v2beta3 (``localcloud.tasks.v2beta3``) are served side by side
+over one state, on gRPC and over REST on ``ctx.config.rest_address("tasks")`` (see
+``localcloud.rest_server``), where the REST-only BufferTask is served too (``localcloud.tasks.buffer``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import grpc
 from localcloud import _grpc
 from localcloud.rest_server import CLOUD_TASKS_TRANSPORTS, RestServer, serve
 from localcloud.runtime import Context
+from localcloud.tasks import buffer, v2beta3
 from localcloud.tasks.api import REQUEST_TYPES, CloudTasksApi
 from localcloud.tasks.dispatcher import IDLE_REUSE_SECONDS, Dispatcher
 from localcloud.tasks.faults import Faults, handler
@@ -41,12 +43,21 @@ class CloudTasksService:
 
 
 def handlers(api: CloudTasksApi) -> list[grpc.GenericRpcHandler]:
-    """The Cloud Tasks API, and beside it the test-only faults service (``localcloud.tasks.faults``)."""
+    """The Cloud Tasks API (v2, and v2beta3 over the same state), and beside it the test-only faults
+    service (``localcloud.tasks.faults``)."""
     methods = {
         name: _grpc.unary(getattr(api, name), request_type, method=f"{SERVICE_NAME}/{name}")
         for name, request_type in REQUEST_TYPES.items()
     }
-    return [_grpc.service(SERVICE_NAME, methods), handler(api.faults)]
+    beta_methods = {
+        name: _grpc.unary(call, request_type, method=f"{v2beta3.SERVICE_NAME}/{name}")
+        for name, (call, request_type) in v2beta3.handlers(v2beta3.CloudTasksV2beta3Api(api)).items()
+    }
+    return [
+        _grpc.service(SERVICE_NAME, methods),
+        _grpc.service(v2beta3.SERVICE_NAME, beta_methods),
+        handler(api.faults),
+    ]
 
 
 async def start(
@@ -57,7 +68,9 @@ async def start(
 ) -> CloudTasksService:
     state = TasksState(ctx.clock, task_tombstone_seconds=task_tombstone_seconds)
     faults = Faults()
-    dispatcher = Dispatcher(state, ctx.authority, idle_reuse_seconds=idle_reuse_seconds, faults=faults)
+    dispatcher = Dispatcher(
+        state, ctx.authority, idle_reuse_seconds=idle_reuse_seconds, faults=faults, quotas=ctx.quotas
+    )
     await dispatcher.start()
     address = ctx.config.tasks
     tables = handlers(CloudTasksApi(state, dispatcher, faults))
@@ -77,7 +90,11 @@ async def start(
     )
     try:
         service.rest = await serve(
-            ctx.config.rest_address("tasks"), service.address, tables, CLOUD_TASKS_TRANSPORTS
+            ctx.config.rest_address("tasks"),
+            service.address,
+            tables,
+            CLOUD_TASKS_TRANSPORTS,
+            extra_routes=buffer.routes,
         )
     except BaseException:
         await service.stop()

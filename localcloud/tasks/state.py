@@ -11,7 +11,8 @@ Facts (https://cloud.google.com/tasks/docs/reference/rpc/google.cloud.tasks.v2, 
 - A named task's name cannot be reused while the task exists or for a while after it was deleted or
   finished (ALREADY_EXISTS); the window is ``tombstone_seconds`` (Google documents "up to an hour" to
   "up to 24 hours"; default here one hour).
-- HTTP targets: ``http://`` or ``https://`` URL ≤ 2083 characters; a body only with POST, PUT or PATCH;
+- HTTP targets: ``http://`` or ``https://`` URL ≤ 2083 characters (empty or relative when the queue's
+  ``http_target`` names the host: ``localcloud.tasks.routing``); a body only with POST, PUT or PATCH;
   ``dispatch_deadline`` 15 s .. 30 min (default 10 min); ``schedule_time`` at most 30 days ahead; a task
   is at most 100 KB (the CreateTask reference's bound).
 
@@ -35,7 +36,7 @@ from google.iam.v1 import policy_pb2
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from localcloud.clock import Clock
-from localcloud.tasks import retry
+from localcloud.tasks import retry, routing
 
 QueuePb: Any = queue_types.Queue.pb()
 TaskPb: Any = task_types.Task.pb()
@@ -239,6 +240,7 @@ def validate_queue_settings(message: Any) -> None:
     if not 0 < limits.max_concurrent_dispatches <= MAX_CONCURRENT_DISPATCHES:
         problems.append(f"rate_limits.max_concurrent_dispatches must be in [1, {MAX_CONCURRENT_DISPATCHES}]")
     problems.extend(retry_config_problems(message.retry_config, "retry_config"))
+    problems.extend(routing.http_target_problems(message.http_target, "http_target"))
     if problems:
         raise gexc.InvalidArgument("; ".join(problems))
 
@@ -406,7 +408,7 @@ class TasksState:
                 raise gexc.AlreadyExists(f"Requested entity already exists. Task: {message.name}")
         else:
             message.name = f"{parent}/tasks/{secrets.randbelow(10**19) + 10**19}"
-        _validate_task(message, now)
+        _validate_task(message, now, record.message.http_target)
         for output_only in (
             "create_time",
             "first_attempt",
@@ -477,7 +479,7 @@ def _queue_state_filter(filter_text: str) -> int | None:
     return int(getattr(QueueState, match[1].upper()))
 
 
-def _validate_task(message: Any, now: float) -> None:
+def _validate_task(message: Any, now: float, http_target: Any) -> None:
     problems: list[str] = []
     if message.HasField("app_engine_http_request"):
         problems.append("task.app_engine_http_request is not supported by this emulator; use http_request")
@@ -485,8 +487,9 @@ def _validate_task(message: Any, now: float) -> None:
         problems.append("task.http_request is required")
     else:
         request = message.http_request
-        if not re.match(r"^https?://[^/\s]+", request.url):
-            problems.append("task.http_request.url must begin with http:// or https:// and name a host")
+        url_problem = routing.url_problem(http_target, request.url)
+        if url_problem is not None:
+            problems.append(url_problem)
         if len(request.url) > MAX_URL_LENGTH:
             problems.append(f"task.http_request.url must be at most {MAX_URL_LENGTH} characters")
         method = request.http_method or HttpMethod.POST

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from localcloud import _grpc
 from localcloud.auth import TokenAuthority
+from localcloud.quotas import Quotas
 from localcloud.runtime import Context
 from localcloud.workflows.engine.stdlib.http import new_session
 from localcloud.workflows.service.admin_http import AdminSource, add_admin_routes
@@ -62,11 +63,11 @@ class WorkflowsService:
         await self.session.close()
 
 
-def handlers(state: WorkflowsState) -> list[grpc.GenericRpcHandler]:
+def handlers(state: WorkflowsState, quotas: Quotas | None = None) -> list[grpc.GenericRpcHandler]:
     return [
         _table(WORKFLOWS_SERVICE, WorkflowsApi(state), WORKFLOWS_REQUEST_TYPES),
         _table(OPERATIONS_SERVICE, OperationsApi(state), OPERATIONS_REQUEST_TYPES),
-        _table(EXECUTIONS_SERVICE, ExecutionsApi(state), EXECUTIONS_REQUEST_TYPES),
+        _table(EXECUTIONS_SERVICE, ExecutionsApi(state, quotas), EXECUTIONS_REQUEST_TYPES),
     ]
 
 
@@ -95,6 +96,16 @@ def http_app(
     return app
 
 
+def add_quota_route(app: web.Application, quotas: Quotas) -> None:
+    """``GET /admin/quotas`` (not a Google API): the limits in force (``LOCALCLOUD_QUOTAS``) and, by quota
+    and key, the calls admitted and refused since start, for every emulator of this process."""
+
+    async def report(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"limits": quotas.describe(), "usage": quotas.usage()})
+
+    app.router.add_route("GET", "/admin/quotas", report)
+
+
 async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None = None) -> WorkflowsService:
     """``internal_url_prefixes`` defaults to ``LOCALCLOUD_INTERNAL_URL_PREFIXES`` from the environment."""
     http_host, _, http_port = ctx.config.workflows_http.rpartition(":")
@@ -114,6 +125,7 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
         step_entries=state,
         grpc_address=lambda: grpc_bound[0] if grpc_bound else None,
     )
+    add_quota_route(app, ctx.quotas)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()
@@ -122,7 +134,7 @@ async def start(ctx: Context, *, internal_url_prefixes: tuple[str, ...] | None =
         bound_http = f"{http_host}:{runner.addresses[0][1]}"
         callbacks.base_url = f"http://{bound_http}"
         address = ctx.config.workflows
-        server = await _grpc.start_server(address, handlers(state))
+        server = await _grpc.start_server(address, handlers(state, ctx.quotas))
     except BaseException:
         await runner.cleanup()
         await session.close()

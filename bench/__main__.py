@@ -434,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import pubsub
 
         data["pubsub"] = _guard("Pub/Sub emulator throughput", errors, lambda: pubsub.run(quick=args.quick))
+    return _report(args, data, errors, started)
+
+
+def _report(args: argparse.Namespace, data: dict[str, Any], errors: dict[str, str], started: float) -> int:
+    """Write ``results.json`` and print every figure; the exit status (1 when a section failed)."""
     rows = figures({k: v for k, v in data.items() if v})
     machine_info = machine()
     report: dict[str, Any] = {

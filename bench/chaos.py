@@ -289,7 +289,27 @@ def check(
     ours = {p.saga_id for p in planned}
     missing = sorted(s for s in ours if not results.get(s))
     duplicated = sorted(s for s in ours if len(results.get(s, {})) > 1)
+    twice, late, refused = _journal_checks(ours, journals)
+    statuses = {s: _status(results[s]) for s in ours if results.get(s)}
+    left_in_place, not_done = _resource_checks(ours, statuses, resources)
+    return {
+        "one_result_per_saga": {
+            "ok": not missing and not duplicated,
+            "missing": missing,
+            "duplicated": duplicated,
+        },
+        "no_effect_twice": {"ok": not twice, "sagas": twice},
+        "no_execute_after_compensation": {"ok": not late, "sagas": late, "late_executes_refused": refused},
+        "compensated_sagas_fully_undone": {"ok": not left_in_place, "sagas": left_in_place},
+        "succeeded_sagas_fully_done": {"ok": not not_done, "sagas": not_done},
+    }
 
+
+def _journal_checks(
+    ours: set[str], journals: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> tuple[list[str], list[str], int]:
+    """From the participants' journals: the sagas with an effect applied twice, those with an execute
+    applied after its step's compensation, and how many late executes the barrier refused."""
     applied: Counter[tuple[str, str, str, str]] = Counter()
     refused = 0  # executes that came after their compensation, refused by the barrier
     first_compensation: dict[tuple[str, str, str], int] = {}
@@ -315,13 +335,19 @@ def check(
             if pair in first_compensation and max(seqs) > first_compensation[pair]
         }
     )
+    return twice, late, refused
 
+
+def _resource_checks(
+    ours: set[str], statuses: Mapping[str, str], resources: Mapping[str, Mapping[str, Mapping[str, Any]]]
+) -> tuple[list[str], list[str]]:
+    """From the participants' resources: the compensated sagas that left one in place, and the
+    succeeded ones that did not leave all three."""
     by_saga: dict[str, list[tuple[str, str]]] = defaultdict(list)  # saga -> (service, status)
     for service, items in resources.items():
         for item in items.values():
             if item.get("saga_id") in ours:
                 by_saga[str(item["saga_id"])].append((service, str(item["status"])))
-    statuses = {s: _status(results[s]) for s in ours if results.get(s)}
     left_in_place = sorted(
         s
         for s, status in statuses.items()
@@ -333,17 +359,7 @@ def check(
         if status == "succeeded"
         and sorted(by_saga[s]) != sorted((service, DONE[service]) for _, service in TRIP)
     )
-    return {
-        "one_result_per_saga": {
-            "ok": not missing and not duplicated,
-            "missing": missing,
-            "duplicated": duplicated,
-        },
-        "no_effect_twice": {"ok": not twice, "sagas": twice},
-        "no_execute_after_compensation": {"ok": not late, "sagas": late, "late_executes_refused": refused},
-        "compensated_sagas_fully_undone": {"ok": not left_in_place, "sagas": left_in_place},
-        "succeeded_sagas_fully_done": {"ok": not not_done, "sagas": not_done},
-    }
+    return left_in_place, not_done
 
 
 def _spread(values: list[float]) -> dict[str, float]:
@@ -381,72 +397,118 @@ def run(stack: LocalStack, config: ChaosConfig, *, echo: Any = None) -> dict[str
     run_id = f"{random.getrandbits(24):06x}"
     planned = plan(stack.participant_urls, config, run_id)
     log = ResultLog(stack)
-    publisher = Publisher(stack)
-    slots = threading.Semaphore(config.in_flight)
-    published: dict[str, float] = {}
-    released: set[str] = set()
-    lock = threading.Lock()
-
-    def free_slot(saga_id: str) -> None:
-        with lock:
-            if saga_id in published and saga_id not in released:
-                released.add(saga_id)
-                slots.release()
-
-    def watch_results() -> None:
-        while not done.is_set():
-            with lock:
-                pending = [s for s in published if s not in released]
-            with log.changed:
-                log.changed.wait(0.2)
-                answered = [s for s in pending if log.answered(s)]
-            for saga_id in answered:
-                free_slot(saga_id)
-
-    done = threading.Event()
-    watcher = threading.Thread(target=watch_results, name="chaos-slots", daemon=True)
+    flight = _Flight(log, config.in_flight)
     started = time.monotonic()
     killer = Killer(stack, config.targets, config.kill_gap, config.seed + 1, started=started, echo=echo)
-    watcher.start()
+    flight.start()
     killer.start()
-    futures = []
     try:
-        for index, (item, request) in enumerate(planned):
-            if config.rate:
-                time.sleep(max(0.0, started + index / config.rate - time.monotonic()))
-            held = slots.acquire(timeout=config.slot_timeout)
-            with lock:
-                published[item.saga_id] = time.monotonic() - started
-                if not held:  # published without a slot: nothing to give back
-                    released.add(item.saga_id)
-            futures.append(publisher.publish(request))
-            if echo is not None and (index + 1) % 100 == 0:
-                print(f"published {index + 1}/{len(planned)}, kills {len(killer.log)}", file=echo, flush=True)
-        for future in futures:
-            future.result(timeout=60)
-        publish_seconds = time.monotonic() - started
+        publish_seconds = _publish(stack, config, planned, flight, started, killer, echo)
         # The kills go on while results come: until every saga has its result, the bound passes, or
         # none has come for ``quiet_seconds`` (the rest are stalled, not slowed down by the kills).
         deadline = time.monotonic() + config.result_timeout
-        log.wait_all(published, deadline, quiet=config.quiet_seconds)
+        log.wait_all(flight.published, deadline, quiet=config.quiet_seconds)
     finally:
         killer.stop()
     kills_done = time.monotonic() - started
-    log.wait_all(published, max(deadline, time.monotonic() + config.after_kills_timeout))
+    log.wait_all(flight.published, max(deadline, time.monotonic() + config.after_kills_timeout))
     last = max(log.arrived.values(), default=time.monotonic())
     time.sleep(max(0.0, last + config.settle_seconds - time.monotonic()))
-    done.set()
-    watcher.join(timeout=5)
-    total_seconds = time.monotonic() - started
+    flight.stop()
+    seconds = {
+        "publishing": round(publish_seconds, 1),
+        "killing": round(kills_done, 1),
+        "total": round(time.monotonic() - started, 1),
+    }
     log.close()
+    return _report(stack, config, planned, flight.published, log, killer, started, seconds)
 
+
+class _Flight:
+    """At most ``in_flight`` sagas without a result: a slot per published saga, given back when its
+    result arrives (a thread watches the result log)."""
+
+    def __init__(self, log: ResultLog, in_flight: int) -> None:
+        self.log = log
+        self.slots = threading.Semaphore(in_flight)
+        self.published: dict[str, float] = {}  # saga id → seconds after the start when published
+        self.released: set[str] = set()
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, name="chaos-slots", daemon=True)
+
+    def start(self) -> None:
+        self.watcher.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.watcher.join(timeout=5)
+
+    def take(self, saga_id: str, at: float, timeout: float) -> None:
+        held = self.slots.acquire(timeout=timeout)
+        with self.lock:
+            self.published[saga_id] = at
+            if not held:  # published without a slot: nothing to give back
+                self.released.add(saga_id)
+
+    def _free(self, saga_id: str) -> None:
+        with self.lock:
+            if saga_id in self.published and saga_id not in self.released:
+                self.released.add(saga_id)
+                self.slots.release()
+
+    def _watch(self) -> None:
+        while not self.done.is_set():
+            with self.lock:
+                pending = [s for s in self.published if s not in self.released]
+            with self.log.changed:
+                self.log.changed.wait(0.2)
+                answered = [s for s in pending if self.log.answered(s)]
+            for saga_id in answered:
+                self._free(saga_id)
+
+
+def _publish(
+    stack: LocalStack,
+    config: ChaosConfig,
+    planned: list[tuple[Planned, dict[str, Any]]],
+    flight: _Flight,
+    started: float,
+    killer: Killer,
+    echo: Any,
+) -> float:
+    """Publish every planned request (at ``config.rate`` when set, within the in-flight bound); the
+    seconds it took."""
+    publisher = Publisher(stack)
+    futures = []
+    for index, (item, request) in enumerate(planned):
+        if config.rate:
+            time.sleep(max(0.0, started + index / config.rate - time.monotonic()))
+        flight.take(item.saga_id, time.monotonic() - started, config.slot_timeout)
+        futures.append(publisher.publish(request))
+        if echo is not None and (index + 1) % 100 == 0:
+            print(f"published {index + 1}/{len(planned)}, kills {len(killer.log)}", file=echo, flush=True)
+    for future in futures:
+        future.result(timeout=60)
+    return time.monotonic() - started
+
+
+def _report(
+    stack: LocalStack,
+    config: ChaosConfig,
+    planned: list[tuple[Planned, dict[str, Any]]],
+    published: dict[str, float],
+    log: ResultLog,
+    killer: Killer,
+    started: float,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
     with log.changed:
         results = {s: dict(log.results.get(s, {})) for s in published}
         deliveries, notices = log.deliveries, dict(log.notices)
     journals = {service: stack.participant(service, "journal") for service in PARTICIPANTS}
     resources = {service: stack.participant(service, "state")["resources"] for service in PARTICIPANTS}
     checks = check([p for p, _ in planned], results, journals, resources)
-
     statuses = Counter(_status(r) if r else "none" for r in results.values())
     unexpected = Counter(
         f"{p.expected}->{_status(results[p.saga_id]) if results[p.saga_id] else 'none'}"
@@ -458,7 +520,11 @@ def run(stack: LocalStack, config: ChaosConfig, *, echo: Any = None) -> dict[str
     broken = sorted(
         {s for c in checks.values() for key in ("missing", "duplicated", "sagas") for s in c.get(key, [])}
     )
-    report: dict[str, Any] = {
+
+    def story(saga_id: str) -> dict[str, Any]:
+        return _story(saga_id, planned, published, results, killer.log, log.arrived, started)
+
+    return {
         "sagas": len(planned),
         "seed": config.seed,
         "mix": {
@@ -476,22 +542,13 @@ def run(stack: LocalStack, config: ChaosConfig, *, echo: Any = None) -> dict[str
         "kills_total": len(killer.log),
         "restart_seconds_max": max((e.get("down_seconds", 0.0) for e in killer.log), default=0.0),
         "restart_failures": killer.failures,
-        "seconds": {
-            "publishing": round(publish_seconds, 1),
-            "killing": round(kills_done, 1),
-            "total": round(total_seconds, 1),
-        },
+        "seconds": seconds,
         "checks": checks,
         "ok": all(c["ok"] for c in checks.values()) and not killer.failures,
-        "broken": [
-            _story(s, planned, published, results, killer.log, log.arrived, started) for s in broken[:20]
-        ],
-        "slowest": [
-            _story(s, planned, published, results, killer.log, log.arrived, started) for s in slowest
-        ],
+        "broken": [story(s) for s in broken[:20]],
+        "slowest": [story(s) for s in slowest],
         "kill_log": killer.log,
     }
-    return report
 
 
 def _story(

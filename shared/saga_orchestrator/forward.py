@@ -54,7 +54,7 @@ from typing import Any, TypeGuard
 
 from saga_orchestrator.budget import ATTEMPT_OVERHEAD_SECONDS
 from saga_orchestrator.errors import FieldError, InvalidRequestError
-from saga_orchestrator.executor import OUTPUT_TOO_LARGE, StepExecutor, StepTask
+from saga_orchestrator.executor import OUTPUT_TOO_LARGE, Settled, StepExecutor, StepTask
 from saga_orchestrator.logging import get_logger, log_context, trace_name
 from saga_orchestrator.model import ActionSpec
 from saga_orchestrator.settings import Settings
@@ -204,22 +204,7 @@ class Forward:
                 return state.handover(index, None, 0, step, self._clock())
             if not self._still_running(run, state, f"step {step.name}"):
                 return state.handover(index, None, 0, step, self._clock())
-            picked = {name: state.outputs[name] for name in step.execute_refs if name in state.outputs}
-            task = StepTask(
-                saga_id=run.saga_id,
-                step_name=step.name,
-                action="execute",
-                call=step.execute,
-                callback_url=None,
-                outputs=picked,
-                execution_id=run.execution_id,
-                step_index=index,
-                deadline=run.deadline,
-                max_output_bytes=step.max_output_bytes,
-            )
-            started = self._clock()
-            with log_context(step=step.name):
-                settled = self._executor.settle(task, 1)
+            settled, started = self._first_attempt(run, state, index, "execute")
             if settled.final is None:
                 return state.handover(index, None, 1, step, started)
             last = index == len(run.steps) - 1
@@ -269,27 +254,38 @@ class Forward:
             done = run.steps[j]
             if not self._still_running(run, state, f"the compensation of {done.name}"):
                 return False
-            assert done.compensate is not None  # only steps with a compensation are in ``done``
-            task = StepTask(
-                saga_id=run.saga_id,
-                step_name=done.name,
-                action="compensate",
-                call=done.compensate,
-                callback_url=None,
-                outputs={name: state.outputs[name] for name in done.compensate_refs if name in state.outputs},
-                execution_id=run.execution_id,
-                step_index=j,
-                max_output_bytes=done.max_output_bytes,
-            )
-            begun = self._clock()
-            with log_context(step=done.name):
-                settled = self._executor.settle(task, 1)
+            settled, begun = self._first_attempt(run, state, j, "compensate")
             if settled.final is None or settled.final["status"] != "succeeded":
                 state.undo_attempts[done.name] = 1 if settled.called else 0
                 return False
             state.compensated(j, settled.final, begun, self._clock())
         state.failed(index, step, final, started, ended)
         return True
+
+    def _first_attempt(
+        self, run: ForwardRun, state: _State, index: int, action: str
+    ) -> tuple[Settled, float]:
+        """The first attempt of step ``index``'s ``action``, as its task's first dispatch would make it;
+        with the time it started."""
+        step = run.steps[index]
+        execute = action == "execute"
+        call = step.execute if execute else step.compensate
+        assert call is not None  # only steps with a compensation are undone
+        task = StepTask(
+            saga_id=run.saga_id,
+            step_name=step.name,
+            action=action,
+            call=call,
+            callback_url=None,
+            outputs=state.picked(step.execute_refs if execute else step.compensate_refs),
+            execution_id=run.execution_id,
+            step_index=index,
+            deadline=run.deadline if execute else None,
+            max_output_bytes=step.max_output_bytes,
+        )
+        started = self._clock()
+        with log_context(step=step.name):
+            return self._executor.settle(task, 1), started
 
     def _may_start(self, step: ForwardStep, elapsed: float, deadline: float, *, first: bool) -> bool:
         """Within the run's time, and its call within the saga deadline and the dispatch deadline that
@@ -348,6 +344,10 @@ class _State:
         if step.compensate is not None:
             self.done.append(index)
 
+    def picked(self, refs: tuple[str, ...]) -> dict[str, Any]:
+        """The outputs a call references (those that exist)."""
+        return {name: self.outputs[name] for name in refs if name in self.outputs}
+
     def compensated(self, index: int, final: dict[str, Any], started: float, finished: float) -> None:
         """The compensation of step ``index`` succeeded (its record kept as the workflow keeps it)."""
         record = self.records[index]
@@ -392,7 +392,7 @@ class _State:
     ) -> dict[str, Any]:
         """The workflow goes on from step ``index``: with ``reply`` as its answer when it settled, else
         through its Cloud Task (``attempts`` already made)."""
-        picked = {name: self.outputs[name] for name in step.execute_refs if name in self.outputs}
+        picked = self.picked(step.execute_refs)
         return {
             "next": index,
             "reply": reply,

@@ -16,8 +16,9 @@ import json
 import os
 import pathlib
 import re
+import signal
 import sys
-import time
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, TextIO, cast
@@ -274,8 +275,12 @@ def cmd_watch(orchestrator: SagaOrchestrator, args: argparse.Namespace, out: IO[
     )
     print(f"watching {settings.result_topic_path} (Ctrl-C stops)", file=out, flush=True)
     seen: dict[str, str] = {}
+    # Ctrl-C ends the loop between calls: a KeyboardInterrupt raised inside a gRPC call could leave the
+    # channel unable to delete the subscription afterwards.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        while True:
+        while not stop.is_set():
             response = subscriber.pull(
                 request={"subscription": subscription, "max_messages": 100}, timeout=30
             )
@@ -288,12 +293,13 @@ def cmd_watch(orchestrator: SagaOrchestrator, args: argparse.Namespace, out: IO[
                         "ack_ids": [r.ack_id for r in response.received_messages],
                     }
                 )
-            _print_running(orchestrator, out, seen, args.json)
-            time.sleep(0 if response.received_messages else WATCH_POLL_SECONDS)
-    except KeyboardInterrupt:
+            if not stop.is_set():
+                _print_running(orchestrator, out, seen, args.json)
+            stop.wait(0 if response.received_messages else WATCH_POLL_SECONDS)
         print("stopped", file=out, flush=True)
     finally:
-        subscriber.delete_subscription(request={"subscription": subscription})
+        signal.signal(signal.SIGINT, previous)
+        subscriber.delete_subscription(request={"subscription": subscription}, timeout=30)
     return EXIT_OK
 
 

@@ -37,10 +37,11 @@ cancel, Compensated = 6. N steps: N + 1, and N + (N - 1) + 1 when the last one f
 nothing there: a Task waiting on a task token (``.waitForTaskToken``) for an operator, or for a call that
 something else retries, enters no state while it waits, so an hour of waiting is 0 transitions.
 
-The design floor (``design_floor``): every call goes through a Cloud Task whose outcome the workflow awaits
-on a callback (DESIGN: durable, deterministic retries), so no workflow can spend less than one
-``tasks.create`` (internal) and one ``events.await_callback`` (external) per action, plus the two Cloud
-Tasks operations; the floor is that alone, with no fixed steps at all.
+The design floor (``design_floor``): the floor of a call made through a Cloud Task whose outcome the
+workflow awaits on a callback (the durable way, which every call took before the forward and backward
+runs and which a call whose first attempt does not succeed still takes): one ``tasks.create`` (internal)
+and one ``events.await_callback`` (external) per action, plus the two Cloud Tasks operations, with no fixed
+steps at all. A saga whose first attempts all succeed spends none of it (``saga_orchestrator.forward``).
 """
 
 from __future__ import annotations

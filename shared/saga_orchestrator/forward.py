@@ -32,16 +32,16 @@ What one run does, for the steps in order, until one does not succeed:
 - it starts no step once it has run ``SAGA_DIRECT_RUN_SECONDS`` (a cancel is read by the workflow between
   steps only once it waits on its callback again), nor one whose call could outlast the saga deadline
   (the workflow's wait, through the step's task, then decides its outcome at the deadline, unknown if it
-  is still running) or the dispatch deadline,
-  which bounds the request (the workflow's ``http.post`` waits up to 1800 s, Workflows' most; on
-  Google Cloud the function's own timeout ends a request that hangs).
+  is still running) or the dispatch deadline, which bounds the request (the workflow's ``http.post``
+  waits up to 1800 s, Workflows' most; on Google Cloud the function's own timeout ends a request that
+  hangs).
 
-When every step succeeds (or the first one fails for good, nothing being done) the answer carries the
+When every step succeeds (or one fails for good with nothing to undo before it) the answer carries the
 saga's completion body (what the workflow would have posted to saga_completion); else the state the
-workflow takes over from. A run that breaks (the process
-killed, the answer lost) leaves the workflow with no state: it runs every step through Cloud Tasks from
-the first, and each participant answers a repeated Idempotency-Key with what it did, so no effect is
-applied twice and none is lost (the participant protocol, README "Participants").
+workflow takes over from. A run that breaks (the process killed, the answer lost) leaves the workflow
+with no state: it runs every step through Cloud Tasks from the first, and each participant answers a
+repeated Idempotency-Key with what it did, so no effect is applied twice and none is lost (the
+participant protocol, README "Participants").
 """
 
 from __future__ import annotations

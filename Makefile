@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo up serve test unit lint typecheck e2e conformance bench chaos clean
+.PHONY: help install demo up serve test unit lint typecheck e2e conformance samples bench chaos clean
 
 help:
 	@echo "make demo         run three sagas end to end on the local cloud and show what happened"
@@ -14,6 +14,8 @@ help:
 	@echo "make up           run the whole stack (emulators, functions, demo participants, web console) until Ctrl-C"
 	@echo "make serve        run just the emulators until Ctrl-C"
 	@echo "make conformance  google-cloud-pubsub's own system tests against the Pub/Sub emulator"
+	@echo "make samples SAMPLES_DIR=DIR  Google's workflows, Cloud Tasks, Secret Manager and Pub/Sub samples against"
+	@echo "                  the local cloud (DIR holds checkouts of the samples repositories; not part of make test)"
 	@echo "make bench        speed, scale and cost per saga (writes bench/results.json)"
 	@echo "make chaos        1,000 sagas while functions and participants are SIGKILLed and restarted (checks every saga)"
 
@@ -57,6 +59,13 @@ chaos: $(STAMP)
 
 conformance: $(STAMP)
 	PYTHON=$(abspath $(BIN))/python bash tests/conformance/run_pubsub_system_tests.sh
+
+# Google's samples live on GitHub, which CI cannot reach: DIR holds local checkouts (workflows-samples,
+# python-docs-samples, python-pubsub); see README "Google's samples against the local cloud".
+samples: $(STAMP)
+	@test -n "$(SAMPLES_DIR)" || { echo "usage: make samples SAMPLES_DIR=DIR (checkouts of the samples repositories)"; exit 2; }
+	mkdir -p build
+	$(BIN)/python -m tests.samples.run_samples --samples-dir "$(SAMPLES_DIR)" --json build/samples-results.json
 
 # Two workers, one test file each at a time (each worker runs its own local stack for the e2e files).
 test: lint typecheck conformance $(STAMP)

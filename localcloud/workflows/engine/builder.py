@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from localcloud.workflows.engine.host import is_connector
 from localcloud.workflows.lang import ast
 from localcloud.workflows.lang.errors import DeployError
 from localcloud.workflows.lang.lexer import ExpressionSyntaxError
@@ -312,7 +313,7 @@ class Builder:
                 args.append((key, self.template(value, ctx)))
         if function in self.routines:
             kind = "subworkflow"
-        elif function.startswith("googleapis."):
+        elif is_connector(function):
             kind = "connector"
         else:
             kind = "builtin"

@@ -11,7 +11,9 @@ https://cloud.google.com/workflows/docs/reference/stdlib/overview):
   one; a connector name not of the form ``googleapis.SERVICE.VERSION.RESOURCE….METHOD``
   (https://cloud.google.com/workflows/docs/reference/googleapis). A well-formed connector name deploys
   whether or not this engine routes it, as on Google, where a workflow naming any connector deploys and
-  runs its other paths; calling one this engine does not route fails at run time (``connectors.py``);
+  runs its other paths; calling one this engine does not route fails at run time (``connectors.py``); the
+  Kubernetes API connector's ``gke.*`` functions are connectors too; in an expression, only the connectors
+  of ``host.EXPRESSION_CONNECTORS`` may be called (``accessString``), with 1 to 3 arguments;
 - a retry predicate that names no function; a ``retry`` map without a ``predicate``: "If you don't specify
   a default retry policy, a retry predicate is required"
   (https://cloud.google.com/workflows/docs/reference/syntax/retrying). Without this check such a block
@@ -29,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from localcloud.workflows.engine.host import EXPRESSION_CONNECTORS, KUBERNETES_CONNECTORS
 from localcloud.workflows.engine.stdlib import BUILTINS
 from localcloud.workflows.lang import ast
 from localcloud.workflows.lang.errors import DeployError
@@ -188,6 +191,13 @@ class _Checker:
                 )
                 raise self.error(message, step, at, shift)
             return
+        connector = EXPRESSION_CONNECTORS.get(name)
+        if connector is not None:
+            if not 1 <= count <= len(connector):
+                raise self.error(
+                    f"'{name}' takes 1 to {len(connector)} arguments, {count} given", step, at, shift
+                )
+            return
         builtin = BUILTINS.get(name)
         if builtin is None:
             raise self.error(f"unknown function '{name}'", step, at, shift)
@@ -210,6 +220,8 @@ class _Checker:
                 if not param.has_default and param.name not in names:
                     message = f"missing argument '{param.name}' for subworkflow '{function}'"
                     raise self.error(message, step.name, step.call_position)
+        elif function in KUBERNETES_CONNECTORS:
+            pass
         elif function.startswith("googleapis."):
             parts = function.split(".")
             if len(parts) < _CONNECTOR_PARTS or not all(parts):

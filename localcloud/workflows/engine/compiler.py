@@ -17,6 +17,7 @@ from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from localcloud.workflows.engine.host import EXPRESSION_CONNECTORS
 from localcloud.workflows.engine.operators import (
     BINARY_OPERATORS,
     check_boolean,
@@ -335,6 +336,13 @@ def _call(expr: ast.Call, routines: Container[str]) -> Code:
     args = [compile_expr(arg, routines) for arg in expr.args]
     if name in routines:
         return _lifted(args, lambda frame, values: frame.call_routine(name, values), awaits=True)
+    connector = EXPRESSION_CONNECTORS.get(name)
+    if connector is not None:
+        return _lifted(
+            args,
+            lambda frame, values: frame.host.call_connector(name, dict(zip(connector, values, strict=False))),
+            awaits=True,
+        )
     builtin = BUILTINS.get(name)
     if builtin is None:  # refused at load; kept for programs built by hand
 

@@ -21,6 +21,29 @@ from localcloud.clock import Clock
 # is called, by the Executions service's ``connectors.py``, from the APIs' HTTP annotations.
 SUPPORTED_CONNECTORS: frozenset[str] = frozenset()
 
+# The Kubernetes API connector's functions, connectors without the ``googleapis.`` prefix
+# (https://cloud.google.com/workflows/docs/reference/connectors/gke/Overview). They deploy; none is emulated,
+# so calling one fails at run time like any connector this engine does not route.
+KUBERNETES_CONNECTORS = frozenset({"gke.await_job", "gke.create_job", "gke.delete_job", "gke.request"})
+
+# Connectors that may also be called inside an expression, with their parameters in positional order
+# (https://cloud.google.com/workflows/docs/reference/googleapis/secretmanager/v1/projects.secrets.versions/accessString;
+# Google's connector_secretmanager sample calls ``accessString(secret_id, version, project_id)``); the first
+# is required.
+EXPRESSION_CONNECTORS: Mapping[str, tuple[str, ...]] = {
+    "googleapis.secretmanager.v1.projects.secrets.versions.accessString": (
+        "secret_id",
+        "version",
+        "project_id",
+    ),
+}
+
+
+def is_connector(name: str) -> bool:
+    """Whether a call step's function is a connector (routed or not) rather than a built-in."""
+    return name.startswith("googleapis.") or name in KUBERNETES_CONNECTORS
+
+
 # await_callback's documented default (https://cloud.google.com/workflows/docs/reference/stdlib/events/await_callback)
 DEFAULT_CALLBACK_TIMEOUT_SECONDS = 43200.0
 

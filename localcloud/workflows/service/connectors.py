@@ -1,7 +1,7 @@
 """Workflows connectors, routed to the local emulators by the APIs' own HTTP annotations.
 
 Which connectors run here: every method with a ``google.api.http`` rule (each additional binding too) of
-the services the local cloud emulates — Cloud Tasks v2 (``CloudTasks``), Pub/Sub v1 (``Publisher``,
+the services the local cloud emulates — Cloud Tasks v2 and v2beta3 (``CloudTasks``), Pub/Sub v1 (``Publisher``,
 ``Subscriber`` and the ``IAMPolicy`` mixin the emulator serves), Secret Manager v1
 (``SecretManagerService``), Workflows v1 (``Workflows``) and Workflows Executions v1 (``Executions``) —
 plus the Workflows-only helpers ``secretmanager.v1.projects.secrets.versions.accessString``,
@@ -129,6 +129,13 @@ _APIS = (
         "tasks",
         "google.cloud.tasks_v2.services.cloud_tasks.transports",
         ("google.cloud.tasks.v2.CloudTasks",),
+    ),
+    # Served by the same emulator over the same queues (``localcloud.tasks.v2beta3``).
+    _Api(
+        "cloudtasks",
+        "tasks",
+        "google.cloud.tasks_v2beta3.services.cloud_tasks.transports",
+        ("google.cloud.tasks.v2beta3.CloudTasks",),
     ),
     _Api(
         "pubsub",
@@ -507,7 +514,7 @@ def not_emulated(name: str) -> WorkflowError:
     error = http_error(
         gexc.MethodNotImplemented(
             f"connector {name} is not emulated locally: the local cloud routes the connectors of Cloud "
-            "Tasks v2, Pub/Sub v1, Secret Manager v1, Workflows v1 and Workflows Executions v1 only"
+            "Tasks v2 and v2beta3, Pub/Sub v1, Secret Manager v1, Workflows v1 and Workflows Executions v1 only"
         )
     )
     error.payload["message"] = f"{name} is not emulated locally (HTTP 501 UNIMPLEMENTED)"

@@ -455,3 +455,119 @@ def test_a_long_running_operation_is_polled_to_its_resource_unless_polling_is_sk
     assert "done" in result["operation_keys"] and "metadata" in result["operation_keys"]
     with pytest.raises(gexc.NotFound):
         engine.workflows.get_workflow(name=result["name"])
+
+
+TASKS_V2BETA3 = """
+main:
+  params: [args]
+  steps:
+    - init:
+        assign:
+          - location: ${"projects/" + sys.get_env("GOOGLE_CLOUD_PROJECT_ID") + "/locations/us-central1"}
+          - queue: ${location + "/queues/" + args.queue}
+    - create_queue:
+        call: googleapis.cloudtasks.v2beta3.projects.locations.queues.create
+        args:
+          parent: ${location}
+          body:
+            name: ${queue}
+            httpTarget:
+              uriOverride:
+                host: example.com
+            taskTtl: 864000s
+        result: created_queue
+    - pause:
+        call: googleapis.cloudtasks.v2beta3.projects.locations.queues.pause
+        args:
+          name: ${queue}
+    - create_task:
+        call: googleapis.cloudtasks.v2beta3.projects.locations.queues.tasks.create
+        args:
+          parent: ${queue}
+          body:
+            task:
+              httpRequest:
+                url: http://127.0.0.1:9/never
+        result: created_task
+    - read_through_v2:
+        call: googleapis.cloudtasks.v2.projects.locations.queues.get
+        args:
+          name: ${queue}
+        result: through_v2
+    - stats:
+        call: googleapis.cloudtasks.v2beta3.projects.locations.queues.get
+        args:
+          name: ${queue}
+          readMask: stats
+        result: with_stats
+    - delete_queue:
+        call: googleapis.cloudtasks.v2beta3.projects.locations.queues.delete
+        args:
+          name: ${queue}
+        result: deleted
+    - done:
+        return:
+          host: ${created_queue.httpTarget.uriOverride.host}
+          task_ttl: ${created_queue.taskTtl}
+          task: ${text.match_regex(created_task.name, "/queues/" + args.queue + "/tasks/")}
+          v2_state: ${through_v2.state}
+          tasks: ${with_stats.stats.tasksCount}
+          deleted: ${deleted}
+"""
+
+
+def test_a_workflow_uses_the_cloud_tasks_v2beta3_connectors_over_the_queues_v2_sees(engine: Any) -> None:
+    if not engine.has_module("localcloud.tasks.server"):
+        pytest.skip("the Cloud Tasks emulator is not there")
+    done = engine.wait_until(engine.execute(engine.deploy(TASKS_V2BETA3), {"queue": "beta-queue"}).name)
+    assert done.state.name == "SUCCEEDED", done.error
+    assert json.loads(done.result) == {
+        "host": "example.com",
+        "task_ttl": "864000s",
+        "task": True,
+        "v2_state": "PAUSED",
+        "tasks": "1",
+        "deleted": {},
+    }
+
+
+SECRET_IN_AN_EXPRESSION = """
+main:
+  params: [args]
+  steps:
+    - create_secret:
+        call: googleapis.secretmanager.v1.projects.secrets.create
+        args:
+          parent: ${"projects/" + sys.get_env("GOOGLE_CLOUD_PROJECT_ID")}
+          secretId: ${args.id}
+          body:
+            replication:
+              automatic: {}
+    - add:
+        call: googleapis.secretmanager.v1.projects.secrets.addVersionString
+        args:
+          secret_id: ${args.id}
+          data: first
+    - read:
+        assign:
+          - latest: ${googleapis.secretmanager.v1.projects.secrets.versions.accessString(args.id)}
+          - first: ${googleapis.secretmanager.v1.projects.secrets.versions.accessString(args.id, "1", sys.get_env("GOOGLE_CLOUD_PROJECT_ID"))}
+    - done:
+        return: ${latest + " " + first}
+"""
+
+
+def test_access_string_is_called_in_an_expression_with_positional_arguments(engine: Any) -> None:
+    if not engine.has_module("localcloud.secretmanager.server"):
+        pytest.skip("the Secret Manager emulator is not there")
+    done = engine.wait_until(engine.execute(engine.deploy(SECRET_IN_AN_EXPRESSION), {"id": "in-expr"}).name)
+    assert done.state.name == "SUCCEEDED", done.error
+    assert json.loads(done.result) == "first first"
+
+
+def test_access_string_in_an_expression_takes_one_to_three_arguments(engine: Any) -> None:
+    too_many = SECRET_IN_AN_EXPRESSION.replace(
+        "accessString(args.id)}", 'accessString(args.id, "1", "p", "x")}'
+    )
+    with pytest.raises(gexc.InvalidArgument, match="takes 1 to 3 arguments, 4 given"):
+        engine.deploy(too_many)

@@ -41,6 +41,9 @@ def test_the_connectors_of_googles_samples_are_routed_under_their_documented_nam
         "googleapis.cloudtasks.v2.projects.locations.queues.tasks.create",
         "googleapis.cloudtasks.v2.projects.locations.queues.tasks.get",
         "googleapis.cloudtasks.v2.projects.locations.queues.tasks.delete",
+        "googleapis.cloudtasks.v2beta3.projects.locations.queues.create",
+        "googleapis.cloudtasks.v2beta3.projects.locations.queues.patch",
+        "googleapis.cloudtasks.v2beta3.projects.locations.queues.tasks.create",
         "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.create",
         "googleapis.workflowexecutions.v1.projects.locations.workflows.executions.get",
         "googleapis.workflows.v1.projects.locations.workflows.create",
@@ -68,6 +71,20 @@ def test_every_rpc_an_emulator_serves_with_an_http_rule_has_a_connector() -> Non
     for service, api in served.items():
         rpcs = {n for n in vars(api) if n[:1].isupper()} - {"StreamingPull"}  # a stream has no HTTP rule
         assert rpcs <= routed[service], (service, rpcs - routed[service])
+
+
+def test_every_cloud_tasks_v2_connector_has_its_v2beta3_twin_routed_to_the_v2beta3_service() -> None:
+    from localcloud.tasks.v2beta3 import SERVICE_NAME
+
+    beta = {
+        name: route for name, route in routes().items() if name.startswith("googleapis.cloudtasks.v2beta3.")
+    }
+    v2 = {name for name in routes() if name.startswith("googleapis.cloudtasks.v2.")}
+    assert {name.replace(".v2.", ".v2beta3.", 1) for name in v2} <= set(beta)
+    assert {route.method.service for route in beta.values()} == {SERVICE_NAME}
+    assert {route.address_field for route in beta.values()} == {"tasks"}
+    queues_create = beta["googleapis.cloudtasks.v2beta3.projects.locations.queues.create"]
+    assert queues_create.rule.template.flat_segments()[0] == "v2beta3"
 
 
 def test_a_path_variable_with_a_nested_field_is_the_argument_named_by_its_last_field() -> None:

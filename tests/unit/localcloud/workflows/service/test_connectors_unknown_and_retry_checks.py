@@ -129,3 +129,35 @@ def test_a_retry_with_neither_a_policy_nor_a_predicate_is_refused_naming_the_ste
 def test_a_retry_with_a_policy_or_a_predicate_deploys(retry: str) -> None:
     source = "- s:\n    try:\n      return: 1\n" + retry
     assert load_workflow(source).main.steps[0].name == "s"
+
+
+KUBERNETES_JOB = """
+- create_job:
+    call: gke.create_job
+    args:
+      cluster_id: my-cluster
+      location: us-central1
+      job:
+        apiVersion: batch/v1
+        kind: Job
+        metadata:
+          name: hello
+    result: job
+- done:
+    return: ${job}
+"""
+
+
+def test_a_kubernetes_api_connector_deploys_and_fails_as_not_emulated_when_called(engine: Any) -> None:
+    done = engine.wait_until(engine.execute(engine.deploy(KUBERNETES_JOB)).name)
+    assert done.state.name == "FAILED"
+    error = json.loads(done.error.payload)
+    assert (error["code"], error["message"]) == (
+        501,
+        "gke.create_job is not emulated locally (HTTP 501 UNIMPLEMENTED)",
+    )
+
+
+def test_only_the_kubernetes_api_connectors_functions_deploy_under_gke() -> None:
+    with pytest.raises(DeployError, match=r"unknown function 'gke\.create_jobs'"):
+        load_workflow(KUBERNETES_JOB.replace("gke.create_job", "gke.create_jobs"))

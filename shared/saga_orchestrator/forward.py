@@ -219,24 +219,25 @@ class Forward:
                 reply = {**settled.final, "step_index": index, "action": "execute"}
                 answer = state.handover(index, reply, int(settled.final["attempts"]), step, started)
                 if failed and _undoable(step, settled.final):
-                    answer["undo"] = state.undo_request(index, reply, started, ended)
+                    answer["undo"] = state.undo_request(ended)
                 return answer
             state.succeeded(index, step, settled.final, started, ended)
         return {"next": len(run.steps), "completion": state.completion(self._clock())}
 
     def backward(self, run: ForwardRun, body: dict[str, Any]) -> dict[str, Any]:
-        """The backward run (``undo_request``): the undos' first attempts, then the compensated saga, or
-        what the workflow takes over with."""
-        failed = body.get("failed")
-        if not isinstance(failed, dict) or not isinstance(failed.get("index"), int):
-            raise InvalidRequestError([FieldError("failed", "must name the failed step and its answer")])
+        """The backward run: the undos' first attempts, then the compensated saga, or what the workflow
+        takes over with. ``body`` is the forward run's answer (its handover: the failed step ``next``, its
+        ``reply`` and start ``mark``, ``records``, ``outputs``, ``done``) merged with its ``undo_request``
+        and the steps, as the workflow sends it."""
+        if not isinstance(body.get("next"), int) or not isinstance(body.get("reply"), dict):
+            raise InvalidRequestError([FieldError("next", "must name the failed step, with its reply")])
         state = _State(run, began=self._monotonic())
         state.records = list(body.get("records") or [])
         state.outputs = dict(body.get("outputs") or {})
         state.done = [int(j) for j in body.get("done") or []]
-        index, reply = failed["index"], dict(failed.get("reply") or {})
+        index, reply = body["next"], dict(body["reply"])
         final = {key: value for key, value in reply.items() if key not in ("step_index", "action")}
-        started, ended = float(failed["started"]), float(failed["ended"])
+        started, ended = float(body["mark"]), float(body["ended"])
         if self._undo(run, state, index, final, started, ended):
             return {"next": len(run.steps), "completion": state.completion(self._clock())}
         return state.handover(index, reply, int(final.get("attempts") or 0), run.steps[index], started)
@@ -369,22 +370,18 @@ class _State:
         message = (final.get("error") or {}).get("message")
         self.failure = (step.name, message if message else f"step {step.name} failed")
 
-    def undo_request(self, index: int, reply: dict[str, Any], started: float, ended: float) -> dict[str, Any]:
-        """The body of the backward run that undoes the done steps after step ``index`` failed (the
-        workflow adds the steps)."""
+    def undo_request(self, ended: float) -> dict[str, Any]:
+        """What the backward run needs beyond the handover it is sent with (the workflow merges this
+        answer's handover, this and the steps, so the saga's state travels once): who it is for, and when
+        the failed step ended."""
         run = self.run
         return {
             "run": "backward",
             "saga_id": run.saga_id,
             "execution": run.execution,
             "execution_id": run.execution_id,
-            "deadline": run.deadline,
-            "started_at": run.started_at,
             "metadata": run.metadata,
-            "failed": {"index": index, "reply": reply, "started": started, "ended": ended},
-            "records": self.records,
-            "outputs": self.outputs,
-            "done": self.done,
+            "ended": ended,
         }
 
     def handover(

@@ -45,6 +45,11 @@ def run_body(server: RecordingHttpServer, *steps: dict[str, Any], deadline: floa
     }
 
 
+def backward_body(answer: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The backward run's request, as the workflow builds it from the forward run's answer."""
+    return {**{k: v for k, v in answer.items() if k != "undo"}, **answer["undo"], "steps": steps}
+
+
 def forward(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     assert is_forward_run(body)
     return Forward(plain_executor()).handle(body)
@@ -228,7 +233,7 @@ def test_a_declined_step_has_the_done_steps_undone_in_reverse_and_answers_the_co
         "backward",
     )
     assert [r.path for r in http_server.requests if r.path.startswith("/undo-")] == []
-    _, answer = forward({**answer["undo"], "steps": steps})  # as the workflow sends it
+    _, answer = forward(backward_body(answer, steps))
     completion = answer["completion"]
     assert (completion["status"], completion["cause"], completion["failed_step"]) == (
         "compensated",
@@ -258,7 +263,7 @@ def test_an_undo_that_fails_hands_over_the_undos_left_and_its_attempt(
     http_server.script("/c", ScriptedResponse(409, b"card declined"))
     steps = [step(http_server, "a"), step(http_server, "b"), step(http_server, "c")]
     _, forwarded = forward(run_body(http_server, *steps))
-    _, answer = forward({**forwarded["undo"], "steps": steps})
+    _, answer = forward(backward_body(forwarded, steps))
     assert (answer["next"], answer["reply"]["error"]["kind"], "undo" in answer) == (2, "business", False)
     # b was undone here; a is left to the workflow, whose task counts this attempt.
     assert answer["done"] == [0]

@@ -93,7 +93,9 @@ class ChaosConfig:
     # execution's creation leaves a claim that a redelivery takes over only after 10 minutes.
     result_timeout: float = 900.0
     quiet_seconds: float = 30.0  # the kills stop when no result has come for this long
-    after_kills_timeout: float = 60.0  # at least, for the sagas still running when the kills stop
+    # At least this long for the sagas still running when the kills stop: a request whose deliveries met a
+    # killed start_saga again and again waits out Eventarc's doubling backoff (10 s, 20 s, ... up to 600 s).
+    after_kills_timeout: float = 300.0
     settle_seconds: float = 10.0  # after the last result, for late duplicates
     targets: tuple[str, ...] = TARGETS
 

@@ -8,34 +8,28 @@ process. Billable steps come from the Workflows engine's admin page of each saga
 from __future__ import annotations
 
 import asyncio
-import base64
-import datetime
 import json
 import secrets
 import statistics
 import threading
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
 from saga_orchestrator.events import decode_result
-from saga_orchestrator.executor import Settled, StepTask
-from saga_orchestrator.forward import Forward
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.validation import validate_request
 
 from bench.common import distribution_ms, group_cpu_seconds
 from bench.profile import Sampler
+from bench.saga_readings import action_split, actions_of, billable_after_end, phases
+from bench.saga_standins import StandInCloud, functions_stand_in, quiet, settled
 from devstack.stack import LocalStack
-from localcloud.clock import Clock, ManualClock, SystemClock
-from localcloud.workflows.engine.host import ExecutionInfo
+from localcloud.clock import ManualClock, SystemClock
 from localcloud.workflows.engine.interpreter import run_execution
 from localcloud.workflows.engine.loader import load_workflow
 from localcloud.workflows.engine.metering import StepMeter
-from localcloud.workflows.engine.standalone import StandaloneHost
 
 _FLIGHT = {"from": "AMS", "to": "LIS", "date": "2026-12-18", "passenger": "Ada Lovelace"}
 _HOTEL = {"city": "Lisbon", "nights": 3, "guest": "Ada Lovelace"}
@@ -159,37 +153,6 @@ class Publisher:
         return self._publisher.publish(self._topic, json.dumps(request).encode("utf-8"))
 
 
-def _epoch(stamp: Any) -> float | None:
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
-def phases(result: Mapping[str, Any], published_wall: float, received_wall: float) -> dict[str, float]:
-    """Where one saga's time went, from the timestamps in its result (all processes share this clock):
-    ``to_start`` publish → execution started (Pub/Sub push, start_saga, Executions API), ``actions`` the
-    sum of its actions (Cloud Task create → step_executor → participant → callback received), ``between``
-    the rest of the execution (the workflow's own steps), ``to_outcome`` execution finished → outcome
-    received (saga_completion, publish, streaming pull)."""
-    started = _epoch(result.get("started_at"))
-    finished = _epoch(result.get("finished_at"))
-    if started is None or finished is None:
-        return {}
-    actions = 0.0
-    for step in result.get("steps") or []:
-        for key in ("execute", "compensate"):
-            action = step.get(key) or {}
-            begin, end = _epoch(action.get("started_at")), _epoch(action.get("finished_at"))
-            if begin is not None and end is not None:
-                actions += end - begin
-    return {
-        "to_start": started - published_wall,
-        "actions": actions,
-        "between": (finished - started) - actions,
-        "to_outcome": received_wall - finished,
-    }
-
-
 def run_one(
     stack: LocalStack, results: Results, publisher: Publisher, steps: int, *, decline: bool, tag: str
 ) -> tuple[float, dict[str, Any], dict[str, float]]:
@@ -236,36 +199,6 @@ def latency(stack: LocalStack, results: Results, publisher: Publisher, *, quick:
     return out
 
 
-def action_split(stack: LocalStack, sagas: list[dict[str, Any]]) -> dict[str, float]:
-    """Each action of these sagas split at the moment the participant recorded the call: ``dispatch``
-    (workflow creates the callback and the Cloud Task → Tasks dispatches → step_executor verifies, reads
-    secrets, calls the participant → participant answers) and ``report`` (step_executor posts the callback →
-    the workflow records it)."""
-    answered: dict[tuple[str, str, str], float] = {}
-    for service in ("flight", "hotel", "payment"):
-        for call in stack.participant_calls(service):
-            key = (str(call.get("saga_id")), str(call.get("step")), str(call.get("action")))
-            answered.setdefault(key, float(call.get("at") or 0.0))
-    dispatch: list[float] = []
-    report: list[float] = []
-    for result in sagas:
-        for step in result.get("steps") or []:
-            action = step.get("execute") or {}
-            begin, end = _epoch(action.get("started_at")), _epoch(action.get("finished_at"))
-            at = answered.get((str(result.get("saga_id")), str(step.get("name")), "execute"))
-            if begin is None or end is None or at is None:
-                continue
-            dispatch.append(at - begin)
-            report.append(end - at)
-    if not dispatch:
-        return {}
-    return {
-        "actions": len(dispatch),
-        "dispatch": round(statistics.median(dispatch) * 1000, 2),
-        "report": round(statistics.median(report) * 1000, 2),
-    }
-
-
 def cost_shapes(stack: LocalStack, results: Results, publisher: Publisher) -> dict[str, Any]:
     """One saga per shape (1, 3, 10 steps, happy and compensating) on the full local cloud: its billable
     Workflows steps under both readings (the engine's admin page), its actions and delivery attempts (its
@@ -280,7 +213,7 @@ def cost_shapes(stack: LocalStack, results: Results, publisher: Publisher) -> di
             if result.get("status") != expected:
                 raise RuntimeError(f"cost saga came out {result.get('status')}, expected {expected}")
             execution = str(result.get("execution"))
-            per_step, per_assignment = _admin_after_end(stack, execution)
+            per_step, per_assignment = billable_after_end(stack, execution)
             argument = json.loads(stack.factory.executions().get_execution(name=execution).argument)
             replayed = asyncio.run(
                 replay(deployed.source_contents, dict(deployed.user_env_vars), argument, answers_of(result))
@@ -293,8 +226,8 @@ def cost_shapes(stack: LocalStack, results: Results, publisher: Publisher) -> di
                 "status": result.get("status"),
                 "billable": per_step,
                 "billable_per_assignment": per_assignment,
-                "actions": sum(1 for _ in _actions(result)),
-                "delivery_attempts": sum(int(action.get("attempts") or 1) for action in _actions(result)),
+                "actions": sum(1 for _ in actions_of(result)),
+                "delivery_attempts": sum(int(action.get("attempts") or 1) for action in actions_of(result)),
                 "task_bytes": replayed["task_bytes"],
                 "result_bytes": len(json.dumps(result).encode("utf-8")),
                 "request_bytes": len(
@@ -302,37 +235,6 @@ def cost_shapes(stack: LocalStack, results: Results, publisher: Publisher) -> di
                 ),
             }
     return shapes
-
-
-def _actions(result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The actions (executes and compensations) a saga result records as called."""
-    return [
-        step[key]
-        for step in result.get("steps") or []
-        for key in ("execute", "compensate")
-        if isinstance(step.get(key), dict) and step[key].get("status") not in (None, "skipped")
-    ]
-
-
-def _admin_after_end(stack: LocalStack, execution: str) -> tuple[dict[str, int], dict[str, int]]:
-    """Billable steps (one per step; one per assignment) once the execution has ended."""
-    # The result is published by saga_completion before the execution's last step (return) has run.
-    deadline = time.monotonic() + 10
-    last: tuple[dict[str, int], dict[str, int]] = ({}, {})
-    while time.monotonic() < deadline:
-        execution_id = execution.rsplit("/", 1)[-1]
-        url = f"http://{stack.config.workflows_http}/admin/executions/{execution_id}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            view = json.loads(response.read())
-        per_step, per_assignment = (
-            {k: int((view.get(key) or {}).get(k, 0)) for k in ("internal", "external", "total")}
-            for key in ("billableSteps", "billableStepsPerAssignment")
-        )
-        last = (per_step, per_assignment)
-        if view.get("state") != "ACTIVE":
-            return last
-        time.sleep(0.02)
-    return last
 
 
 @dataclass
@@ -468,7 +370,7 @@ def throughput(
 
 # -- The saga workflow replayed on the engine in this process -------------------------------------------
 # The deployed workflow and an execution argument run on the engine here, with the Google services around
-# it played in process: Cloud Tasks records each task it is given (its size: Cloud Tasks bills 32 KB
+# it played in process (``bench.saga_standins``): Cloud Tasks records each task it is given (its size: Cloud Tasks bills 32 KB
 # chunks) and answers the saga's callback as step_executor would; saga_completion answers 200. On a
 # manual clock this measures what an hour of waiting costs, which the full local cloud cannot in a run.
 
@@ -497,87 +399,14 @@ def answers_of(result: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any
     return answers
 
 
-class _StandInCloud(StandaloneHost):
-    """``tasks.create`` keeps the task's size and answers the saga's callback with
-    ``answers[(step name, action)]`` at once (no answer: the call never settles, as when Cloud Tasks keeps
-    retrying a participant); ``tasks.delete`` succeeds."""
-
-    def __init__(
-        self, clock: Clock, env: Mapping[str, str], answers: Mapping[tuple[str, str], dict[str, Any]]
-    ) -> None:
-        super().__init__(
-            clock=clock,
-            info=ExecutionInfo(user_env=dict(env)),
-            # Cloud Run functions in production
-            internal_url_prefixes=(env["SAGA_COMPLETION_URL"], env["SAGA_STEP_EXECUTOR_URL"]),
-        )
-        self.answers = answers
-        self.task_bytes: list[int] = []
-
-    async def call_connector(self, name: str, args: Mapping[str, Any]) -> Any:
-        if name.endswith(".tasks.delete"):
-            return {}
-        if not name.endswith(".tasks.create"):
-            return await super().call_connector(name, args)
-        task = args["body"]["task"]
-        self.task_bytes.append(len(json.dumps(task, separators=(",", ":")).encode("utf-8")))
-        body = json.loads(base64.b64decode(task["httpRequest"]["body"]))
-        answer = self.answers.get((body["step_name"], body["action"]))
-        if answer is not None:
-            reply = {**answer, "step_index": body["step_index"], "action": body["action"]}
-            self.deliver(body["callback_url"], {"body": reply})
-        created = datetime.datetime.fromtimestamp(self.clock.now(), datetime.UTC)
-        return {"name": task["name"], "createTime": created.isoformat().replace("+00:00", "Z")}
-
-
-class _AnsweringExecutor:
-    """What ``Forward`` needs of a ``StepExecutor``: each first attempt settles as ``answers`` say (no
-    answer: a transient failure, the call left to Cloud Tasks)."""
-
-    def __init__(self, answers: Mapping[tuple[str, str], dict[str, Any]]) -> None:
-        self.settings = Settings.from_env({})
-        self.answers = answers
-
-    def settle(self, task: StepTask, attempt: int) -> Settled:
-        answer = self.answers.get((task.step_name, task.action))
-        return Settled(dict(answer) if answer is not None else None, message="503 from the stand-in")
-
-
-async def _functions_stand_in(
-    answers: Mapping[tuple[str, str], dict[str, Any]],
-) -> tuple[web.AppRunner, dict[str, str]]:
-    """saga_completion (answers a published result) and step_executor's forward runs (the real
-    ``Forward`` over ``answers``), on one free port: the environment variables naming them."""
-    forward = Forward(_AnsweringExecutor(answers))  # type: ignore[arg-type]
-
-    async def complete(request: web.Request) -> web.Response:
-        body = await request.json()
-        return web.json_response(
-            {"message_id": "1", "event_id": "1", "result": {"status": body.get("status")}}
-        )
-
-    async def execute(request: web.Request) -> web.Response:
-        status, answer = forward.handle(await request.json())
-        return web.json_response(answer, status=status)
-
-    app = web.Application()
-    app.router.add_post("/complete", complete)
-    app.router.add_post("/execute", execute)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    return runner, {"SAGA_COMPLETION_URL": f"{base}/complete", "SAGA_STEP_EXECUTOR_URL": f"{base}/execute"}
-
-
 async def replay(
     source: str, env: Mapping[str, str], argument: Any, answers: Mapping[tuple[str, str], dict[str, Any]]
 ) -> dict[str, Any]:
     """Runs the workflow ``source`` once to its end with ``argument``: the billable steps under both
     readings and the size of each task created."""
-    runner, urls = await _functions_stand_in(answers)
+    runner, urls = await functions_stand_in(answers)
     try:
-        host = _StandInCloud(SystemClock(), {**env, **urls}, answers)
+        host = StandInCloud(SystemClock(), {**env, **urls}, answers)
         meter = StepMeter()
         await run_execution(load_workflow(source), argument, host, meter=meter)
         return {"billable": meter.readings(), "task_bytes": host.task_bytes}
@@ -585,44 +414,22 @@ async def replay(
         await runner.cleanup()
 
 
-async def _settled(host: _StandInCloud, meter: StepMeter, before: int) -> None:
-    """Until the execution waits on its callback again, having counted a step since ``before``."""
-    deadline = time.monotonic() + 10
-    while not (host.waiting == 1 and meter.total > before):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the execution did not wait again ({host.waiting} waiting, {meter.total})")
-        await asyncio.sleep(0.001)
-
-
-async def _quiet(host: _StandInCloud, meter: StepMeter) -> None:
-    """Until the execution waits on its callback and counts no more steps (a clock tick may or may not
-    have woken it: a long wait sleeps through most ticks)."""
-    deadline = time.monotonic() + 10
-    seen, still = meter.total, 0
-    while still < 5:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the execution did not settle ({host.waiting} waiting, {meter.total})")
-        await asyncio.sleep(0.001)
-        still = still + 1 if host.waiting == 1 and meter.total == seen else 0
-        seen = meter.total
-
-
 async def waiting_hour(
     source: str, env: Mapping[str, str], run: WaitRun, hours: int
 ) -> dict[str, dict[str, float]]:
     """The billable steps of one hour of the wait ``run`` leads to, averaged over ``hours`` hours on a
     manual clock moved ``run.tick`` seconds at a time."""
-    runner, urls = await _functions_stand_in(run.answers)
+    runner, urls = await functions_stand_in(run.answers)
     clock = ManualClock()
-    host = _StandInCloud(clock, {**env, **urls}, run.answers)
+    host = StandInCloud(clock, {**env, **urls}, run.answers)
     meter = StepMeter()
     execution = asyncio.ensure_future(run_execution(load_workflow(source), run.argument, host, meter=meter))
     try:
-        await _settled(host, meter, -1)
+        await settled(host, meter, -1)
         before = meter.readings()
         for _ in range(int(hours * 3600 / run.tick)):
             await clock.advance(run.tick)
-            await _quiet(host, meter)
+            await quiet(host, meter)
         after = meter.readings()
     finally:
         execution.cancel()

@@ -56,45 +56,76 @@ def _error(action: Mapping[str, Any]) -> str:
 def render(result: Mapping[str, Any], *, title: str | None = None) -> str:
     """The timeline of one saga as text lines (no trailing newline)."""
     status = str(result.get("status", "?"))
-    saga_id = str(result.get("saga_id", "?"))
     start = parse_time(result.get("started_at"))
+    lines = [_heading(result, status, start, title)]
+    if status == "rejected":
+        lines += _rejections(result)
+    else:
+        lines += _step_lines(result.get("steps") or [], start)
+        lines += _closing_lines(result)
+    return "\n".join(lines)
+
+
+def _heading(
+    result: Mapping[str, Any], status: str, start: datetime.datetime | None, title: str | None
+) -> str:
+    """The first line: the saga, its outcome and, once it ended, how long it took."""
+    saga_id = str(result.get("saga_id", "?"))
     end = parse_time(result.get("finished_at"))
     total = f" in {(end - start).total_seconds() * 1000:.0f} ms" if start and end else ""
-    lines = [f"{title or 'saga'} {saga_id}: {_MARK.get(status, ' ')} {status.upper()}{total}"]
-    if status == "rejected":
-        for error in result.get("errors") or []:
-            if isinstance(error, Mapping):
-                lines.append(f"    rejected: {error.get('field')}: {error.get('message')}")
-        return "\n".join(lines)
+    return f"{title or 'saga'} {saga_id}: {_MARK.get(status, ' ')} {status.upper()}{total}"
 
-    steps: Sequence[Any] = result.get("steps") or []
+
+def _rejections(result: Mapping[str, Any]) -> list[str]:
+    """A line per field a rejected request got wrong."""
+    return [
+        f"    rejected: {error.get('field')}: {error.get('message')}"
+        for error in result.get("errors") or []
+        if isinstance(error, Mapping)
+    ]
+
+
+def _step_lines(steps: Sequence[Any], start: datetime.datetime | None) -> list[str]:
+    """A line per action, in the order they started; the steps that did not run last."""
     events: list[tuple[str, str]] = []
     for step in steps:
-        if not isinstance(step, Mapping):
-            continue
-        name = str(step.get("name"))
-        for action_name in ("execute", "compensate"):
-            action = step.get(action_name)
-            if not isinstance(action, Mapping):
-                continue
-            detail = ", ".join(
-                part for part in (_attempts(action), _duration(action), _error(action)) if part
-            )
-            mark = _MARK.get(str(action.get("status")), " ")
-            sort_key = str(action.get("started_at") or "")
-            events.append(
-                (
-                    sort_key,
-                    f"  {_offset(start, action.get('started_at'))}  {mark} {action_name:<10} {name:<18}"
-                    f" {action.get('status')}" + (f"  ({detail})" if detail else ""),
-                )
-            )
-        if step.get("status") == "not_run":
-            events.append(("~", f"  {'':>9}  {_MARK['not_run']} {'skipped':<10} {name:<18} not run"))
-    lines.extend(text for _, text in sorted(events, key=lambda e: e[0]))
+        if isinstance(step, Mapping):
+            events += _step_events(step, start)
+    return [text for _, text in sorted(events, key=lambda e: e[0])]
+
+
+def _step_events(step: Mapping[str, Any], start: datetime.datetime | None) -> list[tuple[str, str]]:
+    """(sort key, line) of each action of ``step``, or of the step not run."""
+    name = str(step.get("name"))
+    events = []
+    for action_name in ("execute", "compensate"):
+        action = step.get(action_name)
+        if isinstance(action, Mapping):
+            events.append(_action_event(name, action_name, action, start))
+    if step.get("status") == "not_run":
+        events.append(("~", f"  {'':>9}  {_MARK['not_run']} {'skipped':<10} {name:<18} not run"))
+    return events
+
+
+def _action_event(
+    name: str, action_name: str, action: Mapping[str, Any], start: datetime.datetime | None
+) -> tuple[str, str]:
+    """(sort key, line) of one action: when it started, its outcome, attempts, duration and error."""
+    detail = ", ".join(part for part in (_attempts(action), _duration(action), _error(action)) if part)
+    mark = _MARK.get(str(action.get("status")), " ")
+    return (
+        str(action.get("started_at") or ""),
+        f"  {_offset(start, action.get('started_at'))}  {mark} {action_name:<10} {name:<18}"
+        f" {action.get('status')}" + (f"  ({detail})" if detail else ""),
+    )
+
+
+def _closing_lines(result: Mapping[str, Any]) -> list[str]:
+    """Where an ended saga stopped, and its execution."""
+    lines = []
     if result.get("failed_step"):
         lines.append(f"    failed step: {result.get('failed_step')}: {result.get('reason')}")
     execution = result.get("execution")
     if execution:
         lines.append(f"    execution: {execution}")
-    return "\n".join(lines)
+    return lines

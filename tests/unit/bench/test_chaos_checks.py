@@ -1,4 +1,4 @@
-"""The chaos run's checks (``bench.chaos.check``) on made-up records: each property fails on the record
+"""The chaos run's checks (``bench.chaos_checks.check``) on made-up records: each property fails on the record
 that breaks it and names the saga; the request mix is a function of the seed."""
 
 from __future__ import annotations
@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.chaos import ChaosConfig, Planned, check, plan, write_json
+from bench.chaos import ChaosConfig, write_json
+from bench.chaos_checks import check
+from bench.chaos_plan import Planned, plan
 
 URLS = {"flight": "http://f", "hotel": "http://h", "payment": "http://p"}
 STEPS = (("flight", "book_flight"), ("hotel", "reserve_hotel"), ("payment", "charge_payment"))

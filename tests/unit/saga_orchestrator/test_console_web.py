@@ -1,9 +1,9 @@
-"""The web console's pages (``saga_orchestrator.console.web``): the timeline drawn from a saga result
-(actions, retries, waits for a decision), escaping of everything a saga carries, the verbs each state
-offers, and the HTTP side: a verb is sent only after its confirmation page, with the console's token and
-a reason; errors are shown in the library's own words. The backend is sagas held in memory, described by
-``saga_orchestrator.sagas.describe`` from what the Executions API would answer (the real API is exercised
-by tests/e2e/test_e2e_web_console.py)."""
+"""The web console (``saga_orchestrator.console.web``, ``pages`` and ``bars``): the timeline drawn from a
+saga result (actions, retries, waits for a decision), escaping of everything a saga carries, the verbs
+each state offers, and the HTTP side: a verb is sent only after its confirmation page, with the console's
+token and a reason; errors are shown in the library's own words. The backend is sagas held in memory,
+described by ``saga_orchestrator.sagas.describe`` from what the Executions API would answer (the real API
+is exercised by tests/e2e/test_e2e_web_console.py)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from saga_orchestrator.console.web import (
-    Console,
-    applicable_verbs,
-    build_app,
-    list_page,
-    parse_filters,
-    saga_page,
-    timeline_bars,
-)
+from saga_orchestrator.console.bars import timeline_bars
+from saga_orchestrator.console.pages import applicable_verbs, list_page, saga_page
+from saga_orchestrator.console.web import Console, build_app, parse_filters
 from saga_orchestrator.errors import InvalidRequestError, SagaNotFoundError, VerbNotApplicableError
 from saga_orchestrator.ports import SagaStatus
 from saga_orchestrator.sagas import InFlight, SagaView, describe, undo_plan

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from saga_orchestrator.auth import GoogleTokenSource
@@ -39,6 +40,28 @@ EMULATOR_VARS = {
     "workflows": "WORKFLOWS_EMULATOR_HOST",
     "storage": "STORAGE_EMULATOR_HOST",
 }
+
+
+# What requests looks up in the environment on every request when a session trusts it (requests.utils:
+# proxies and their exceptions, .netrc credentials), any case. Its CA bundle variables are read once below.
+_PER_REQUEST_SETTINGS = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy", "netrc"})
+_CA_BUNDLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def settle_request_settings(session: Any, env: Mapping[str, str]) -> None:
+    """Stop ``session`` (a requests session) from reading the environment on every request when it
+    would find no proxy and no ``.netrc`` there: requests scans the whole environment for proxies on
+    each request, about a tenth of a start's CPU, to find nothing. A CA bundle the environment names is
+    kept, as requests itself would use it (``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``)."""
+    if any(name.lower() in _PER_REQUEST_SETTINGS for name in env):
+        return
+    home = Path(env.get("HOME") or os.path.expanduser("~"))
+    if any((home / name).exists() for name in (".netrc", "_netrc")):
+        return
+    bundle = next((env[name] for name in _CA_BUNDLES if env.get(name)), None)
+    if bundle and session.verify is True:
+        session.verify = bundle
+    session.trust_env = False
 
 
 class ClientFactory:
@@ -179,10 +202,13 @@ class ClientFactory:
                 from google.auth.credentials import AnonymousCredentials
 
                 url = endpoint if "://" in endpoint else f"http://{endpoint}"
-                return Client(
+                client = Client(
                     project=None, credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
                 )
-            return Client()
+            else:
+                client = Client()
+            settle_request_settings(client._http, self._env)
+            return client
 
         return self._get("storage", build)
 

@@ -4,6 +4,7 @@ that nobody has to store."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -15,8 +16,10 @@ _spans = random.Random()
 os.register_at_fork(after_in_child=_spans.seed)
 
 
+@functools.lru_cache(maxsize=4096)
 def trace_id(saga_id: str) -> str:
-    """32 hex characters, the same for every call and log line of one saga."""
+    """32 hex characters, the same for every call and log line of one saga (remembered for the sagas
+    seen last: one request derives it for each call and log line)."""
     return hashlib.sha256(saga_id.encode("utf-8")).hexdigest()[:32]
 
 

@@ -27,7 +27,9 @@ from localcloud.runtime import Context, RunningService, stop_on_signals
 SERVICES = (
     "localcloud.metadata.server",
     "localcloud.secretmanager.server",
+    "localcloud.resourcemanager.server",
     "localcloud.storage.server",
+    "localcloud.bigquery.server",  # before Pub/Sub, which writes BigQuery subscriptions' rows to it
     "localcloud.pubsub.server",
     "localcloud.tasks.server",
     "localcloud.workflows.service.server",

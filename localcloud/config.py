@@ -15,6 +15,8 @@ DEFAULTS: dict[str, str] = {
     "PUBSUB_EMULATOR_HOST": "127.0.0.1:8085",
     "CLOUD_TASKS_EMULATOR_HOST": "127.0.0.1:8123",
     "SECRET_MANAGER_EMULATOR_HOST": "127.0.0.1:8090",
+    # Resource Manager's tags (gRPC); Google has no such variable (no client reads it), named as the others.
+    "RESOURCE_MANAGER_EMULATOR_HOST": "127.0.0.1:8097",
     "WORKFLOWS_EMULATOR_HOST": "127.0.0.1:8788",
     # Callback endpoints and the admin pages of the Workflows engine (plain HTTP).
     "WORKFLOWS_HTTP_HOST": "127.0.0.1:8787",
@@ -24,6 +26,10 @@ DEFAULTS: dict[str, str] = {
     "STORAGE_EMULATOR_HOST": "127.0.0.1:8094",
     # Cloud Logging's REST API (entries.write, entries.list); no Google client reads this name.
     "LOGGING_EMULATOR_HOST": "127.0.0.1:8092",
+    # BigQuery's REST API (plain HTTP). google-cloud-bigquery reads this variable as its endpoint, a URL
+    # (``google.cloud.bigquery._helpers._get_bigquery_host``); a bare host:port is accepted here and handed
+    # to clients as http://host:port. Unset: this port when Pub/Sub has its default port, else a free one.
+    "BIGQUERY_EMULATOR_HOST": "127.0.0.1:8093",
     # The REST surfaces of the gRPC emulators (plain HTTP; no Google client reads these names: a client
     # built with transport="rest" takes client_options={"api_endpoint": "http://HOST:PORT"}). Unset, an
     # emulator serves REST on this port when its gRPC address has its default port, else on a free port
@@ -31,6 +37,7 @@ DEFAULTS: dict[str, str] = {
     "PUBSUB_REST_HOST": "127.0.0.1:8095",
     "CLOUD_TASKS_REST_HOST": "127.0.0.1:8124",
     "SECRET_MANAGER_REST_HOST": "127.0.0.1:8096",
+    "RESOURCE_MANAGER_REST_HOST": "127.0.0.1:8098",
     "LOCALCLOUD_PROJECT": "local-project",
     "LOCALCLOUD_LOCATION": "us-central1",
 }
@@ -48,10 +55,13 @@ class LocalCloudConfig:
     location: str
     storage: str = DEFAULTS["STORAGE_EMULATOR_HOST"]  # host:port, without the scheme
     logging: str = DEFAULTS["LOGGING_EMULATOR_HOST"]
+    bigquery: str = DEFAULTS["BIGQUERY_EMULATOR_HOST"]  # host:port, without the scheme
     # "" when the variable is unset: ``rest_address`` derives the address from the gRPC one.
     pubsub_rest: str = ""
     tasks_rest: str = ""
     secretmanager_rest: str = ""
+    resourcemanager: str = DEFAULTS["RESOURCE_MANAGER_EMULATOR_HOST"]
+    resourcemanager_rest: str = ""
     quotas: str = ""  # LOCALCLOUD_QUOTAS, parsed by ``localcloud.quotas.QuotaConfig.parse``
 
     @classmethod
@@ -72,9 +82,14 @@ class LocalCloudConfig:
             location=get("LOCALCLOUD_LOCATION"),
             storage=get("STORAGE_EMULATOR_HOST").removeprefix("http://").rstrip("/"),
             logging=get("LOGGING_EMULATOR_HOST"),
+            bigquery=source.get("BIGQUERY_EMULATOR_HOST", "").removeprefix("http://").rstrip("/")
+            or _bigquery_beside(source.get("PUBSUB_EMULATOR_HOST") or DEFAULTS["PUBSUB_EMULATOR_HOST"]),
             pubsub_rest=source.get("PUBSUB_REST_HOST", ""),
             tasks_rest=source.get("CLOUD_TASKS_REST_HOST", ""),
             secretmanager_rest=source.get("SECRET_MANAGER_REST_HOST", ""),
+            resourcemanager=source.get("RESOURCE_MANAGER_EMULATOR_HOST")
+            or _beside(source, "SECRET_MANAGER_EMULATOR_HOST"),
+            resourcemanager_rest=source.get("RESOURCE_MANAGER_REST_HOST", ""),
             quotas=source.get("LOCALCLOUD_QUOTAS", ""),
         )
 
@@ -110,7 +125,26 @@ class LocalCloudConfig:
             "GOOGLE_CLOUD_PROJECT": self.project_id,
             "PUBSUB_PROJECT_ID": self.project_id,
             "LOGGING_EMULATOR_HOST": self.logging,
+            # google-cloud-bigquery reads it as a URL; a free port (0) is no address a client could use.
+            **({} if self.bigquery.endswith(":0") else {"BIGQUERY_EMULATOR_HOST": f"http://{self.bigquery}"}),
         }
+
+
+def _beside(source: Mapping[str, str], sibling: str) -> str:
+    """The Resource Manager emulator's address when its variable is unset: its default, or a free port (0) on
+    the host of ``sibling`` when that was moved from its default, as by a caller that picks the ports of the
+    emulators it knows of (the default port could be another local cloud's; the ready line tells the port)."""
+    given = source.get(sibling) or DEFAULTS[sibling]
+    host = given.rpartition(":")[0] or "127.0.0.1"
+    return DEFAULTS["RESOURCE_MANAGER_EMULATOR_HOST"] if given == DEFAULTS[sibling] else f"{host}:0"
+
+
+def _bigquery_beside(pubsub: str) -> str:
+    """BigQuery's address when its variable is unset: its default beside a Pub/Sub on its default port, else a
+    free port (0) on Pub/Sub's host, as for a caller that picked the ports of the emulators it knows of."""
+    if pubsub == DEFAULTS["PUBSUB_EMULATOR_HOST"]:
+        return DEFAULTS["BIGQUERY_EMULATOR_HOST"]
+    return f"{pubsub.rpartition(':')[0] or '127.0.0.1'}:0"
 
 
 # service → (its REST field, its gRPC variable, its REST variable)
@@ -118,4 +152,9 @@ _REST = {
     "pubsub": ("pubsub_rest", "PUBSUB_EMULATOR_HOST", "PUBSUB_REST_HOST"),
     "tasks": ("tasks_rest", "CLOUD_TASKS_EMULATOR_HOST", "CLOUD_TASKS_REST_HOST"),
     "secretmanager": ("secretmanager_rest", "SECRET_MANAGER_EMULATOR_HOST", "SECRET_MANAGER_REST_HOST"),
+    "resourcemanager": (
+        "resourcemanager_rest",
+        "RESOURCE_MANAGER_EMULATOR_HOST",
+        "RESOURCE_MANAGER_REST_HOST",
+    ),
 }

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -19,6 +18,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from localcloud._project import project_number
 from localcloud.auth import TokenAuthority
 
 FLAVOR_HEADER = "Metadata-Flavor"
@@ -37,12 +37,12 @@ class MetadataIdentity:
     service_account_email: str
     scopes: tuple[str, ...] = (CLOUD_PLATFORM_SCOPE,)
     zone: str = "us-central1-a"
-    numeric_project_id: str = field(default="")
+    numeric_project_id: str = field(default="")  # "": the local cloud's number for the id
 
     @property
     def project_number(self) -> str:
-        # A stable 12-digit number per project id, like a real project number.
-        return self.numeric_project_id or str(100_000_000_000 + zlib.crc32(self.project_id.encode()))
+        # The number every emulator reads as this project (localcloud._project), unless one is given.
+        return project_number(self.project_id, self.numeric_project_id)
 
 
 def default_service_account(project_id: str) -> str:

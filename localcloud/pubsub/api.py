@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import itertools
 import operator
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -246,6 +246,9 @@ class PubSubApi:
         # LOCALCLOUD_QUOTAS: publisher throughput, in kB of published messages (localcloud.quotas).
         self.quotas = quotas or Quotas(clock=state.clock)
         self.on_subscription_change = on_subscription_change
+        # Checks a subscription about to be created or changed against what lives outside Pub/Sub (a
+        # BigQuery subscription's table: ``localcloud.pubsub.bigquery``); set by ``server.start``.
+        self.check_subscription: Callable[[Any], Awaitable[None]] | None = None
         self.closing = asyncio.Event()
         self.policies: dict[str, Any] = {}
 
@@ -333,6 +336,8 @@ class PubSubApi:
     # ---- Subscriber --------------------------------------------------------------------------
 
     async def CreateSubscription(self, request: Any, context: Any) -> Any:
+        if self.check_subscription is not None and request.name not in self.state.subscriptions:
+            await self.check_subscription(request)
         created = self.state.create_subscription(request)
         self.on_subscription_change(self.state.subscriptions[created.name])
         return created
@@ -341,6 +346,8 @@ class PubSubApi:
         return self.state.get_subscription(request.subscription).pb
 
     async def UpdateSubscription(self, request: Any, context: Any) -> Any:
+        if self.check_subscription is not None and "bigquery_config" in request.update_mask.paths:
+            await self.check_subscription(request.subscription)
         updated = self.state.update_subscription(
             request.subscription.name, request.subscription, list(request.update_mask.paths)
         )

@@ -194,9 +194,9 @@ class Delivery:
                 else 600.0
             )
             return float(min(high, low * 2 ** max(0, entry.attempts - 1)))
-        if sub.pb.push_config.push_endpoint:
-            # Without a retry policy push backs off on its own; this floor also keeps a failing endpoint
-            # from being called in a hot loop.
+        if sub.pb.push_config.push_endpoint or sub.pb.bigquery_config.table:
+            # Without a retry policy push (and a BigQuery subscription) backs off on its own; this floor
+            # also keeps a failing endpoint from being called in a hot loop.
             return float(min(60.0, 0.1 * 2 ** max(0, entry.attempts - 1)))
         return 0.0
 

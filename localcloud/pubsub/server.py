@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 import grpc
 
+from localcloud._project import ProjectNumbers, accept_numbers
 from localcloud.pubsub.api import PubSubApi, handler_tables
+from localcloud.pubsub.bigquery import BigQueryWriter
 from localcloud.pubsub.push import PushWorker
 from localcloud.pubsub.schema_api import SchemaApi, schema_handler_tables
-from localcloud.pubsub.state import PubSubState
+from localcloud.pubsub.state import PubSubState, SubscriptionState
 from localcloud.rest_server import PUBSUB_TRANSPORTS, RestServer, serve
 from localcloud.runtime import Context
 
@@ -27,6 +29,7 @@ class PubSubService:
     push: PushWorker
     server: grpc.aio.Server
     rest: RestServer | None = None
+    bigquery: BigQueryWriter | None = None
 
     @property
     def rest_address(self) -> str:
@@ -40,6 +43,8 @@ class PubSubService:
         await asyncio.sleep(0.05)
         await self.server.stop(grace=0.5)
         await self.push.stop()
+        if self.bigquery is not None:
+            await self.bigquery.stop()
         await self.state.stop()
 
 
@@ -49,9 +54,20 @@ async def start(ctx: Context) -> PubSubService:
     state = PubSubState(ctx.clock)
     state.start()
     push = PushWorker(state, ctx.authority)
-    api = PubSubApi(state, push.sync, ctx.quotas)
+    # BigQuery subscriptions write to the BigQuery emulator at ctx.config.bigquery (localcloud.pubsub.bigquery).
+    bigquery = BigQueryWriter(state, ctx.config.bigquery)
+
+    def sync(sub: SubscriptionState) -> None:
+        push.sync(sub)
+        bigquery.sync(sub)
+
+    api = PubSubApi(state, sync, ctx.quotas)
+    api.check_subscription = bigquery.check
     address = ctx.config.pubsub
     tables = handler_tables(api) + schema_handler_tables(SchemaApi(state))
+    # A project number in a name is the project it stands for; answers name it by id, the form Pub/Sub
+    # documents for its names (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names).
+    accept_numbers(tables, ProjectNumbers(ctx.config.project_id))
     try:
         server = await _grpc.start_server(address, tables)
     except BaseException:
@@ -61,6 +77,7 @@ async def start(ctx: Context) -> PubSubService:
     service = PubSubService(
         name="pubsub", address=f"{host}:{server.bound_port}", state=state, api=api, push=push, server=server
     )
+    service.bigquery = bigquery
     try:
         service.rest = await serve(
             ctx.config.rest_address("pubsub"), service.address, tables, PUBSUB_TRANSPORTS

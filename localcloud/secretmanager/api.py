@@ -95,6 +95,9 @@ class _RedactedMessage:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._message, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:  # a project number read as its id
+        setattr(self._message, name, value)
+
     def __str__(self) -> str:
         return f"<{type(self._message).__name__}: redacted>"
 

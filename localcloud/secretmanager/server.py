@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 
 from localcloud import _grpc
+from localcloud._project import ProjectNumbers, accept_numbers
 from localcloud.rest_server import SECRET_MANAGER_TRANSPORTS, RestServer, serve
 from localcloud.runtime import Context
 from localcloud.secretmanager.api import REQUEST_TYPES, SecretManagerApi
@@ -46,6 +47,9 @@ async def start(ctx: Context, store: SecretStore | None = None) -> SecretManager
     store = store or SecretStore(ctx.clock)
     address = ctx.config.secretmanager
     tables = handlers(SecretManagerApi(store))
+    # A project number in a name is the project (Google accepts either); the answer to a request that
+    # named it by number names it by number, as Secret Manager answers (see localcloud.secretmanager.state).
+    accept_numbers(tables, ProjectNumbers(ctx.config.project_id), answer_numbers=True)
     server = await _grpc.start_server(address, tables)
     host = address.rpartition(":")[0] or "127.0.0.1"
     service = SecretManagerService(

@@ -13,8 +13,13 @@ https://cloud.google.com/secret-manager/docs/etags):
   ``data_crc32c`` that does not match with INVALID_ARGUMENT.
 - A secret created with ``ttl`` gets ``expire_time`` and disappears (NOT_FOUND) once it has passed.
 
-Names are kept as the client spelled them (a project id stays an id; Google answers with the number).
-Regional names (``projects/P/locations/L/secrets/S``) work the same as global ones.
+Regional names (``projects/P/locations/L/secrets/S``) work the same as global ones. A project may be named
+by its id or its number (``localcloud._project``: the server reads a number as the id before the store
+sees the request). Google's Secret Manager answers with the project's number whichever the request used
+(the Terraform provider documents it, https://github.com/hashicorp/terraform-provider-google/pull/11343,
+and so does a samples maintainer, https://github.com/GoogleCloudPlatform/python-docs-samples/issues/7212).
+The emulator answers a request that named the project by number with the number; one that named it by
+id keeps the id, as this emulator always has (the clients and tests built on it compare names with ids).
 """
 
 from __future__ import annotations

@@ -37,7 +37,6 @@ import base64
 import datetime
 import hashlib
 import re
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +44,7 @@ from typing import Any
 import google_crc32c
 from google.api_core import exceptions as gexc
 
+from localcloud._project import project_number
 from localcloud.clock import Clock
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
@@ -152,11 +152,6 @@ class StoredBucket:
             "updated": _stamp(self.created),
             "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True}},
         }
-
-
-def project_number(project: str) -> str:
-    """A stable 12-digit number for a project id (the API answers with the number, never the id)."""
-    return project if project.isdigit() else str(100_000_000_000 + zlib.crc32(project.encode()))
 
 
 def _quote(name: str) -> str:

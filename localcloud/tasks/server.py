@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import grpc
 
 from localcloud import _grpc
+from localcloud._project import ProjectNumbers, accept_numbers
 from localcloud.rest_server import CLOUD_TASKS_TRANSPORTS, RestServer, serve
 from localcloud.runtime import Context
 from localcloud.tasks import buffer, v2beta3
@@ -74,6 +75,9 @@ async def start(
     await dispatcher.start()
     address = ctx.config.tasks
     tables = handlers(CloudTasksApi(state, dispatcher, faults))
+    # A project number in a name is the project it stands for; answers name it by id, the form of Cloud
+    # Tasks' names (https://cloud.google.com/tasks/docs/reference/rest/v2/projects.locations.queues#Queue).
+    accept_numbers(tables, ProjectNumbers(ctx.config.project_id))
     try:
         server = await _grpc.start_server(address, tables)
     except BaseException:

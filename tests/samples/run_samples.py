@@ -46,9 +46,12 @@ _PORTS = (
     "GCE_METADATA_HOST",
     "STORAGE_EMULATOR_HOST",
     "LOGGING_EMULATOR_HOST",
+    "BIGQUERY_EMULATOR_HOST",
     "PUBSUB_REST_HOST",
     "CLOUD_TASKS_REST_HOST",
     "SECRET_MANAGER_REST_HOST",
+    "RESOURCE_MANAGER_EMULATOR_HOST",
+    "RESOURCE_MANAGER_REST_HOST",
 )
 
 
@@ -58,6 +61,7 @@ def local_cloud(log_dir: Path) -> Iterator[dict[str, str]]:
     env = {name: f"127.0.0.1:{port}" for name, port in zip(_PORTS, free_ports(len(_PORTS)), strict=True)}
     env |= {"GCE_METADATA_IP": env["GCE_METADATA_HOST"], "LOCALCLOUD_PROJECT": PROJECT}
     env["STORAGE_EMULATOR_HOST"] = "http://" + env["STORAGE_EMULATOR_HOST"]
+    env["BIGQUERY_EMULATOR_HOST"] = "http://" + env["BIGQUERY_EMULATOR_HOST"]  # a URL too
     process = ManagedProcess.start(emulators_spec(env), log_dir=log_dir)
     try:
         process.wait_ready()

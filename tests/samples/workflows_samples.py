@@ -40,6 +40,7 @@ from google.cloud.workflows.executions_v1.services.executions.transports import 
 from google.cloud.workflows_v1.services.workflows.transports import WorkflowsGrpcTransport
 from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
+from localcloud._project import project_number
 from localcloud.config import LocalCloudConfig
 from localcloud.workflows.service.connectors import Connectors
 
@@ -77,7 +78,9 @@ class Setup:
 
 
 SECRET_VALUE = "s3cr3t"
-PROJECT_ID, PROJECT_NUMBER = "samples-project", "123456789012"
+PROJECT_ID = "samples-project"
+# What the local cloud reports for it (GOOGLE_CLOUD_PROJECT_NUMBER) and reads back as the id.
+PROJECT_NUMBER = project_number(PROJECT_ID)
 
 
 def _tomorrow() -> str:
@@ -99,6 +102,7 @@ SETUP: dict[str, Setup] = {
     "iterate_map.workflows.yaml": Setup(result=60),  # "sum is 60"
     "list_reverse.workflows.yaml": Setup(result=[3, 2, 1]),  # "Expected output: `[3,2,1]`"
     "subworkflow.workflows.yaml": Setup(result="Hello Kristof"),
+    # names the secret by GOOGLE_CLOUD_PROJECT_NUMBER: the project's number, read as its id
     "connector_access_secret.workflows.yaml": Setup(secrets=("test-secret",)),
     "connector_publish_pubsub.workflows.yaml": Setup(topics=("mytopic1",)),
     "connector_schedule_tasks.workflows.yaml": Setup(

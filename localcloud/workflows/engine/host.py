@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from localcloud._project import project_number as number_for
 from localcloud.clock import Clock
 
 # Kept for the callers of ``load_workflow``, which pass it on to the deploy-time checks: a well-formed
@@ -53,7 +54,7 @@ class ExecutionInfo:
     """What ``sys.get_env`` returns for the built-in ``GOOGLE_CLOUD_*`` variables."""
 
     project_id: str = "local-project"
-    project_number: str = "123456789012"
+    project_number: str = ""  # "": the local cloud's number for project_id (localcloud._project)
     location: str = "us-central1"
     workflow_id: str = "workflow"
     revision_id: str = "000001-abc"
@@ -65,7 +66,7 @@ class ExecutionInfo:
         return {
             "GOOGLE_CLOUD_LOCATION": self.location,
             "GOOGLE_CLOUD_PROJECT_ID": self.project_id,
-            "GOOGLE_CLOUD_PROJECT_NUMBER": self.project_number,
+            "GOOGLE_CLOUD_PROJECT_NUMBER": number_for(self.project_id, self.project_number),
             "GOOGLE_CLOUD_SERVICE_ACCOUNT_NAME": self.service_account,
             "GOOGLE_CLOUD_WORKFLOW_EXECUTION_ID": self.execution_id,
             "GOOGLE_CLOUD_WORKFLOW_ID": self.workflow_id,

@@ -33,6 +33,7 @@ from google.api_core import exceptions as gexc
 from google.cloud.workflows.executions_v1.types import executions as ex
 from google.cloud.workflows_v1.types import workflows as wf
 
+from localcloud._project import project_number
 from localcloud.workflows.engine.history import StepHistory
 from localcloud.workflows.engine.host import ExecutionInfo
 from localcloud.workflows.lang.errors import WorkflowError
@@ -80,9 +81,13 @@ class Executions:
         self._finished: deque[str] = deque()
         self._seq = 0
 
-    @property
-    def default_service_account(self) -> str:
-        return f"{self.project_number}-compute@developer.gserviceaccount.com"
+    def default_service_account(self, project_id: str) -> str:
+        """The Compute Engine default service account of the workflow's project."""
+        return f"{self.number_of(project_id)}-compute@developer.gserviceaccount.com"
+
+    def number_of(self, project_id: str) -> str:
+        """The number given to the state, else the local cloud's number for the id."""
+        return project_number(project_id, self.project_number)
 
     def start(
         self,
@@ -131,12 +136,12 @@ class Executions:
         revision = workflow.latest
         return ExecutionInfo(
             project_id=workflow.project_id,
-            project_number=self.project_number,
+            project_number=self.number_of(workflow.project_id),
             location=workflow.location,
             workflow_id=workflow.workflow_id,
             revision_id=revision.revision_id,
             execution_id=execution_id,
-            service_account=revision.service_account or self.default_service_account,
+            service_account=revision.service_account or self.default_service_account(workflow.project_id),
             user_env=revision.user_env_vars,
         )
 

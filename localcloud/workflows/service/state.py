@@ -48,7 +48,8 @@ from localcloud.workflows.service.records import ExecutionRecord, Revision, Stat
 from localcloud.workflows.service.service_host import HostServices
 
 DEFAULT_STEP_LIMIT = 100_000
-DEFAULT_PROJECT_NUMBER = "123456789012"
+# "": each workflow's project reports the local cloud's number for its id (localcloud._project).
+DEFAULT_PROJECT_NUMBER = ""
 # Finished executions kept for Get/List (the real service keeps them 90 days); the oldest go first.
 DEFAULT_RETAINED_FINISHED = 50_000
 MAX_OPERATIONS_KEPT = 1_000

@@ -9,20 +9,22 @@ start-up as ``sitecustomize``) changes the two places every Google client goes t
 - gRPC: ``google.api_core.grpc_helpers.create_channel`` (every GAPIC gRPC transport opens its channel
   there) returns an insecure channel to the emulator when the target is one of the emulated services'
   hosts (``cloudtasks.googleapis.com``, ``secretmanager[.LOCATION.rep].googleapis.com``,
-  ``[LOCATION-]pubsub.googleapis.com``), whatever the port;
+  ``[LOCATION-]pubsub.googleapis.com``, ``[LOCATION-]cloudresourcemanager.googleapis.com``), whatever
+  the port;
 - HTTP: ``requests.adapters.HTTPAdapter.send`` (the REST transports' ``AuthorizedSession`` and the samples'
   own ``requests.post``) sends a request for one of those hosts to the emulator's REST surface, over
   plain HTTP, path and query unchanged.
 
-Any other ``*.googleapis.com`` host (Resource Manager's tag keys, BigQuery, ...) fails at once with "HOST is
-not emulated by the local cloud" (gRPC: when the channel is opened; HTTP: a 501 UNIMPLEMENTED answer, which
-no client retries), instead of retrying against a network this machine may not have.
+``bigquery.googleapis.com`` goes the HTTP way only (to ``BIGQUERY_EMULATOR_HOST``). Any other
+``*.googleapis.com`` host fails at once with "HOST is not emulated by the local cloud" (gRPC: when the
+channel is opened; HTTP: a 501 UNIMPLEMENTED answer, which no client retries), instead of retrying against
+a network this machine may not have.
 
 Credentials stay Google's: ``google.auth.default()`` finds the local cloud's metadata server
 (``GCE_METADATA_HOST``), as on a Google Cloud machine. With ``LOCALCLOUD_SAMPLES_TRANSPORT=rest``, a client of
-Cloud Tasks (v2, v2beta3), Secret Manager, or a Pub/Sub publisher or schema client built without a
-``transport`` gets ``transport="rest"`` (the samples never choose one); Pub/Sub's subscriber stays on gRPC,
-as ``subscribe()`` needs StreamingPull, which has no REST binding. Nothing here runs unless
+Cloud Tasks (v2, v2beta3), Secret Manager, Resource Manager's tags, or a Pub/Sub publisher or schema client
+built without a ``transport`` gets ``transport="rest"`` (the samples never choose one); Pub/Sub's subscriber
+stays on gRPC, as ``subscribe()`` needs StreamingPull, which has no REST binding. Nothing here runs unless
 ``LOCALCLOUD_SAMPLES_ROUTE`` is set, so the directory is harmless on any other path.
 """
 
@@ -38,11 +40,15 @@ _SERVICES = {
     "cloudtasks": ("CLOUD_TASKS_EMULATOR_HOST", "CLOUD_TASKS_REST_HOST"),
     "secretmanager": ("SECRET_MANAGER_EMULATOR_HOST", "SECRET_MANAGER_REST_HOST"),
     "pubsub": ("PUBSUB_GRPC_HOST", "PUBSUB_REST_HOST"),
+    "cloudresourcemanager": ("RESOURCE_MANAGER_EMULATOR_HOST", "RESOURCE_MANAGER_REST_HOST"),
+    # REST only (no gRPC address); the variable, which google-cloud-bigquery reads too, is a URL.
+    "bigquery": ("", "BIGQUERY_EMULATOR_HOST"),
 }
 # Global endpoints, locational ones (``us-east1-pubsub.googleapis.com``) and regional ones
 # (``secretmanager.us-central1.rep.googleapis.com``).
 _HOST = re.compile(
-    r"^(?:[a-z0-9-]+-)?(cloudtasks|secretmanager|pubsub)(?:\.[a-z0-9-]+\.rep)?\.googleapis\.com$"
+    r"^(?:[a-z0-9-]+-)?(cloudtasks|secretmanager|pubsub|cloudresourcemanager|bigquery)"
+    r"(?:\.[a-z0-9-]+\.rep)?\.googleapis\.com$"
 )
 
 
@@ -58,7 +64,7 @@ def _service(host: str) -> str | None:
 
 
 def _address(service: str, rest: bool) -> str:
-    return os.environ.get(_SERVICES[service][1 if rest else 0], "")
+    return os.environ.get(_SERVICES[service][1 if rest else 0], "").removeprefix("http://")
 
 
 def _route_grpc() -> None:
@@ -129,6 +135,10 @@ def _prefer_rest() -> None:
         ),
         ("google.pubsub_v1.services.publisher.client", "PublisherClient"),
         ("google.pubsub_v1.services.schema_service.client", "SchemaServiceClient"),
+        *(
+            (f"google.cloud.resourcemanager_v3.services.tag_{kind}s.client", f"Tag{kind.title()}sClient")
+            for kind in ("key", "value", "binding")
+        ),
     ):
         try:
             cls = getattr(importlib.import_module(module), name)

@@ -20,6 +20,7 @@ from google.auth import compute_engine, jwt
 from google.auth.compute_engine import _metadata
 from google.oauth2 import id_token
 
+from localcloud._project import project_number
 from localcloud.auth import TokenAuthority
 from localcloud.config import LocalCloudConfig
 from localcloud.metadata.server import MetadataService, start
@@ -172,6 +173,7 @@ async def test_service_account_directory_answers_recursively_as_json(metadata: M
     assert status == 404
     _, _, number = await _get(metadata, "/computeMetadata/v1/project/numeric-project-id", **flavor)
     assert number.isdigit() and len(number) == 12
+    assert number == project_number(PROJECT)  # the number the other emulators read as this project
 
 
 async def test_token_honours_requested_scopes(metadata: MetadataService) -> None:

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 import requests
+from google import pubsub_v1 as pubsub_gapic
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
@@ -87,3 +88,32 @@ def test_a_body_that_does_not_fit_the_request_is_400_invalid_argument(rest_cloud
         assert answer.json()["error"]["status"] == "INVALID_ARGUMENT"
     unrouted = requests.get(f"http://{rest_cloud.pubsub}/v1/nowhere", timeout=30)
     assert (unrouted.status_code, unrouted.json()["error"]["status"]) == (404, "NOT_FOUND")
+
+
+def test_exactly_once_and_ordering_keys_survive_the_rest_surface(rest_cloud: RestCloud) -> None:
+    # What python-pubsub's ordering-key and exactly-once samples need of the server over REST (their hangs
+    # there are the client's: see tests/samples/python_samples.HANGS).
+    publisher = pubsub_v1.PublisherClient(**RestCloud.client_kwargs(rest_cloud.pubsub))
+    subscriber = pubsub_v1.SubscriberClient(**RestCloud.client_kwargs(rest_cloud.pubsub))
+    topic = publisher.create_topic(name=f"{PROJECT}/topics/ordered")
+    created = subscriber.create_subscription(
+        request={
+            "name": f"{PROJECT}/subscriptions/ordered-eod",
+            "topic": topic.name,
+            "enable_exactly_once_delivery": True,
+            "enable_message_ordering": True,
+        }
+    )
+    got = subscriber.get_subscription(subscription=created.name)
+    assert (got.enable_exactly_once_delivery, got.enable_message_ordering) == (True, True)
+
+    # One Publish request, unbatched, through the GAPIC client under the one the samples use.
+    gapic = pubsub_gapic.PublisherClient(**RestCloud.client_kwargs(rest_cloud.pubsub))
+    message = pubsub_gapic.PubsubMessage(data=b"first", ordering_key="key1")
+    answer = gapic.publish(topic=topic.name, messages=[message])
+    pulled = subscriber.pull(subscription=created.name, max_messages=1, timeout=30)
+    (received,) = pulled.received_messages
+    assert (received.message.message_id, received.message.ordering_key) == (answer.message_ids[0], "key1")
+    subscriber.acknowledge(subscription=created.name, ack_ids=[received.ack_id])
+    with pytest.raises(gexc.BadRequest, match="unknown or expired"):  # exactly-once: a spent ack id fails
+        subscriber.acknowledge(subscription=created.name, ack_ids=[received.ack_id])

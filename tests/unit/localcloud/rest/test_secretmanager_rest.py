@@ -7,6 +7,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.cloud import secretmanager
 
+from localcloud._project import project_number
 from tests.unit.localcloud.rest.conftest import RestCloud
 
 PROJECT = "projects/rest-project"
@@ -68,3 +69,12 @@ def test_list_secrets_pages_by_the_query_string(rest_cloud: RestCloud) -> None:
     url = f"http://{rest_cloud.secretmanager}/v1/{PROJECT}/secrets"
     page = requests.get(url, params={"pageSize": "2", "filter": "name:paged-"}, timeout=30).json()
     assert len(page["secrets"]) == 2 and page["nextPageToken"] and page["totalSize"] == 3
+
+
+def test_a_project_number_names_the_project_over_rest(rest_cloud: RestCloud) -> None:
+    client = _client(rest_cloud)
+    number = project_number(PROJECT.removeprefix("projects/"))
+    secret = client.create_secret(parent=PROJECT, secret_id="by-number", secret=AUTOMATIC)
+    client.add_secret_version(parent=secret.name, payload=secretmanager.SecretPayload(data=b"n"))
+    answer = client.access_secret_version(name=f"projects/{number}/secrets/by-number/versions/1")
+    assert (answer.name, answer.payload.data) == (f"projects/{number}/secrets/by-number/versions/1", b"n")

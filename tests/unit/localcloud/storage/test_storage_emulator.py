@@ -12,6 +12,7 @@ from google.api_core import exceptions as gexc
 from google.cloud.storage import Bucket, Client
 from saga_orchestrator.clients import ClientFactory
 
+from localcloud._project import project_number
 from localcloud.config import LocalCloudConfig
 from localcloud.storage.state import crc32c_b64
 from tests.unit.localcloud.storage.running import RunningStorage
@@ -120,6 +121,8 @@ def test_a_read_whose_generation_did_not_change_is_not_modified(bucket: Bucket) 
 def test_buckets_are_created_once_and_deleted_only_when_empty(client: Client) -> None:
     bucket = client.create_bucket("saga-starts", location="us-central1")
     assert (bucket.name, bucket.location) == ("saga-starts", "US-CENTRAL1")
+    # Storage answers with the project's number: the one the whole local cloud gives the id.
+    assert bucket.project_number == int(project_number(client.project))
     with pytest.raises(gexc.Conflict):
         client.create_bucket("saga-starts")
     with pytest.raises(gexc.BadRequest):

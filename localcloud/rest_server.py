@@ -38,7 +38,7 @@ from google.protobuf.message import Message
 
 from localcloud import _grpc
 from localcloud import transcoding as tc
-from localcloud.metadata.server import start_app
+from localcloud._webapp import start_app
 from localcloud.rest import google_error
 
 log = logging.getLogger("localcloud.rest")
@@ -244,6 +244,24 @@ class RestServer:
 
     async def stop(self) -> None:
         await self.runner.cleanup()
+
+
+class ServedTwice:
+    """A gRPC emulator's running service with its REST surface beside it (``rest``: None when it serves
+    none). Mixed into each service's dataclass, which declares both fields."""
+
+    server: grpc.aio.Server
+    rest: RestServer | None
+
+    @property
+    def rest_address(self) -> str:
+        return self.rest.address if self.rest is not None else ""
+
+    async def stop_surfaces(self) -> None:
+        """The REST surface, then the gRPC server (half a second's grace for calls in flight)."""
+        if self.rest is not None:
+            await self.rest.stop()
+        await self.server.stop(grace=0.5)
 
 
 async def serve(

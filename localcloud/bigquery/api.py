@@ -26,16 +26,14 @@ What the wire looks like (https://cloud.google.com/bigquery/docs/reference/rest,
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from google.api_core import exceptions as gexc
 
+from localcloud._webapp import json_body
 from localcloud.bigquery.state import DEFAULT_MAX_RESULTS, BigQueryState, Table
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # insertAll's documented limit per request
 REASONS = {400: "invalid", 401: "required", 403: "accessDenied", 404: "notFound", 409: "duplicate"}
 REASONS |= {501: "notImplemented"}
@@ -77,19 +75,6 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("true", "1")
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise gexc.BadRequest("Parse Error: the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise gexc.BadRequest("Parse Error: the request body must be a JSON object")
-    return body
-
-
 class BigQueryApi:
     def __init__(self, state: BigQueryState) -> None:
         self.state = state
@@ -102,7 +87,7 @@ class BigQueryApi:
         return self.state.table(info["project"], info["dataset"], info["table"])
 
     async def datasets_insert(self, request: web.Request) -> web.StreamResponse:
-        dataset = self.state.insert_dataset(request.match_info["project"], await _json_body(request))
+        dataset = self.state.insert_dataset(request.match_info["project"], await json_body(request))
         return web.json_response(dataset.resource(self.base_url(request)))
 
     async def datasets_get(self, request: web.Request) -> web.StreamResponse:
@@ -116,7 +101,7 @@ class BigQueryApi:
 
     async def tables_insert(self, request: web.Request) -> web.StreamResponse:
         info = request.match_info
-        table = self.state.insert_table(info["project"], info["dataset"], await _json_body(request))
+        table = self.state.insert_table(info["project"], info["dataset"], await json_body(request))
         return web.json_response(table.resource(self.base_url(request)))
 
     async def tables_get(self, request: web.Request) -> web.StreamResponse:
@@ -143,7 +128,7 @@ class BigQueryApi:
 
     async def tabledata_insert_all(self, request: web.Request) -> web.StreamResponse:
         table = self._table(request)
-        errors = self.state.insert_all(table, await _json_body(request))
+        errors = self.state.insert_all(table, await json_body(request))
         body: dict[str, Any] = {"kind": "bigquery#tableDataInsertAllResponse"}
         if errors:
             body["insertErrors"] = errors
@@ -172,6 +157,3 @@ class BigQueryApi:
         raise gexc.MethodNotImplemented(
             f"{request.method} {request.path} is not served by the local BigQuery emulator"
         )
-
-    async def admin_calls(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"calls": dict(sorted(self.state.calls.items()))})

@@ -24,10 +24,10 @@ from typing import Any
 from aiohttp import web
 from google.api_core import exceptions as gexc
 
+from localcloud._webapp import start_app
 from localcloud.auth import TokenAuthority
 from localcloud.logging.api import LoggingApi
 from localcloud.logging.state import LogStore
-from localcloud.metadata.server import start_app
 from localcloud.rest import check_token, google_error
 from localcloud.runtime import Context
 

@@ -25,9 +25,7 @@ Behaviour (https://cloud.google.com/pubsub/docs/bigquery, and ``BigQueryConfig``
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 import logging
 import re
@@ -37,7 +35,7 @@ import aiohttp
 from google.api_core import exceptions as gexc
 from google.pubsub_v1.types import pubsub
 
-from localcloud._http import KeepAliveConnector
+from localcloud.pubsub.outbound import Outbound, OutboundConsumer
 from localcloud.pubsub.records import Lease, SubscriptionState
 from localcloud.pubsub.state import PubSubState
 
@@ -82,41 +80,32 @@ def schema_problems(config: Any, fields: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-class BigQueryConsumer:
-    one_per_key = True
-
+class BigQueryConsumer(OutboundConsumer):
     def __init__(self, writer: BigQueryWriter, sub: SubscriptionState) -> None:
+        super().__init__(sub)
         self.writer = writer
-        self.sub = sub
-        self.in_flight = 0
-
-    @property
-    def deadline_seconds(self) -> int:
-        return self.sub.ack_deadline
 
     def capacity(self) -> int:
         return MAX_ROWS_IN_FLIGHT - self.in_flight
 
     def deliver(self, subscription: SubscriptionState, leases: list[Lease]) -> None:
         self.in_flight += len(leases)
-        task = asyncio.get_running_loop().create_task(self.writer.write(self, leases))
-        self.writer.tasks.add(task)
-        task.add_done_callback(self.writer.tasks.discard)
-
-    def released(self, lease: Lease) -> None:
-        pass
+        self.writer.spawn(self.writer.write(self, leases))
 
 
-class BigQueryWriter:
+class BigQueryWriter(Outbound[BigQueryConsumer]):
     """Checks BigQuery subscriptions against their tables and writes their messages as rows."""
 
     def __init__(self, state: PubSubState, address: str) -> None:
-        self.state = state
+        super().__init__(state)
         self.address = address  # host:port of the BigQuery emulator
-        self.consumers: dict[str, BigQueryConsumer] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
         self.columns: dict[str, dict[str, str]] = {}  # table → column → type, as last read
-        self._session: aiohttp.ClientSession | None = None
+
+    def wants(self, sub: SubscriptionState) -> bool:
+        return bool(sub.pb.bigquery_config.table)
+
+    def consumer_for(self, sub: SubscriptionState) -> BigQueryConsumer:
+        return BigQueryConsumer(self, sub)
 
     def _url(self, table: str, suffix: str = "") -> str:
         project, dataset, table_id = table_parts(table)
@@ -124,11 +113,6 @@ class BigQueryWriter:
             f"http://{self.address}/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{table_id}"
             + suffix
         )
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(connector=KeepAliveConnector())
-        return self._session
 
     async def check(self, pb: Any) -> None:
         """Refuse a subscription whose ``bigquery_config`` cannot be served; mark an accepted one ACTIVE."""
@@ -146,7 +130,7 @@ class BigQueryWriter:
                 )
         url = self._url(config.table)
         try:
-            async with self._client().get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
+            async with self.client().get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
                 body = await response.json(content_type=None)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as error:
@@ -164,29 +148,6 @@ class BigQueryWriter:
             )
         self.columns[config.table] = {str(f["name"]): str(f.get("type", "")).upper() for f in fields}
         config.state = ACTIVE
-
-    def sync(self, sub: SubscriptionState) -> None:
-        """Attach or detach the writer after a subscription was created, changed or deleted."""
-        wanted = bool(sub.pb.bigquery_config.table) and sub.name in self.state.subscriptions
-        current = self.consumers.get(sub.name)
-        if current is not None and (not wanted or current.sub is not sub):
-            self.state.detach(current.sub, current)
-            del self.consumers[sub.name]
-            current = None
-        if wanted and current is None:
-            consumer = BigQueryConsumer(self, sub)
-            self.consumers[sub.name] = consumer
-            self.state.attach(sub, consumer)
-
-    async def stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        for task in list(self.tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def row(self, sub: SubscriptionState, lease: Lease) -> dict[str, Any] | None:
         """The row of one message, or None when its data cannot go into the ``data`` column."""
@@ -238,7 +199,7 @@ class BigQueryWriter:
         }
         everything = {id(lease) for lease, _ in writable}
         try:
-            async with self._client().post(
+            async with self.client().post(
                 self._url(config.table, "/insertAll"),
                 json=body,
                 timeout=aiohttp.ClientTimeout(total=sub.ack_deadline),

@@ -18,16 +18,14 @@ with an ID token from the local token authority (audience defaults to the endpoi
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 
 import aiohttp
 
-from localcloud._http import KeepAliveConnector
 from localcloud.auth import TokenAuthority
 from localcloud.eventarc import events
+from localcloud.pubsub.outbound import Outbound, OutboundConsumer
 from localcloud.pubsub.state import Lease, PubSubState, SubscriptionState
 
 log = logging.getLogger("localcloud.pubsub.push")
@@ -37,17 +35,10 @@ ACK_STATUSES = frozenset({102, 200, 201, 202, 204})
 MAX_IN_FLIGHT_PER_SUBSCRIPTION = 100
 
 
-class PushConsumer:
-    one_per_key = True
-
+class PushConsumer(OutboundConsumer):
     def __init__(self, worker: PushWorker, sub: SubscriptionState) -> None:
+        super().__init__(sub)
         self.worker = worker
-        self.sub = sub
-        self.in_flight = 0
-
-    @property
-    def deadline_seconds(self) -> int:
-        return self.sub.ack_deadline
 
     def capacity(self) -> int:
         return MAX_IN_FLIGHT_PER_SUBSCRIPTION - self.in_flight
@@ -55,50 +46,19 @@ class PushConsumer:
     def deliver(self, subscription: SubscriptionState, leases: list[Lease]) -> None:
         for lease in leases:
             self.in_flight += 1
-            task = asyncio.get_running_loop().create_task(self.worker.send(self, lease))
-            self.worker.tasks.add(task)
-            task.add_done_callback(self.worker.tasks.discard)
-
-    def released(self, lease: Lease) -> None:
-        pass
+            self.worker.spawn(self.worker.send(self, lease))
 
 
-class PushWorker:
+class PushWorker(Outbound[PushConsumer]):
     def __init__(self, state: PubSubState, authority: TokenAuthority) -> None:
-        self.state = state
+        super().__init__(state)
         self.authority = authority
-        self.consumers: dict[str, PushConsumer] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
-        self._session: aiohttp.ClientSession | None = None
 
-    def sync(self, sub: SubscriptionState) -> None:
-        """Attach or detach the push consumer after a subscription was created, changed or deleted."""
-        wanted = bool(sub.pb.push_config.push_endpoint) and sub.name in self.state.subscriptions
-        current = self.consumers.get(sub.name)
-        if current is not None and (not wanted or current.sub is not sub):
-            self.state.detach(current.sub, current)
-            del self.consumers[sub.name]
-            current = None
-        if wanted and current is None:
-            consumer = PushConsumer(self, sub)
-            self.consumers[sub.name] = consumer
-            self.state.attach(sub, consumer)
+    def wants(self, sub: SubscriptionState) -> bool:
+        return bool(sub.pb.push_config.push_endpoint)
 
-    async def stop(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        for task in list(self.tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # Kept-alive connections, each checked before reuse (an endpoint closes idle ones after a while).
-            self._session = aiohttp.ClientSession(connector=KeepAliveConnector())
-        return self._session
+    def consumer_for(self, sub: SubscriptionState) -> PushConsumer:
+        return PushConsumer(self, sub)
 
     def request_for(self, sub: SubscriptionState, lease: Lease) -> tuple[dict[str, str], bytes]:
         config = sub.pb.push_config
@@ -136,7 +96,7 @@ class PushWorker:
                 headers["Authorization"] = f"Bearer {token}"
             status: int | None = None
             try:
-                async with self._client().post(
+                async with self.client().post(
                     config.push_endpoint,
                     data=body,
                     headers=headers,

@@ -16,12 +16,12 @@ from localcloud.pubsub.bigquery import BigQueryWriter
 from localcloud.pubsub.push import PushWorker
 from localcloud.pubsub.schema_api import SchemaApi, schema_handler_tables
 from localcloud.pubsub.state import PubSubState, SubscriptionState
-from localcloud.rest_server import PUBSUB_TRANSPORTS, RestServer, serve
+from localcloud.rest_server import PUBSUB_TRANSPORTS, RestServer, ServedTwice, serve
 from localcloud.runtime import Context
 
 
 @dataclass
-class PubSubService:
+class PubSubService(ServedTwice):
     name: str
     address: str
     state: PubSubState
@@ -30,10 +30,6 @@ class PubSubService:
     server: grpc.aio.Server
     rest: RestServer | None = None
     bigquery: BigQueryWriter | None = None
-
-    @property
-    def rest_address(self) -> str:
-        return self.rest.address if self.rest is not None else ""
 
     async def stop(self) -> None:
         """Open StreamingPull streams end with UNAVAILABLE, so clients reconnect rather than fail."""

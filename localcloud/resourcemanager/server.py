@@ -20,7 +20,7 @@ from localcloud.resourcemanager.api import (
     secret_manager_check,
 )
 from localcloud.resourcemanager.state import TagStore
-from localcloud.rest_server import RestServer, serve
+from localcloud.rest_server import RestServer, ServedTwice, serve
 from localcloud.runtime import Context
 
 # The GAPIC transports whose HTTP rules the REST surface serves (each also carries GetOperation's).
@@ -31,21 +31,15 @@ RESOURCE_MANAGER_TRANSPORTS = tuple(
 
 
 @dataclass
-class ResourceManagerService:
+class ResourceManagerService(ServedTwice):
     name: str
     address: str
     store: TagStore
     server: grpc.aio.Server
     rest: RestServer | None = None
 
-    @property
-    def rest_address(self) -> str:
-        return self.rest.address if self.rest is not None else ""
-
     async def stop(self) -> None:
-        if self.rest is not None:
-            await self.rest.stop()
-        await self.server.stop(grace=0.5)
+        await self.stop_surfaces()
 
 
 def handlers(store: TagStore, exists: ResourceCheck | None = None) -> list[grpc.GenericRpcHandler]:

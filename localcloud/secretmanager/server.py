@@ -9,7 +9,7 @@ import grpc
 
 from localcloud import _grpc
 from localcloud._project import ProjectNumbers, accept_numbers
-from localcloud.rest_server import SECRET_MANAGER_TRANSPORTS, RestServer, serve
+from localcloud.rest_server import SECRET_MANAGER_TRANSPORTS, RestServer, ServedTwice, serve
 from localcloud.runtime import Context
 from localcloud.secretmanager.api import REQUEST_TYPES, SecretManagerApi
 from localcloud.secretmanager.state import SecretStore
@@ -18,21 +18,15 @@ SERVICE_NAME = "google.cloud.secretmanager.v1.SecretManagerService"
 
 
 @dataclass
-class SecretManagerService:
+class SecretManagerService(ServedTwice):
     name: str
     address: str
     store: SecretStore
     server: grpc.aio.Server
     rest: RestServer | None = None
 
-    @property
-    def rest_address(self) -> str:
-        return self.rest.address if self.rest is not None else ""
-
     async def stop(self) -> None:
-        if self.rest is not None:
-            await self.rest.stop()
-        await self.server.stop(grace=0.5)
+        await self.stop_surfaces()
 
 
 def handlers(api: SecretManagerApi) -> list[grpc.GenericRpcHandler]:

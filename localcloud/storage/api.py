@@ -25,12 +25,12 @@ What the wire looks like (https://cloud.google.com/storage/docs/json_api/v1, and
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from google.api_core import exceptions as gexc
 
+from localcloud._webapp import json_body
 from localcloud.storage.state import (
     DEFAULT_MAX_RESULTS,
     Preconditions,
@@ -40,7 +40,6 @@ from localcloud.storage.state import (
     md5_b64,
 )
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 REASONS = {400: "invalid", 401: "required", 403: "forbidden", 404: "notFound", 409: "conflict"}
 REASONS |= {412: "conditionNotMet", 304: "notModified"}
@@ -73,19 +72,6 @@ def preconditions(request: web.Request) -> Preconditions:
         if_metageneration_match=_int(request, "ifMetagenerationMatch"),
         if_metageneration_not_match=_int(request, "ifMetagenerationNotMatch"),
     )
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise gexc.BadRequest("Parse Error: the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise gexc.BadRequest("Parse Error: the request body must be a JSON object")
-    return body
 
 
 def split_multipart(body: bytes, content_type: str) -> tuple[dict[str, Any], bytes, str]:
@@ -132,7 +118,7 @@ class StorageApi:
         return web.json_response(stored.resource(self.base_url(request)))
 
     async def buckets_insert(self, request: web.Request) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = await json_body(request)
         project = request.query.get("project", "")
         bucket = self.state.insert_bucket(project, str(body.get("name", "")), str(body.get("location", "")))
         return web.json_response(bucket.resource(self.base_url(request)))
@@ -173,7 +159,7 @@ class StorageApi:
         return self._object(request, stored)
 
     async def objects_patch(self, request: web.Request) -> web.StreamResponse:
-        changes = await _json_body(request)
+        changes = await json_body(request)
         stored = self.state.patch_object(
             request.match_info["bucket"],
             request.match_info["object"],
@@ -207,9 +193,6 @@ class StorageApi:
         if token:
             body["nextPageToken"] = token
         return web.json_response(body)
-
-    async def admin_calls(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"calls": dict(sorted(self.state.calls.items()))})
 
 
 def media_response(stored: StoredObject) -> web.Response:

@@ -11,7 +11,7 @@ import grpc
 
 from localcloud import _grpc
 from localcloud._project import ProjectNumbers, accept_numbers
-from localcloud.rest_server import CLOUD_TASKS_TRANSPORTS, RestServer, serve
+from localcloud.rest_server import CLOUD_TASKS_TRANSPORTS, RestServer, ServedTwice, serve
 from localcloud.runtime import Context
 from localcloud.tasks import buffer, v2beta3
 from localcloud.tasks.api import REQUEST_TYPES, CloudTasksApi
@@ -23,7 +23,7 @@ SERVICE_NAME = "google.cloud.tasks.v2.CloudTasks"
 
 
 @dataclass
-class CloudTasksService:
+class CloudTasksService(ServedTwice):
     name: str
     address: str
     state: TasksState
@@ -32,14 +32,8 @@ class CloudTasksService:
     faults: Faults
     rest: RestServer | None = None
 
-    @property
-    def rest_address(self) -> str:
-        return self.rest.address if self.rest is not None else ""
-
     async def stop(self) -> None:
-        if self.rest is not None:
-            await self.rest.stop()
-        await self.server.stop(grace=0.5)
+        await self.stop_surfaces()
         await self.dispatcher.stop()
 
 

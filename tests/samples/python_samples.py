@@ -76,7 +76,7 @@ class Run:
     errors: int = 0
     skipped: int = 0
     # failed or errored because they reached a Google service the local cloud does not emulate
-    # (Resource Manager's tags, BigQuery): the sitecustomize's "not emulated by the local cloud"
+    # (BigQuery's queries and jobs, say): the sitecustomize's "not emulated by the local cloud"
     not_emulated: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     deselected: list[str] = field(default_factory=list)  # see HANGS

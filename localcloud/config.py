@@ -83,18 +83,19 @@ class LocalCloudConfig:
             storage=get("STORAGE_EMULATOR_HOST").removeprefix("http://").rstrip("/"),
             logging=get("LOGGING_EMULATOR_HOST"),
             bigquery=source.get("BIGQUERY_EMULATOR_HOST", "").removeprefix("http://").rstrip("/")
-            or _bigquery_beside(source.get("PUBSUB_EMULATOR_HOST") or DEFAULTS["PUBSUB_EMULATOR_HOST"]),
+            or _beside(source, "BIGQUERY_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"),
             pubsub_rest=source.get("PUBSUB_REST_HOST", ""),
             tasks_rest=source.get("CLOUD_TASKS_REST_HOST", ""),
             secretmanager_rest=source.get("SECRET_MANAGER_REST_HOST", ""),
             resourcemanager=source.get("RESOURCE_MANAGER_EMULATOR_HOST")
-            or _beside(source, "SECRET_MANAGER_EMULATOR_HOST"),
+            or _beside(source, "RESOURCE_MANAGER_EMULATOR_HOST", "SECRET_MANAGER_EMULATOR_HOST"),
             resourcemanager_rest=source.get("RESOURCE_MANAGER_REST_HOST", ""),
             quotas=source.get("LOCALCLOUD_QUOTAS", ""),
         )
 
     def rest_address(self, service: str) -> str:
-        """Where the REST surface of ``service`` (``pubsub``, ``tasks`` or ``secretmanager``) listens, or
+        """Where the REST surface of ``service`` (``pubsub``, ``tasks``, ``secretmanager`` or
+        ``resourcemanager``) listens, or
         ``""`` for nowhere: its variable when set; else, on the host of the gRPC address, the default REST
         port when the gRPC address has its default port (``localcloud serve``, ``make up``), a free port
         (0) when the gRPC port is 0 too, and nowhere when the gRPC port was chosen by the caller. A
@@ -130,21 +131,14 @@ class LocalCloudConfig:
         }
 
 
-def _beside(source: Mapping[str, str], sibling: str) -> str:
-    """The Resource Manager emulator's address when its variable is unset: its default, or a free port (0) on
-    the host of ``sibling`` when that was moved from its default, as by a caller that picks the ports of the
-    emulators it knows of (the default port could be another local cloud's; the ready line tells the port)."""
+def _beside(source: Mapping[str, str], own: str, sibling: str) -> str:
+    """The address of an emulator whose variable ``own`` is unset: its default while ``sibling`` keeps its
+    default address, else a free port (0) on ``sibling``'s host — a caller that picked the ports of the
+    emulators it knows of may hold the default for another local cloud (the ready line tells the port)."""
     given = source.get(sibling) or DEFAULTS[sibling]
-    host = given.rpartition(":")[0] or "127.0.0.1"
-    return DEFAULTS["RESOURCE_MANAGER_EMULATOR_HOST"] if given == DEFAULTS[sibling] else f"{host}:0"
-
-
-def _bigquery_beside(pubsub: str) -> str:
-    """BigQuery's address when its variable is unset: its default beside a Pub/Sub on its default port, else a
-    free port (0) on Pub/Sub's host, as for a caller that picked the ports of the emulators it knows of."""
-    if pubsub == DEFAULTS["PUBSUB_EMULATOR_HOST"]:
-        return DEFAULTS["BIGQUERY_EMULATOR_HOST"]
-    return f"{pubsub.rpartition(':')[0] or '127.0.0.1'}:0"
+    if given == DEFAULTS[sibling]:
+        return DEFAULTS[own]
+    return f"{given.rpartition(':')[0] or '127.0.0.1'}:0"
 
 
 # service → (its REST field, its gRPC variable, its REST variable)

@@ -250,8 +250,28 @@ class ServedTwice:
     """A gRPC emulator's running service with its REST surface beside it (``rest``: None when it serves
     none). Mixed into each service's dataclass, which declares both fields."""
 
+    address: str
     server: grpc.aio.Server
     rest: RestServer | None
+
+    async def stop(self) -> None:
+        """The service's own ``stop`` adds what else it runs (a dispatcher, push workers)."""
+        await self.stop_surfaces()
+
+    async def open_rest(
+        self,
+        address: str,
+        handlers: Iterable[grpc.GenericRpcHandler],
+        transports: Sequence[str],
+        extra_routes: Callable[[grpc.aio.Channel], Iterable[web.RouteDef]] | None = None,
+    ) -> None:
+        """Serve the REST surface (``serve``) beside the running gRPC server; if it cannot, the whole
+        service stops and the error goes on."""
+        try:
+            self.rest = await serve(address, self.address, handlers, transports, extra_routes)
+        except BaseException:
+            await self.stop()
+            raise
 
     @property
     def rest_address(self) -> str:

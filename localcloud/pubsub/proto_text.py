@@ -10,8 +10,9 @@ defaults. Not accepted, each with INVALID_ARGUMENT naming line and column: ``imp
 ``extend``, groups, editions, custom options.
 
 The parser only builds a ``FileDescriptorProto``; the protobuf runtime's descriptor pool then checks what
-protoc would (duplicate field numbers and names, unresolved types, reserved numbers, map keys), so the
-semantics are the runtime's own, not a second implementation of them.
+protoc would (duplicate field numbers and names, unresolved types, map keys), so those semantics are the
+runtime's own. Reserved numbers and names are the exception: the pool accepts a field that uses one, so
+the parser refuses it itself.
 """
 
 from __future__ import annotations
@@ -196,9 +197,7 @@ class _Parser:
         token = self.next()
         if token.kind == "string":
             return _unquote(token), token
-        if token.kind in ("number", "ident") and "." not in token.text.lstrip("-.0123456789"):
-            return token.text, token
-        if token.kind == "ident":
+        if token.kind in ("number", "ident"):
             return token.text, token
         raise self.fail(f"expected a constant, found {token.text or 'end of definition'!r}", token)
 

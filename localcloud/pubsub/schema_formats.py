@@ -101,12 +101,11 @@ class AvroChecker:
             raw = json.loads(definition)
         except json.JSONDecodeError as error:
             raise InvalidSchemaError(f"Invalid Avro schema: the definition is not JSON: {error}") from None
+        self.named: dict[str, Any] = {}  # fastavro fills it: each named type by its full name
         try:
-            self.schema = fastavro.parse_schema(raw)
+            self.schema = fastavro.parse_schema(raw, named_schemas=self.named)
         except Exception as error:  # fastavro raises several unrelated types for a bad schema
             raise InvalidSchemaError(f"Invalid Avro schema: {error}") from None
-        self.named: dict[str, Any] = {}
-        _collect_named(self.schema, self.named)
 
     def check(self, data: bytes, encoding: int) -> None:
         if encoding == BINARY:
@@ -123,23 +122,6 @@ class AvroChecker:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise InvalidMessageError(f"not JSON: {error}") from None
         _check_json(self.schema, value, self.named, "$")
-
-
-def _collect_named(schema: Any, named: dict[str, Any]) -> None:
-    if isinstance(schema, list):
-        for branch in schema:
-            _collect_named(branch, named)
-    elif isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind in AVRO_NAMED:
-            named[schema["name"]] = schema
-        if kind in ("record", "error"):
-            for field in schema["fields"]:
-                _collect_named(field["type"], named)
-        elif kind == "array":
-            _collect_named(schema["items"], named)
-        elif kind == "map":
-            _collect_named(schema["values"], named)
 
 
 def _branch_name(schema: Any) -> str:

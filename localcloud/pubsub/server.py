@@ -16,7 +16,7 @@ from localcloud.pubsub.bigquery import BigQueryWriter
 from localcloud.pubsub.push import PushWorker
 from localcloud.pubsub.schema_api import SchemaApi, schema_handler_tables
 from localcloud.pubsub.state import PubSubState, SubscriptionState
-from localcloud.rest_server import PUBSUB_TRANSPORTS, RestServer, ServedTwice, serve
+from localcloud.rest_server import PUBSUB_TRANSPORTS, RestServer, ServedTwice
 from localcloud.runtime import Context
 
 
@@ -74,11 +74,5 @@ async def start(ctx: Context) -> PubSubService:
         name="pubsub", address=f"{host}:{server.bound_port}", state=state, api=api, push=push, server=server
     )
     service.bigquery = bigquery
-    try:
-        service.rest = await serve(
-            ctx.config.rest_address("pubsub"), service.address, tables, PUBSUB_TRANSPORTS
-        )
-    except BaseException:
-        await service.stop()
-        raise
+    await service.open_rest(ctx.config.rest_address("pubsub"), tables, PUBSUB_TRANSPORTS)
     return service

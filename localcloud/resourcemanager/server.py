@@ -20,7 +20,7 @@ from localcloud.resourcemanager.api import (
     secret_manager_check,
 )
 from localcloud.resourcemanager.state import TagStore
-from localcloud.rest_server import RestServer, ServedTwice, serve
+from localcloud.rest_server import RestServer, ServedTwice
 from localcloud.runtime import Context
 
 # The GAPIC transports whose HTTP rules the REST surface serves (each also carries GetOperation's).
@@ -37,9 +37,6 @@ class ResourceManagerService(ServedTwice):
     store: TagStore
     server: grpc.aio.Server
     rest: RestServer | None = None
-
-    async def stop(self) -> None:
-        await self.stop_surfaces()
 
 
 def handlers(store: TagStore, exists: ResourceCheck | None = None) -> list[grpc.GenericRpcHandler]:
@@ -77,10 +74,5 @@ async def start(
     service = ResourceManagerService(
         name="resourcemanager", address=f"{host}:{server.bound_port}", store=store, server=server
     )
-    rest_address = ctx.config.rest_address("resourcemanager")
-    try:
-        service.rest = await serve(rest_address, service.address, tables, RESOURCE_MANAGER_TRANSPORTS)
-    except BaseException:
-        await service.stop()
-        raise
+    await service.open_rest(ctx.config.rest_address("resourcemanager"), tables, RESOURCE_MANAGER_TRANSPORTS)
     return service

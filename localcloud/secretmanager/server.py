@@ -9,7 +9,7 @@ import grpc
 
 from localcloud import _grpc
 from localcloud._project import ProjectNumbers, accept_numbers
-from localcloud.rest_server import SECRET_MANAGER_TRANSPORTS, RestServer, ServedTwice, serve
+from localcloud.rest_server import SECRET_MANAGER_TRANSPORTS, RestServer, ServedTwice
 from localcloud.runtime import Context
 from localcloud.secretmanager.api import REQUEST_TYPES, SecretManagerApi
 from localcloud.secretmanager.state import SecretStore
@@ -24,9 +24,6 @@ class SecretManagerService(ServedTwice):
     store: SecretStore
     server: grpc.aio.Server
     rest: RestServer | None = None
-
-    async def stop(self) -> None:
-        await self.stop_surfaces()
 
 
 def handlers(api: SecretManagerApi) -> list[grpc.GenericRpcHandler]:
@@ -52,10 +49,5 @@ async def start(ctx: Context, store: SecretStore | None = None) -> SecretManager
         store=store,
         server=server,
     )
-    rest_address = ctx.config.rest_address("secretmanager")
-    try:
-        service.rest = await serve(rest_address, service.address, tables, SECRET_MANAGER_TRANSPORTS)
-    except BaseException:
-        await service.stop()
-        raise
+    await service.open_rest(ctx.config.rest_address("secretmanager"), tables, SECRET_MANAGER_TRANSPORTS)
     return service

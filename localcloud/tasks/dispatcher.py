@@ -263,8 +263,8 @@ class Dispatcher:
 
     # one attempt
 
-    def _headers(self, queue: QueueRecord, task: TaskRecord) -> dict[str, str]:
-        request = routing.routed(queue.message, task.message.http_request)
+    def _headers(self, queue: QueueRecord, task: TaskRecord, request: Any) -> dict[str, str]:
+        """The headers of an attempt of ``task``'s ``request`` (as the queue's routing made it)."""
         headers = {
             k: v
             for k, v in request.headers.items()
@@ -299,8 +299,10 @@ class Dispatcher:
     async def _attempt(self, queue: QueueRecord, task: TaskRecord) -> None:
         message = task.message
         now = self.clock.now()
+        request: Any = None
         try:
-            headers: dict[str, str] | None = self._headers(queue, task)  # counts before this attempt
+            request = routing.routed(queue.message, message.http_request)
+            headers: dict[str, str] | None = self._headers(queue, task, request)  # counts before this attempt
         except Exception:
             log.exception("could not prepare the dispatch of %s", task.name)
             headers = None
@@ -319,7 +321,7 @@ class Dispatcher:
             if headers is None:
                 failure = code_pb2.INTERNAL
             elif refused is None:
-                status, retry_after = await self._send(message, headers, queue)
+                status, retry_after = await self._send(message, request, headers)
         except _AttemptTimeoutError:
             failure = code_pb2.DEADLINE_EXCEEDED
         except (aiohttp.ClientError, OSError, ValueError) as error:
@@ -339,11 +341,8 @@ class Dispatcher:
             return
         self._record(queue, task, status, failure, retry_after)
 
-    async def _send(
-        self, message: Any, headers: dict[str, str], queue: QueueRecord
-    ) -> tuple[int, float | None]:
+    async def _send(self, message: Any, request: Any, headers: dict[str, str]) -> tuple[int, float | None]:
         assert self._session is not None
-        request = routing.routed(queue.message, message.http_request)
         method = _METHODS.get(request.http_method, "POST")
         deadline = seconds_of(message.dispatch_deadline)
 

@@ -11,7 +11,7 @@ import grpc
 
 from localcloud import _grpc
 from localcloud._project import ProjectNumbers, accept_numbers
-from localcloud.rest_server import CLOUD_TASKS_TRANSPORTS, RestServer, ServedTwice, serve
+from localcloud.rest_server import CLOUD_TASKS_TRANSPORTS, RestServer, ServedTwice
 from localcloud.runtime import Context
 from localcloud.tasks import buffer, v2beta3
 from localcloud.tasks.api import REQUEST_TYPES, CloudTasksApi
@@ -86,15 +86,5 @@ async def start(
         server=server,
         faults=faults,
     )
-    try:
-        service.rest = await serve(
-            ctx.config.rest_address("tasks"),
-            service.address,
-            tables,
-            CLOUD_TASKS_TRANSPORTS,
-            extra_routes=buffer.routes,
-        )
-    except BaseException:
-        await service.stop()
-        raise
+    await service.open_rest(ctx.config.rest_address("tasks"), tables, CLOUD_TASKS_TRANSPORTS, buffer.routes)
     return service

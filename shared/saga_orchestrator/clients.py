@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from saga_orchestrator.auth import GoogleTokenSource
+from saga_orchestrator.httpclient import ca_bundle
 from saga_orchestrator.ports import TokenSource
 
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ EMULATOR_VARS = {
 # What requests looks up in the environment on every request when a session trusts it (requests.utils:
 # proxies and their exceptions, .netrc credentials), any case. Its CA bundle variables are read once below.
 _PER_REQUEST_SETTINGS = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy", "netrc"})
-_CA_BUNDLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 def settle_request_settings(session: Any, env: Mapping[str, str]) -> None:
@@ -58,7 +58,7 @@ def settle_request_settings(session: Any, env: Mapping[str, str]) -> None:
     home = Path(env.get("HOME") or os.path.expanduser("~"))
     if any((home / name).exists() for name in (".netrc", "_netrc")):
         return
-    bundle = next((env[name] for name in _CA_BUNDLES if env.get(name)), None)
+    bundle = ca_bundle(env)
     if bundle and session.verify is True:
         session.verify = bundle
     session.trust_env = False

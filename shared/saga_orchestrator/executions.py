@@ -96,7 +96,7 @@ class WorkflowExecutions:
 
     def cancel(self, execution_name: str) -> str:
         """Cancel the execution; returns its state after the call."""
-        return _state(self._client().cancel_execution(name=execution_name))
+        return execution_state(self._client().cancel_execution(name=execution_name))
 
     def argument(self, execution_name: str) -> Any:
         """The execution's argument (the normalized saga request), parsed; None when it is not JSON."""
@@ -184,7 +184,8 @@ class _Target:
         self._executions._cancel_own(execution_name)
 
 
-def _state(execution: Execution) -> str:
+def execution_state(execution: Execution) -> str:
+    """The state's name (``ACTIVE``, ``SUCCEEDED``, ...)."""
     return str(type(execution).State(execution.state).name)
 
 
@@ -212,7 +213,7 @@ def _status_of(execution: Execution) -> SagaStatus:
         error = _json_or_text(execution.error.payload)
     return SagaStatus(
         execution_name=str(execution.name),
-        state=_state(execution),
+        state=execution_state(execution),
         result=_json_or_text(execution.result) if execution.result else None,
         error=error,
         start_time=_time(execution.start_time),

@@ -200,17 +200,17 @@ class Forward:
         state = _State(run, began=self._monotonic())
         for index, step in enumerate(run.steps):
             elapsed = self._monotonic() - state.began
-            if not self._may_start(step, elapsed, run.deadline, first=index == 0):
-                return state.handover(index, None, 0, step, self._clock())
-            if not self._still_running(run, state, f"step {step.name}"):
+            may_start = self._may_start(step, elapsed, run.deadline, first=index == 0)
+            if not (may_start and self._still_running(run, state, f"step {step.name}")):
                 return state.handover(index, None, 0, step, self._clock())
             settled, started = self._first_attempt(run, state, index, "execute")
             if settled.final is None:
                 return state.handover(index, None, 1, step, started)
             last = index == len(run.steps) - 1
             failed = settled.final["status"] != "succeeded"
+            undo = failed and _undoable(step, settled.final)
             ended = self._clock()
-            if failed and _undoable(step, settled.final) and not state.done:
+            if undo and not state.done:
                 state.failed(index, step, settled.final, started, ended)  # nothing to undo
                 return {"next": len(run.steps), "completion": state.completion(ended)}
             if failed or (not last and ended >= run.deadline):
@@ -218,7 +218,7 @@ class Forward:
                 # cause "deadline"): the workflow records it as its callback's answer.
                 reply = {**settled.final, "step_index": index, "action": "execute"}
                 answer = state.handover(index, reply, int(settled.final["attempts"]), step, started)
-                if failed and _undoable(step, settled.final):
+                if undo:
                     answer["undo"] = state.undo_request(ended)
                 return answer
             state.succeeded(index, step, settled.final, started, ended)

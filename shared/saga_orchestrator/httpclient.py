@@ -50,6 +50,11 @@ __all__ = ["CA_BUNDLE_VARS", "USER_AGENT", "HttpAnswer", "HttpCallError", "HttpC
 Check = Callable[[str], Destination]
 
 
+def ca_bundle(env: Mapping[str, str]) -> str | None:
+    """The CA bundle ``env`` names, as requests reads it: ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``."""
+    return next((env[name] for name in CA_BUNDLE_VARS if env.get(name)), None)
+
+
 class HttpClient:
     """Thread-safe; one per process (its ``guarded`` views share its pools)."""
 
@@ -73,8 +78,7 @@ class HttpClient:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HttpClient:
-        bundle = next((env[name] for name in CA_BUNDLE_VARS if env.get(name)), None)
-        return cls(ca_bundle=bundle)
+        return cls(ca_bundle=ca_bundle(env))
 
     def request(
         self,

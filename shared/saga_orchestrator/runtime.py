@@ -88,8 +88,16 @@ class FunctionRuntime:
             return self._forward
 
     def _execution_running(self, execution: str) -> bool:
-        state = self.clients.executions().get_execution(name=execution).state
-        return str(getattr(state, "name", state)) in ("ACTIVE", "QUEUED")
+        """Whether the execution still runs (its state alone: the BASIC view, without its argument)."""
+        from google.cloud.workflows.executions_v1 import ExecutionView
+
+        from saga_orchestrator.executions import execution_state
+        from saga_orchestrator.sagas import RUNNING_EXECUTION_STATES
+
+        found = self.clients.executions().get_execution(
+            request={"name": execution, "view": ExecutionView.BASIC}
+        )
+        return execution_state(found) in RUNNING_EXECUTION_STATES
 
 
 _current: FunctionRuntime | None = None

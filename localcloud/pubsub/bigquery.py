@@ -119,10 +119,8 @@ class BigQueryWriter(Outbound[BigQueryConsumer]):
         config = pb.bigquery_config
         if not config.table:
             return
-        if pb.push_config.push_endpoint:
-            raise gexc.InvalidArgument(
-                "Invalid [subscription]: push_config and bigquery_config cannot both be set"
-            )
+        if pb.push_config.push_endpoint:  # refused by validation.validate_subscription, as on update
+            return
         for option in ("use_topic_schema", "use_table_schema"):
             if getattr(config, option):
                 raise gexc.MethodNotImplemented(

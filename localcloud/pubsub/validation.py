@@ -76,6 +76,8 @@ def validate_subscription(pb: pubsub.Subscription, topics: Mapping[str, pubsub.T
         *_dead_letter_problems(pb, topics),
         *_redelivery_problems(pb),
     ]
+    if pb.push_config.push_endpoint and pb.bigquery_config.table:  # a subscription is of one kind
+        problems.append("[subscription]: push_config and bigquery_config cannot both be set")
     if problems:
         raise gexc.InvalidArgument("Invalid " + "; ".join(problems))
 

@@ -169,3 +169,21 @@ async def test_a_subscription_is_push_or_bigquery_not_both(cloud: tuple[Local, B
             bigquery_config={"table": table},
             push_config={"push_endpoint": "http://127.0.0.1:9/"},
         )
+
+
+async def test_an_update_cannot_make_a_bigquery_subscription_push_too(
+    cloud: tuple[Local, BigQueryService],
+) -> None:
+    local, bigquery = cloud
+    table = _table(bigquery, "made_push", [{"name": "data", "type": "STRING"}])
+    _, sub, _ = await _subscribe(local, "made-push", bigquery_config={"table": table})
+    with pytest.raises(gexc.InvalidArgument, match="cannot both be set"):
+        await call(
+            local.subscriber.update_subscription,
+            request={
+                "subscription": {"name": sub, "push_config": {"push_endpoint": "http://127.0.0.1:9/"}},
+                "update_mask": {"paths": ["push_config"]},
+            },
+        )
+    kept = await call(local.subscriber.get_subscription, subscription=sub)
+    assert kept.bigquery_config.table == table and not kept.push_config.push_endpoint

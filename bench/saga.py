@@ -1,7 +1,7 @@
 """Sagas on the full local cloud: latency one at a time, throughput with many in flight, billable steps.
 
-Requests go to ``saga-requests`` with the real publisher; outcomes come back from ``saga-results`` through a
-streaming-pull subscriber on a fresh subscription. Latency is publish call to outcome received, in this
+Requests go to ``saga-requests`` with the real publisher; outcomes come back from ``saga-results`` through
+synchronous pulls of up to 1,000 messages on a fresh subscription. Latency is publish call to outcome received, in this
 process. Billable steps come from the Workflows engine's admin page of each saga's execution.
 """
 
@@ -97,25 +97,52 @@ class Outcome:
 
 
 class Results:
-    """Streaming-pull subscriber on a fresh subscription of the result topic; keeps the first outcome of
-    each saga with the monotonic time it arrived (Pub/Sub may deliver twice)."""
+    """A fresh subscription of the result topic, read by one thread with synchronous pulls (each waits for
+    messages and takes up to ``PULL_BATCH``, then one call acknowledges them all): the cheapest way the
+    client library offers to receive, so this process takes little of the machine it measures. Keeps the
+    first outcome of each saga with the monotonic time it arrived (Pub/Sub may deliver twice)."""
+
+    PULL_BATCH = 1000
 
     def __init__(self, stack: LocalStack) -> None:
-        subscriber = stack.factory.subscriber()
+        self._subscriber = stack.factory.subscriber()
         project = stack.settings.project_id
         topic = f"projects/{project}/topics/{stack.settings.require('SAGA_RESULT_TOPIC')}"
         self.subscription = f"projects/{project}/subscriptions/bench-results-{secrets.token_hex(4)}"
-        subscriber.create_subscription(request={"name": self.subscription, "topic": topic})
+        self._subscriber.create_subscription(request={"name": self.subscription, "topic": topic})
         self.outcomes: dict[str, Outcome] = {}
         self.duplicates = 0
         self.changed = threading.Condition()
         self.listeners: list[Any] = []
-        self._future = subscriber.subscribe(self.subscription, self._on_message)
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, name="bench-results", daemon=True)
+        self._reader.start()
 
-    def _on_message(self, message: Any) -> None:
-        now = time.monotonic()
+    def _read(self) -> None:
+        from google.api_core import exceptions
+
+        request = {"subscription": self.subscription, "max_messages": self.PULL_BATCH}
+        while not self._closed.is_set():
+            try:
+                response = self._subscriber.pull(request=request, timeout=30)
+            except exceptions.DeadlineExceeded:
+                continue
+            except exceptions.GoogleAPICallError:
+                if self._closed.is_set():
+                    return  # the subscription was deleted under the pull
+                raise
+            now = time.monotonic()
+            received = list(response.received_messages)
+            if not received:
+                continue
+            self._subscriber.acknowledge(
+                request={"subscription": self.subscription, "ack_ids": [m.ack_id for m in received]}
+            )
+            for message in received:
+                self._keep(message.message, now)
+
+    def _keep(self, message: Any, now: float) -> None:
         event = decode_result(bytes(message.data), dict(message.attributes))
-        message.ack()
         with self.changed:
             if event.subject in self.outcomes:
                 self.duplicates += 1
@@ -136,21 +163,26 @@ class Results:
             return self.outcomes[saga_id]
 
     def close(self) -> None:
-        self._future.cancel()
+        """Deleting the subscription ends the pull under way (it fails NOT_FOUND) and with it the thread."""
+        self._closed.set()
+        self._subscriber.delete_subscription(request={"subscription": self.subscription})
+        self._reader.join(timeout=10)
 
 
 class Publisher:
-    """Publishes each request at once (a batch of one): the client library's default batching would add
-    up to 10 ms of waiting for other messages to every saga's latency, which measures the publisher's
-    settings, not the orchestrator."""
+    """Publishes each request at once with the client's generated ``Publish`` call and returns its message
+    id: the library's batching would add up to 10 ms of waiting for other messages to every saga's latency
+    (which measures the publisher's settings, not the orchestrator) and start a thread per batch."""
 
     def __init__(self, stack: LocalStack) -> None:
-        self._publisher = stack.factory.publisher(immediate=True)
+        self._api = stack.factory.publisher(immediate=True).api
         project = stack.settings.project_id
         self._topic = f"projects/{project}/topics/{stack.settings.require('SAGA_REQUEST_TOPIC')}"
 
-    def publish(self, request: Mapping[str, Any]) -> Any:
-        return self._publisher.publish(self._topic, json.dumps(request).encode("utf-8"))
+    def publish(self, request: Mapping[str, Any]) -> str:
+        data = json.dumps(request).encode("utf-8")
+        response = self._api.publish(request={"topic": self._topic, "messages": [{"data": data}]}, timeout=30)
+        return str(response.message_ids[0])
 
 
 def run_one(
@@ -160,7 +192,7 @@ def run_one(
     request = saga_request(stack.participant_urls, saga_id, steps, decline=decline)
     published_wall = time.time()
     started = time.monotonic()
-    publisher.publish(request).result(timeout=30)
+    publisher.publish(request)
     outcome = results.wait_for(saga_id, timeout=60)
     if outcome is None:
         raise TimeoutError(f"saga {saga_id} had no outcome within 60 s (logs: {stack.log_dir})")

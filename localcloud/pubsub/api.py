@@ -419,7 +419,8 @@ class PubSubApi:
             try:
                 closed: asyncio.Future[Any] = asyncio.ensure_future(sub.closed.wait())
                 pending: set[asyncio.Future[Any]] = {waiter.result, closed}
-                await asyncio.wait(pending, timeout=PULL_WAIT_SECONDS)
+                # The first of the two ends the wait: messages for this pull, or the subscription gone.
+                await asyncio.wait(pending, timeout=PULL_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
                 closed.cancel()
             finally:
                 self.state.detach(sub, waiter)

@@ -1,4 +1,10 @@
-"""The Pub/Sub adapter of ``ports.Publisher``: one topic, one message per call, the caller waits for the id."""
+"""The Pub/Sub adapter of ``ports.Publisher``: one topic, one message per call, the caller waits for the id.
+
+A caller that publishes one message and waits for its id gains nothing from the client library's batching,
+which starts a thread for every batch it commits: the message goes out with the generated ``Publish``
+call of the same client (``PublisherClient.api``), with that method's own retry and timeout policy
+(https://cloud.google.com/pubsub/docs/reference/rpc/google.pubsub.v1#google.pubsub.v1.Publisher.Publish).
+"""
 
 from __future__ import annotations
 
@@ -30,5 +36,9 @@ class PubsubPublisher:
             if self._client is None:
                 self._client = self._build()
             client = self._client
-        future = client.publish(self._topic, message.data, **message.attributes)
-        return str(future.result(timeout=self._timeout))
+        request = {
+            "topic": self._topic,
+            "messages": [{"data": message.data, "attributes": message.attributes}],
+        }
+        response = client.api.publish(request=request, timeout=self._timeout)
+        return str(response.message_ids[0])

@@ -254,6 +254,22 @@ async def test_streaming_pull_ends_with_not_found_when_the_subscription_is_delet
         await call(future.result, 10)
 
 
+async def test_a_waiting_pull_returns_as_soon_as_a_message_arrives(
+    live: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pull that found nothing waits for messages; the first one published ends the wait (it used to
+    # wait for the subscription's deletion as well, so it returned only at the end of its wait).
+    from localcloud.pubsub import api
+
+    monkeypatch.setattr(api, "PULL_WAIT_SECONDS", 120.0)
+    topic, sub = await _setup(live, "waiting")
+    pull = asyncio.ensure_future(call(live.subscriber.pull, subscription=sub, max_messages=10, timeout=60))
+    await eventually_async(lambda: live.service.state.subscriptions[sub].consumers, what="pull waiting")
+    await _publish(live, topic, b"now")
+    response = await asyncio.wait_for(pull, 30)
+    assert [m.message.data for m in response.received_messages] == [b"now"]
+
+
 async def test_streaming_pull_honours_max_outstanding_messages(live: Local) -> None:
     topic, sub = await _setup(live, "flow")
     for index in range(10):

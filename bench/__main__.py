@@ -17,6 +17,12 @@ from bench import starts
 from bench.common import Figure, git_commit, machine, utc_now
 
 RESULTS = Path(__file__).with_name("results.json")
+# The stack of the saga groups: Google's default quotas but "Execution API write requests", whose 6,000 a
+# minute per location cap one location at 100 saga starts a second. The throughput group measures what
+# the machine sustains, above that; the starts group measures the quota itself, on a stack of its own
+# with every default (a deployment past 100 sagas a second asks for more quota or spreads its sagas over
+# locations).
+SAGA_QUOTAS = f"{starts.QUOTAS},workflows.executions.create=off"
 
 
 def _fmt(value: float | None) -> str:
@@ -501,7 +507,7 @@ def _run_stack(data: dict[str, Any], errors: dict[str, str], *, quick: bool, cos
     from bench import coldstart, saga
     from devstack.stack import LocalStack
 
-    with LocalStack.start(quotas=starts.QUOTAS) as stack:
+    with LocalStack.start(quotas=SAGA_QUOTAS) as stack:
         results = saga.Results(stack)
         publisher = saga.Publisher(stack)
         try:
@@ -525,9 +531,10 @@ def _run_stack(data: dict[str, Any], errors: dict[str, str], *, quick: bool, cos
                 data["coldstart"] = _guard(
                     "function cold start", errors, lambda: coldstart.run(stack.function_environment())
                 )
-                data["starts"] = _starts(stack, errors, quick=quick)  # last: it stops the sweeper
         finally:
             results.close()
+    if not cost_only:
+        _run_starts(data, errors, quick=quick)
 
 
 def _starts(stack: Any, errors: dict[str, str], *, quick: bool) -> Any:

@@ -18,11 +18,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from saga_orchestrator.auth import GoogleTokenSource
-from saga_orchestrator.httpclient import ca_bundle
 from saga_orchestrator.ports import TokenSource
 
 if TYPE_CHECKING:
@@ -31,6 +29,8 @@ if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
     from google.cloud.storage import Client as StorageClient
     from google.cloud.workflows import executions_v1
+
+    from saga_orchestrator.objects import ObjectStore
 
 T = TypeVar("T")
 
@@ -41,27 +41,6 @@ EMULATOR_VARS = {
     "workflows": "WORKFLOWS_EMULATOR_HOST",
     "storage": "STORAGE_EMULATOR_HOST",
 }
-
-
-# What requests looks up in the environment on every request when a session trusts it (requests.utils:
-# proxies and their exceptions, .netrc credentials), any case. Its CA bundle variables are read once below.
-_PER_REQUEST_SETTINGS = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy", "netrc"})
-
-
-def settle_request_settings(session: Any, env: Mapping[str, str]) -> None:
-    """Stop ``session`` (a requests session) from reading the environment on every request when it
-    would find no proxy and no ``.netrc`` there: requests scans the whole environment for proxies on
-    each request, about a tenth of a start's CPU, to find nothing. A CA bundle the environment names is
-    kept, as requests itself would use it (``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``)."""
-    if any(name.lower() in _PER_REQUEST_SETTINGS for name in env):
-        return
-    home = Path(env.get("HOME") or os.path.expanduser("~"))
-    if any((home / name).exists() for name in (".netrc", "_netrc")):
-        return
-    bundle = ca_bundle(env)
-    if bundle and session.verify is True:
-        session.verify = bundle
-    session.trust_env = False
 
 
 class ClientFactory:
@@ -190,27 +169,41 @@ class ClientFactory:
 
         return self._get("secrets", build)
 
+    def _storage_endpoint(self) -> str | None:
+        """The Cloud Storage emulator's URL (``STORAGE_EMULATOR_HOST``; a bare ``host:port`` is http)."""
+        endpoint = self.emulator_host("storage")
+        if not endpoint:
+            return None
+        return endpoint if "://" in endpoint else f"http://{endpoint}"
+
     def storage(self) -> StorageClient:
         """Cloud Storage (JSON API over HTTP; the client is shared by threads, each request on a pooled
-        connection)."""
+        connection). It creates buckets (the local stack's provisioning, tests): google-cloud-storage is in
+        requirements-local.txt, not the functions' runtime; the start claims use ``objects()``."""
 
         def build() -> StorageClient:
             from google.cloud.storage import Client
 
-            endpoint = self.emulator_host("storage")
-            if endpoint:
+            url = self._storage_endpoint()
+            if url:
                 from google.auth.credentials import AnonymousCredentials
 
-                url = endpoint if "://" in endpoint else f"http://{endpoint}"
-                client = Client(
+                return Client(
                     project=None, credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
                 )
-            else:
-                client = Client()
-            settle_request_settings(client._http, self._env)
-            return client
+            return Client()
 
         return self._get("storage", build)
+
+    def objects(self) -> ObjectStore:
+        """Cloud Storage objects as the start claims use them (``objects.ObjectStore``): an access token
+        from ``tokens()`` for Google's endpoint, none for the emulator."""
+        from saga_orchestrator.httpclient import HttpClient
+        from saga_orchestrator.objects import ObjectStore
+
+        url = self._storage_endpoint()
+        tokens = None if url else self.tokens()  # outside _get: its lock is not reentrant
+        return self._get("objects", lambda: ObjectStore(HttpClient.from_env(self._env), tokens, endpoint=url))
 
     def tokens(self) -> TokenSource:
         """ID and access tokens from google-auth (the metadata server named by ``GCE_METADATA_HOST`` locally)."""

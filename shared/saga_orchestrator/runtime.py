@@ -55,7 +55,7 @@ class FunctionRuntime:
         with self._lock:
             if self._starter is None:
                 claims = StartClaims(
-                    self.clients.storage,
+                    self.clients.objects,
                     self.settings.start_bucket,
                     takeover_seconds=self.settings.start_takeover_seconds,
                 )

@@ -81,7 +81,7 @@ class SagaOrchestrator:
         )
         self.workflow_path = self.settings.workflow_path
         claims = StartClaims(
-            self._clients.storage,
+            self._clients.objects,
             self.settings.start_bucket,
             takeover_seconds=self.settings.start_takeover_seconds,
         )

@@ -50,19 +50,16 @@ def test_an_immediate_publisher_sends_a_lone_message_without_waiting_for_a_batch
         factory.close()
 
 
-def test_the_storage_session_reads_the_environment_once_when_it_names_no_proxy(tmp_path):
-    env = {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:9", "HOME": str(tmp_path), "PATH": "/usr/bin"}
-    session = ClientFactory(env).storage()._http
-    assert session.trust_env is False
-    assert session.verify is True
-    bundle = {**env, "CURL_CA_BUNDLE": "/b/curl.pem", "REQUESTS_CA_BUNDLE": "/b/requests.pem"}
-    session = ClientFactory(bundle).storage()._http
-    assert (session.trust_env, session.verify) == (False, "/b/requests.pem")
+def test_the_object_store_sends_a_token_to_google_and_none_to_the_emulator():
+    class Tokens:
+        def id_token(self, audience: str) -> str:
+            raise AssertionError("no ID token is asked for")
 
+        def access_token(self) -> str:
+            return "token-1"
 
-def test_the_storage_session_keeps_reading_proxies_and_netrc(tmp_path):
-    base = {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:9", "HOME": str(tmp_path)}
-    for name in ("HTTPS_PROXY", "no_proxy", "all_proxy", "NETRC"):
-        assert ClientFactory({**base, name: "x"}).storage()._http.trust_env is True
-    (tmp_path / ".netrc").write_text("machine example.com login a password b\n")
-    assert ClientFactory(base).storage()._http.trust_env is True
+    tokens = Tokens()
+    local = ClientFactory({"STORAGE_EMULATOR_HOST": "127.0.0.1:9"}, tokens=tokens).objects()
+    google = ClientFactory({}, tokens=tokens).objects()
+    assert (local._base, local._tokens) == ("http://127.0.0.1:9", None)
+    assert (google._base, google._tokens) == ("https://storage.googleapis.com", tokens)

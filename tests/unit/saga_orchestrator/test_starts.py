@@ -15,7 +15,9 @@ from google.cloud.workflows import executions_v1
 from google.cloud.workflows.executions_v1.services.executions.transports import ExecutionsGrpcTransport
 from saga_orchestrator.errors import SagaError
 from saga_orchestrator.executions import WorkflowExecutions
+from saga_orchestrator.httpclient import HttpClient
 from saga_orchestrator.model import SagaRequest
+from saga_orchestrator.objects import ObjectStore
 from saga_orchestrator.settings import Settings
 from saga_orchestrator.starts import TAKEOVER_SECONDS, StartClaims, StartInProgressError, object_name
 from saga_orchestrator.validation import validate_request
@@ -84,8 +86,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def claims(storage_emulator: RunningStorage, clock: Clock) -> StartClaims:
-    client = storage_emulator.client()
-    return StartClaims(lambda: client, BUCKET, clock=clock, sleep=clock.sleep)
+    store = ObjectStore(HttpClient(), None, endpoint=storage_emulator.url)
+    return StartClaims(lambda: store, BUCKET, clock=clock, sleep=clock.sleep)
 
 
 @pytest.fixture
@@ -248,9 +250,9 @@ def test_claims_are_spread_over_hashed_prefixes_and_named_after_the_saga():
 
 
 def test_a_missing_claims_bucket_is_named_in_the_error(storage_emulator, counted, workflows):
-    client = storage_emulator.client()
+    store = ObjectStore(HttpClient(), None, endpoint=storage_emulator.url)
     executions_client, counter = counted
-    missing = StartClaims(lambda: client, "no-such-bucket")
+    missing = StartClaims(lambda: store, "no-such-bucket")
     executions = WorkflowExecutions(lambda: executions_client, WORKFLOW, claims=missing)
     with pytest.raises(SagaError, match="the start claims bucket 'no-such-bucket' does not exist"):
         executions.start(request("s-nobucket"))

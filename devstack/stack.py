@@ -134,12 +134,27 @@ class StackPorts:
         chosen = free_ports(len(names))
         return replace(self, **dict(zip(names, chosen, strict=True)))
 
+    def companion_ports(self) -> dict[str, int]:
+        """The fixed ports the emulators take beside these (``localcloud.config``): BigQuery beside
+        Pub/Sub, Resource Manager beside Secret Manager, and each gRPC emulator's REST surface; a port 0
+        (a free one, chosen at start) has no fixed companions."""
+        config = LocalCloudConfig.from_env(
+            {var: f"127.0.0.1:{getattr(self, name)}" for name, var in _EMULATOR_VARS.items()}
+        )
+        addresses = {"bigquery": config.bigquery, "resourcemanager": config.resourcemanager}
+        for service in ("pubsub", "tasks", "secretmanager", "resourcemanager"):
+            addresses[f"{service}_rest"] = config.rest_address(service)
+        ports = {name: int(address.rpartition(":")[2] or 0) for name, address in addresses.items()}
+        return {name: port for name, port in ports.items() if port}
+
     def busy(self) -> list[str]:
-        """``name=port`` of every fixed port that something else already holds."""
+        """``name=port`` of every fixed port that something else already holds, the emulators'
+        companions included."""
+        fixed = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
         return [
-            f"{f.name}={getattr(self, f.name)}"
-            for f in fields(self)
-            if getattr(self, f.name) and not port_is_free(getattr(self, f.name))
+            f"{name}={port}"
+            for name, port in {**fixed, **self.companion_ports()}.items()
+            if not port_is_free(port)
         ]
 
 

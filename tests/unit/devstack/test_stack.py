@@ -33,6 +33,18 @@ def test_well_known_ports_are_the_documented_defaults_and_the_sample_origins() -
     assert (ports.flight, ports.hotel, ports.payment) == (9001, 9002, 9003)
 
 
+def test_the_ports_the_emulators_take_beside_the_well_known_ones_are_checked_too() -> None:
+    assert StackPorts.well_known().companion_ports() == {
+        "bigquery": 8093,
+        "resourcemanager": 8097,
+        "pubsub_rest": 8095,
+        "tasks_rest": 8124,
+        "secretmanager_rest": 8096,
+        "resourcemanager_rest": 8098,
+    }
+    assert StackPorts().companion_ports() == {}  # free ports: nothing fixed beside them
+
+
 def test_launch_refuses_ports_in_use_before_starting_anything(tmp_path: Path) -> None:
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))

@@ -38,8 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import timestamp_pb2
-
+from localcloud.logging import rfc3339
 from localcloud.logging.filters import SEVERITY_NUMBERS
 
 LOG_ID = "run.googleapis.com%2Fstdout"
@@ -233,7 +232,7 @@ def _refused_count(body: bytes) -> int:
 
 def _is_rfc3339(text: str) -> bool:
     try:
-        timestamp_pb2.Timestamp().FromJsonString(text)
+        rfc3339.nanos(text)
     except ValueError:
         return False
     return True

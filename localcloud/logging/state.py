@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as gexc
-from google.protobuf import timestamp_pb2
 
 from localcloud._paging import Paging
 from localcloud.clock import Clock
+from localcloud.logging import rfc3339
 from localcloud.logging.filters import SEVERITIES, SEVERITY_NUMBERS, UnsupportedFilterError, parse_filter
 
 MAX_ENTRIES = 100_000
@@ -227,15 +227,11 @@ def _sort_key(stored: StoredEntry) -> str:
 
 
 def _nanos(text: str, field: str) -> int:
-    stamp = timestamp_pb2.Timestamp()
     try:
-        stamp.FromJsonString(text)
+        return rfc3339.nanos(text)
     except ValueError:
         raise EntryError(f"{field} {text!r} is not an RFC 3339 time") from None
-    return int(stamp.ToNanoseconds())
 
 
 def _rfc3339(nanos: int) -> str:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(nanos)
-    return str(stamp.ToJsonString())
+    return rfc3339.text(nanos)

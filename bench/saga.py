@@ -175,7 +175,7 @@ class Publisher:
     (which measures the publisher's settings, not the orchestrator) and start a thread per batch."""
 
     def __init__(self, stack: LocalStack) -> None:
-        self._api = stack.factory.publisher(immediate=True).api
+        self._api = stack.factory.publisher_api()
         project = stack.settings.project_id
         self._topic = f"projects/{project}/topics/{stack.settings.require('SAGA_REQUEST_TOPIC')}"
 

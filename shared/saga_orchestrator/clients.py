@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
     from google.cloud.storage import Client as StorageClient
     from google.cloud.workflows import executions_v1
+    from google.pubsub_v1 import PublisherClient as PublisherApi
 
     from saga_orchestrator.objects import ObjectStore
 
@@ -120,26 +121,35 @@ class ClientFactory:
 
         return self._get("tasks", build)
 
-    def publisher(self, *, immediate: bool = False) -> PublisherClient:
-        """By default it batches as the library does (a message waits up to 10 ms for others);
-        ``immediate=True`` gives a client of its own that sends every message at once, for callers that
-        publish one message and wait for its id."""
+    def publisher(self) -> PublisherClient:
+        """The client library's publisher: it batches (a message waits up to 10 ms for others)."""
 
         def build() -> PublisherClient:
-            from google.cloud.pubsub_v1 import PublisherClient, types
+            from google.cloud.pubsub_v1 import PublisherClient
             from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
-            # A batch of one message is full, so it is sent the moment it is published; nothing is ever
-            # left for the latency timer, whose thread would otherwise start with every message.
-            batching = types.BatchSettings(max_messages=1, max_latency=float("inf")) if immediate else ()
             host = self.emulator_host("pubsub")
             if host:
-                return PublisherClient(
-                    batching, transport=PublisherGrpcTransport(channel=self._channel(host))
-                )
-            return PublisherClient(batching)
+                return PublisherClient(transport=PublisherGrpcTransport(channel=self._channel(host)))
+            return PublisherClient()
 
-        return self._get("publisher-immediate" if immediate else "publisher", build)
+        return self._get("publisher", build)
+
+    def publisher_api(self) -> PublisherApi:
+        """The generated Pub/Sub Publisher client (``google.pubsub_v1``): one ``Publish`` call per
+        request, with the method's own retry and timeout policy, and no batching thread; for callers that
+        publish one message and wait for its id."""
+
+        def build() -> PublisherApi:
+            from google.pubsub_v1 import PublisherClient as Api
+            from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+            host = self.emulator_host("pubsub")
+            if host:
+                return Api(transport=PublisherGrpcTransport(channel=self._channel(host)))
+            return Api()
+
+        return self._get("publisher-api", build)
 
     def subscriber(self) -> SubscriberClient:
         def build() -> SubscriberClient:
@@ -212,10 +222,9 @@ class ClientFactory:
     def close(self) -> None:
         """Close the gRPC channels this factory opened (emulator clients only)."""
         with self._lock:
-            for key in ("publisher", "publisher-immediate"):
-                publisher = self._clients.get(key)
-                if publisher is not None:
-                    publisher.stop()
+            publisher = self._clients.get("publisher")
+            if publisher is not None:
+                publisher.stop()
             storage_client = self._clients.get("storage")
             if storage_client is not None:
                 storage_client.close()

@@ -1,8 +1,8 @@
 """The Pub/Sub adapter of ``ports.Publisher``: one topic, one message per call, the caller waits for the id.
 
 A caller that publishes one message and waits for its id gains nothing from the client library's batching,
-which starts a thread for every batch it commits: the message goes out with the generated ``Publish``
-call of the same client (``PublisherClient.api``), with that method's own retry and timeout policy
+which starts a thread for every batch it commits: the message goes out with the generated client's
+``Publish`` call (``google.pubsub_v1.PublisherClient``), with that method's own retry and timeout policy
 (https://cloud.google.com/pubsub/docs/reference/rpc/google.pubsub.v1#google.pubsub.v1.Publisher.Publish).
 """
 
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 from saga_orchestrator.events import PubsubMessage
 
 if TYPE_CHECKING:
-    from google.cloud.pubsub_v1 import PublisherClient
+    from google.pubsub_v1 import PublisherClient
 
 
 class PubsubPublisher:
-    """``client`` builds the ``PublisherClient`` on the first publish (a function that only rejects
+    """``client`` builds the generated ``PublisherClient`` on the first publish (a function that only rejects
     now and then does not load Pub/Sub before it has to). Thread-safe."""
 
     def __init__(
@@ -40,5 +40,5 @@ class PubsubPublisher:
             "topic": self._topic,
             "messages": [{"data": message.data, "attributes": message.attributes}],
         }
-        response = client.api.publish(request=request, timeout=self._timeout)
+        response = client.publish(request=request, timeout=self._timeout)
         return str(response.message_ids[0])

@@ -42,7 +42,7 @@ class FunctionRuntime:
             if self._publisher is None:
                 # One result per call, and the caller waits for its id: no batching delay.
                 self._publisher = PubsubPublisher(
-                    lambda: self.clients.publisher(immediate=True), self.settings.result_topic_path
+                    lambda: self.clients.publisher_api(), self.settings.result_topic_path
                 )
             return self._publisher
 

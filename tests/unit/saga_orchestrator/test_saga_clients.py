@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from saga_orchestrator import clients
 from saga_orchestrator.clients import ClientFactory
+from saga_orchestrator.events import PubsubMessage
+from saga_orchestrator.pubsub import PubsubPublisher
 
 
 def test_clients_talk_to_the_emulator_named_in_the_environment(local_cloud):
@@ -35,17 +37,19 @@ def test_the_default_factory_is_built_once_and_can_be_replaced(monkeypatch):
         clients.set_default_factory(None)
 
 
-def test_an_immediate_publisher_sends_a_lone_message_without_waiting_for_a_batch(local_cloud):
+def test_the_one_message_publisher_sends_each_message_in_a_publish_call_of_its_own(local_cloud):
     factory = ClientFactory(local_cloud.env)
     try:
         local_cloud.create_topic("projects/p/topics/results")
-        immediate = factory.publisher(immediate=True)
-        assert immediate is factory.publisher(immediate=True)
-        assert immediate is not factory.publisher()
-        # Its batches never time out: only a batch that is full at one message is ever sent.
-        message_id = immediate.publish("projects/p/topics/results", b"one").result(timeout=10)
+        assert factory.publisher_api() is factory.publisher_api()
+        publisher = PubsubPublisher(factory.publisher_api, "projects/p/topics/results")
+        message_id = publisher.publish(PubsubMessage(b"one", {"ce-id": "e1"}))
         [published] = local_cloud.published("projects/p/topics/results")
-        assert (published.data, published.message_id) == (b"one", message_id)
+        assert (published.data, dict(published.attributes), published.message_id) == (
+            b"one",
+            {"ce-id": "e1"},
+            message_id,
+        )
     finally:
         factory.close()
 

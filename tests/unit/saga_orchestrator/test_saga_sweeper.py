@@ -56,7 +56,7 @@ def factory(cloud):
 
 def sweeper(factory: ClientFactory, **options: Any) -> Sweeper:
     executions = WorkflowExecutions(factory.executions, WORKFLOW)
-    publisher = PubsubPublisher(lambda: factory.publisher(immediate=True), TOPIC)
+    publisher = PubsubPublisher(lambda: factory.publisher_api(), TOPIC)
     return Sweeper(executions, publisher, workflow_path=WORKFLOW, **options)
 
 

@@ -159,6 +159,29 @@ async def test_a_row_bigquery_refuses_is_nacked_and_redelivered(cloud: tuple[Loc
     assert [e.stored.message.data for e in state.entries] == [b"\xff not utf-8"]
 
 
+async def test_a_row_in_insert_errors_is_nacked_and_the_rest_of_the_batch_acked(
+    cloud: tuple[Local, BigQueryService],
+) -> None:
+    # The table is replaced after the subscription was checked: its data column is now INTEGER, so
+    # BigQuery itself refuses a text row (insertErrors, skipInvalidRows) and writes a number.
+    local, bigquery = cloud
+    table = _table(bigquery, "swapped", [{"name": "data", "type": "STRING"}])
+    topic, sub, _ = await _subscribe(
+        local, "swapped", bigquery_config={"table": table}, retry_policy=FAST_RETRY
+    )
+    bigquery.state.delete_table("p", "ds", "swapped")
+    _table(bigquery, "swapped", [{"name": "data", "type": "INTEGER"}])
+    publisher = local.publisher
+    futures = [await call(publisher.publish, topic, data) for data in (b"forty-two", b"42")]
+    for future in futures:
+        await call(future.result, 10)
+    state = local.service.state.subscriptions[sub]
+    rows = bigquery.state.table("p", "ds", "swapped").rows
+    await eventually_async(lambda: any(e.attempts >= 3 for e in state.entries), what="redeliveries")
+    assert rows == [{"data": "42"}]
+    assert [e.stored.message.data for e in state.entries] == [b"forty-two"]
+
+
 async def test_a_subscription_is_push_or_bigquery_not_both(cloud: tuple[Local, BigQueryService]) -> None:
     local, bigquery = cloud
     table = _table(bigquery, "both", [{"name": "data", "type": "STRING"}])

@@ -22,9 +22,7 @@ NAME = "3fa9c1/order 42/ü?#%"  # a folder, a space, a non-ASCII letter and URL 
 @pytest.fixture(scope="module")
 def storage() -> Iterator[RunningStorage]:
     running = RunningStorage()
-    client = running.client()
-    client.create_bucket(BUCKET)
-    client.close()
+    running.create_bucket(BUCKET)
     yield running
     running.close()
 

@@ -64,9 +64,7 @@ def workflows() -> Iterator[LocalCloud]:
 @pytest.fixture
 def storage_emulator() -> Iterator[RunningStorage]:
     running = RunningStorage()
-    client = running.client()
-    client.create_bucket(BUCKET)
-    client.close()
+    running.create_bucket(BUCKET)
     yield running
     running.close()
 

@@ -42,6 +42,11 @@ class RunningStorage:
             project=project, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.url}
         )
 
+    def create_bucket(self, name: str) -> None:
+        client = self.client()
+        client.create_bucket(name)
+        client.close()
+
     def calls(self, method: str) -> int:
         return int(self.state.calls[method])
 

@@ -114,11 +114,22 @@ class Results:
         self.duplicates = 0
         self.changed = threading.Condition()
         self.listeners: list[Any] = []
+        self.failure: Exception | None = None  # what ended the reader early
         self._closed = threading.Event()
         self._reader = threading.Thread(target=self._read, name="bench-results", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
+        """Pull until closed; an error ends the reader and is raised by the next ``wait_for``."""
+        try:
+            self._pull_until_closed()
+        except Exception as error:
+            if not self._closed.is_set():  # at close, the deletion fails the calls under way
+                with self.changed:
+                    self.failure = error
+                    self.changed.notify_all()
+
+    def _pull_until_closed(self) -> None:
         from google.api_core import exceptions
 
         request = {"subscription": self.subscription, "max_messages": self.PULL_BATCH}
@@ -127,10 +138,6 @@ class Results:
                 response = self._subscriber.pull(request=request, timeout=30)
             except exceptions.DeadlineExceeded:
                 continue
-            except exceptions.GoogleAPICallError:
-                if self._closed.is_set():
-                    return  # the subscription was deleted under the pull
-                raise
             now = time.monotonic()
             received = list(response.received_messages)
             if not received:
@@ -156,6 +163,8 @@ class Results:
         deadline = time.monotonic() + timeout
         with self.changed:
             while saga_id not in self.outcomes:
+                if self.failure is not None:
+                    raise RuntimeError(f"reading the outcomes failed: {self.failure!r}") from self.failure
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
@@ -324,6 +333,8 @@ def _keep_in_flight(
 def _wait_for_all(results: Results, saga_ids: Mapping[str, float], deadline: float) -> None:
     with results.changed:
         while not all(s in results.outcomes for s in saga_ids):
+            if results.failure is not None:
+                raise RuntimeError(f"reading the outcomes failed: {results.failure!r}") from results.failure
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

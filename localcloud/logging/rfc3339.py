@@ -20,6 +20,8 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _NAIVE_EPOCH = _EPOCH.replace(tzinfo=None)
 _SECOND = datetime.timedelta(seconds=1)
 _BILLION = 1_000_000_000
+# The range of a protobuf Timestamp, in seconds since the epoch.
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
 
 
 def nanos(value: str) -> int:
@@ -36,6 +38,8 @@ def nanos(value: str) -> int:
     if zone != "Z":
         offset = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
         seconds += -offset if zone[0] == "+" else offset
+    if not _FIRST_SECOND <= seconds <= _LAST_SECOND:
+        raise ValueError(f"{value!r} is outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59Z")
     return seconds * _BILLION + int((fraction or "").ljust(9, "0"))
 
 

@@ -416,13 +416,13 @@ class PubSubApi:
         if not leases and not request.return_immediately:
             waiter = PullConsumer(request.max_messages, sub.ack_deadline)
             self.state.attach(sub, waiter)
+            closed: asyncio.Future[Any] = asyncio.ensure_future(sub.closed.wait())
             try:
-                closed: asyncio.Future[Any] = asyncio.ensure_future(sub.closed.wait())
                 pending: set[asyncio.Future[Any]] = {waiter.result, closed}
                 # The first of the two ends the wait: messages for this pull, or the subscription gone.
                 await asyncio.wait(pending, timeout=PULL_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-                closed.cancel()
             finally:
+                closed.cancel()  # also when the caller gave up (the call was cancelled)
                 self.state.detach(sub, waiter)
             if waiter.result.done():
                 leases = waiter.result.result()

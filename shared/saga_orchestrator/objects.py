@@ -22,11 +22,12 @@ and the claims rely on is kept, explicitly:
 - errors as ``google.api_core.exceptions`` chosen by the status (412 ``PreconditionFailed``, 404
   ``NotFound``, ...), carrying the JSON error's message, as the client library raises them;
 - transient failures retried as Google's retry strategy describes for Cloud Storage
-  (https://cloud.google.com/storage/docs/retry-strategy): 408, 429 and 5xx answers, timeouts and
-  failed connections, with exponential backoff (1 s, doubling, at most 60 s, jittered) within the
-  request's ``timeout``. Every request made here is a read or carries a precondition, so each is safe
-  to retry; an insert whose answer was lost fails its retry's precondition, which the claim protocol
-  expects and resolves by the claim's token.
+  (https://cloud.google.com/storage/docs/retry-strategy): 408, 429 and 5xx answers, timeouts, failed
+  connections and a failure to get the token, with exponential backoff (1 s, doubling, at most 60 s,
+  jittered) for up to ``RETRY_DEADLINE`` seconds in all, each attempt bounded by the request's
+  ``timeout`` (the client library's defaults: 120 s, and 60 s per request). Every request made here is a
+  read or carries a precondition, so each is safe to retry; an insert whose answer was lost fails its
+  retry's precondition, which the claim protocol expects and resolves by the claim's token.
 
 As for participant calls, TLS is verified against the CA bundle the environment names, else certifi's,
 and no proxy is read from the environment.
@@ -48,6 +49,9 @@ from saga_orchestrator.ports import HttpCallError, TokenSource
 
 GOOGLE_ENDPOINT = "https://storage.googleapis.com"
 CONNECT_TIMEOUT = 10.0
+# How long a request is retried in all; each attempt has the caller's timeout, which must stay well below
+# it so that an attempt that hung still leaves room for the retry that learns what happened.
+RETRY_DEADLINE = 120.0
 MAX_ANSWER_BYTES = 1 << 20  # an object's resource is a few hundred bytes
 _TRANSIENT_STATUSES = (408, 429, 500, 502, 503, 504)
 
@@ -61,12 +65,12 @@ class StoredObject:
     metadata: dict[str, str]
 
 
-class _Transient(exceptions.GoogleAPICallError):
-    """A request that got no answer (timeout, connection): retried, then raised as this."""
-
-
 def _transient(error: Exception) -> bool:
-    return isinstance(error, _Transient) or getattr(error, "code", None) in _TRANSIENT_STATUSES
+    from google.auth import exceptions as auth_exceptions
+
+    if isinstance(error, auth_exceptions.TransportError):  # the token could not be fetched
+        return True
+    return isinstance(error, exceptions.GoogleAPICallError) and error.code in _TRANSIENT_STATUSES
 
 
 class ObjectStore:
@@ -163,12 +167,18 @@ class ObjectStore:
                     max_body=MAX_ANSWER_BYTES,
                 )
             except HttpCallError as error:
-                raise _Transient(f"{method} {url}: {error}") from None
+                if error.kind == "request":  # not a failure of the network: retrying cannot help
+                    raise
+                raise exceptions.ServiceUnavailable(f"{method} {url}: no answer ({error})") from None
             if answer.status >= 400:
                 raise exceptions.from_http_status(answer.status, _message(answer.body))
+            if answer.truncated:
+                raise exceptions.BadGateway(f"{method} {url}: an answer over {MAX_ANSWER_BYTES} bytes")
             return json.loads(answer.body) if answer.body else {}
 
-        policy = retry.Retry(predicate=_transient, initial=1.0, maximum=60.0, multiplier=2.0, timeout=timeout)
+        policy = retry.Retry(
+            predicate=_transient, initial=1.0, maximum=60.0, multiplier=2.0, timeout=RETRY_DEADLINE
+        )
         result: dict[str, Any] = policy(once)()
         return result
 

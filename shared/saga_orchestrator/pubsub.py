@@ -2,15 +2,16 @@
 
 A caller that publishes one message and waits for its id gains nothing from the client library's batching,
 which starts a thread for every batch it commits: the message goes out with the generated client's
-``Publish`` call (``google.pubsub_v1.PublisherClient``), with that method's own retry and timeout policy
-(https://cloud.google.com/pubsub/docs/reference/rpc/google.pubsub.v1#google.pubsub.v1.Publisher.Publish).
+``Publish`` call (``google.pubsub_v1.PublisherClient``), retried as that method retries by default (the
+same error codes and backoff, from the client's ``transports/base.py``) but within ``timeout_seconds`` in
+all, where the method's own default would keep retrying for 600 s, past a function's timeout.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from saga_orchestrator.events import PubsubMessage
 
@@ -40,5 +41,20 @@ class PubsubPublisher:
             "topic": self._topic,
             "messages": [{"data": message.data, "attributes": message.attributes}],
         }
-        response = client.publish(request=request, timeout=self._timeout)
+        response = client.publish(request=request, retry=_publish_retry(self._timeout), timeout=self._timeout)
         return str(response.message_ids[0])
+
+
+def _publish_retry(deadline: float) -> Any:
+    from google.api_core import exceptions, retry
+
+    transient = retry.if_exception_type(
+        exceptions.Aborted,
+        exceptions.Cancelled,
+        exceptions.DeadlineExceeded,
+        exceptions.InternalServerError,
+        exceptions.ResourceExhausted,
+        exceptions.ServiceUnavailable,
+        exceptions.Unknown,
+    )
+    return retry.Retry(predicate=transient, initial=0.1, maximum=60.0, multiplier=4, timeout=deadline)

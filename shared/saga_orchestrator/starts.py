@@ -53,7 +53,7 @@ from saga_orchestrator.errors import SagaError
 from saga_orchestrator.logging import get_logger
 from saga_orchestrator.model import SagaRequest
 from saga_orchestrator.objects import ObjectStore, StoredObject
-from saga_orchestrator.ports import StartOutcome
+from saga_orchestrator.ports import HttpCallError, StartOutcome
 
 log = get_logger("saga_orchestrator.starts")
 
@@ -62,7 +62,7 @@ log = get_logger("saga_orchestrator.starts")
 TAKEOVER_SECONDS = 600.0
 # A loser's pauses before it reads a claim in progress again (1.55 s in all), then it gives up.
 WAITS = (0.05, 0.1, 0.2, 0.4, 0.8)
-# Seconds each Cloud Storage request may take (the client retries within it).
+# Seconds each attempt of a Cloud Storage request may take (``objects.RETRY_DEADLINE`` bounds the retries).
 REQUEST_TIMEOUT = 30.0
 RECORD_ATTEMPTS = 8
 CLAIMED, ABANDONED = "claimed", "abandoned"
@@ -172,6 +172,7 @@ class StartClaims:
         if claim is not None:
             return self._run(claim, target, adopt=False)
         found: Claim | None = None
+        took_over = False  # a takeover was tried: a claim found with our token may be one taken over
         for pause in (*self._waits, None):
             found = self.read(saga_id)
             if found is None:  # deleted by a start that Workflows refused: claim afresh
@@ -181,9 +182,10 @@ class StartClaims:
                 continue
             if found.execution:
                 return StartOutcome(found.execution, created=False)
-            if found.token == token:  # our upload succeeded, its answer was lost and retried
-                return self._run(found, target, adopt=False)
+            if found.token == token:  # our upload or takeover succeeded, its answer was lost and retried
+                return self._run(found, target, adopt=took_over)
             if found.state == ABANDONED or self._clock() - found.claimed_at >= self._takeover_seconds:
+                took_over = True
                 taken = self._take_over(found, token)
                 if taken is not None:
                     return self._run(taken, target, adopt=True)
@@ -273,6 +275,7 @@ class StartClaims:
         """After a failed creation: release the claim when nothing was created, else mark it abandoned.
         Best effort: should this fail too, the claim is taken over after ``TAKEOVER_SECONDS``."""
         from google.api_core import exceptions
+        from google.auth import exceptions as auth_exceptions
 
         refused = isinstance(error, exceptions.ClientError) and not isinstance(error, exceptions.Cancelled)
         try:
@@ -286,7 +289,7 @@ class StartClaims:
                 )
             else:
                 self._patch(claim, {"state": ABANDONED})
-        except exceptions.GoogleAPICallError as failure:
+        except (exceptions.GoogleAPIError, auth_exceptions.GoogleAuthError, HttpCallError) as failure:
             log.warning("could not give the start claim up", saga_id=claim.saga_id, error=str(failure))
 
 

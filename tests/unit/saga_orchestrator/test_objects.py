@@ -131,3 +131,15 @@ def test_without_a_token_source_no_token_is_sent_and_a_refusal_is_not_retried():
             store.get("bucket", "x", timeout=20)
         sent = server.requests_to(path)
     assert len(sent) == 1 and "Authorization" not in sent[0].headers
+
+
+def test_an_attempt_that_hangs_is_retried_and_the_retry_learns_what_happened():
+    # An insert whose answer never came: the retry (after the attempt's timeout) meets the precondition
+    # the first attempt's write now fails, which the claims resolve by their token.
+    with RecordingHttpServer() as server:
+        path = "/upload/storage/v1/b/bucket/o"
+        server.script(path, ScriptedResponse(delay_seconds=3.0), ScriptedResponse(status=412, body=b"{}"))
+        store = ObjectStore(HttpClient(), None, endpoint=server.url(""))
+        with pytest.raises(gexc.PreconditionFailed):
+            store.insert("bucket", "x", {}, if_generation_match=0, timeout=1.0)
+        assert len(server.requests_to(path)) == 2

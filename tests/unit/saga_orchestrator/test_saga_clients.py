@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import socket
+import time
+
+import pytest
+from google.api_core import exceptions as gexc
 from saga_orchestrator import clients
 from saga_orchestrator.clients import ClientFactory
 from saga_orchestrator.events import PubsubMessage
@@ -67,3 +72,15 @@ def test_the_object_store_sends_a_token_to_google_and_none_to_the_emulator():
     google = ClientFactory({}, tokens=tokens).objects()
     assert (local._base, local._tokens) == ("http://127.0.0.1:9", None)
     assert (google._base, google._tokens) == ("https://storage.googleapis.com", tokens)
+
+
+def test_the_one_message_publisher_gives_up_within_its_timeout():
+    with socket.socket() as held:  # a port nothing answers on
+        held.bind(("127.0.0.1", 0))
+        factory = ClientFactory({"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{held.getsockname()[1]}"})
+        publisher = PubsubPublisher(factory.publisher_api, "projects/p/topics/t", timeout_seconds=2)
+        started = time.monotonic()
+        with pytest.raises(gexc.GoogleAPIError):
+            publisher.publish(PubsubMessage(b"x", {}))
+        factory.close()
+    assert time.monotonic() - started < 30  # the method's own default retries for 600 s

@@ -184,6 +184,38 @@ def test_a_winner_that_died_between_creating_and_recording_has_its_execution_ado
     assert claims.read("s-half").execution == orphan
 
 
+def test_a_takeover_whose_answer_was_lost_still_looks_for_the_dead_winners_execution(
+    storage_emulator, counted, clock, workflows
+):
+    class LosesOneAnswer:
+        """The object store, but the first metadata patch's answer is lost once the change is made: the
+        retried request then fails its precondition, as it does against Cloud Storage."""
+
+        def __init__(self, store: ObjectStore) -> None:
+            self.store, self.lost = store, False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.store, name)
+
+        def patch_metadata(self, *args: Any, **kwargs: Any) -> Any:
+            changed = self.store.patch_metadata(*args, **kwargs)
+            if self.lost:
+                return changed
+            self.lost = True
+            return self.store.patch_metadata(*args, **kwargs)  # raises PreconditionFailed
+
+    store = LosesOneAnswer(ObjectStore(HttpClient(), None, endpoint=storage_emulator.url))
+    lossy = StartClaims(lambda: store, BUCKET, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type, return-value]
+    client, _ = counted
+    executions = WorkflowExecutions(lambda: client, WORKFLOW, claims=lossy)
+    lossy._create("s-lost", "dead-winner")
+    orphan = executions._create_execution(request("s-lost"))  # it created, then died
+    clock.now += TAKEOVER_SECONDS
+    adopted = executions.start(request("s-lost"))
+    assert store.lost and (adopted.execution_name, adopted.created) == (orphan, False)
+    assert labelled(workflows, "s-lost") == {orphan: "ACTIVE"}
+
+
 def test_a_stalled_winner_that_records_second_cancels_its_own_execution(executions, claims, clock, workflows):
     late: list[Any] = []
 

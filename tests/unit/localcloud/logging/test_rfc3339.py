@@ -73,6 +73,8 @@ def test_times_with_fractions_and_offsets_read_as_protobuf_reads_them(value: str
         "2026-12-07T04:05:60Z",
         "2026-12-07T04:05:06+0530",
         "2026-12-07T04:05:06Z trailing",
+        "0001-01-01T00:00:00+01:00",  # before the first second a Timestamp holds, once offset
+        "9999-12-31T23:59:59-01:00",  # after its last
     ],
 )
 def test_anything_else_is_refused(value: str) -> None:

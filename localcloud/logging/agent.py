@@ -139,6 +139,7 @@ class LogAgent:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=MAX_QUEUED_LINES)
         self._thread = threading.Thread(target=self._run, name="log-agent", daemon=True)
         self._closed = False
+        self._closing = threading.Event()  # set by close: a batch being gathered goes out at once
         self._give_up_at = float("inf")  # set by close: unwritten lines are dropped after it
         self.dropped = 0
         self.written = 0
@@ -161,6 +162,7 @@ class LogAgent:
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
         self._give_up_at = time.monotonic() + timeout
         with contextlib.suppress(queue.Full):
             self._queue.put(_CLOSE, timeout=timeout)
@@ -176,14 +178,17 @@ class LogAgent:
                 return
 
     def _next_batch(self) -> tuple[list[dict[str, Any]], bool]:
+        """Wait for a line, then (unless a full batch is queued already) for the rest of
+        ``FLUSH_SECONDS`` without waking for each line that arrives, and take what is queued."""
         first = self._queue.get()
         if first is _CLOSE:
             return [], True
+        if self._queue.qsize() < MAX_BATCH - 1:
+            self._closing.wait(FLUSH_SECONDS)
         batch = [log_entry(first[1], first[0], first[2])]
-        deadline = time.monotonic() + FLUSH_SECONDS
         while len(batch) < MAX_BATCH:
             try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is _CLOSE:

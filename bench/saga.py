@@ -363,6 +363,24 @@ def _tally(results: Results, state: _Flight, window_end: float) -> _Tally:
     return _Tally(len(in_window), lost, len(wrong), latencies, len(retried))
 
 
+def _profile_under_load(
+    stack: LocalStack,
+    publisher: Publisher,
+    state: _Flight,
+    lock: threading.Lock,
+    slots: threading.Semaphore,
+    seconds: int,
+) -> tuple[dict[str, Sampler], int]:
+    """py-spy on the emulators and step_executor while the same load goes on for ``seconds``, after the
+    measured window: py-spy's own CPU (about a tenth of a core for these two processes, measured) is
+    not charged to the figures. The samplers (joined by the caller) and the sagas published meanwhile."""
+    samplers = {
+        p.name: Sampler(p.pid, seconds) for p in stack.processes if p.name in ("localcloud", "step_executor")
+    }
+    published = _keep_in_flight(stack, publisher, state, lock, slots, time.monotonic() + seconds)
+    return samplers, published
+
+
 def throughput(
     stack: LocalStack, results: Results, publisher: Publisher, *, seconds: float, in_flight: int = 64
 ) -> dict[str, Any]:
@@ -391,14 +409,7 @@ def throughput(
         published_in_window = _keep_in_flight(stack, publisher, state, lock, slots, window_end)
         cpu_after = group_cpu_seconds(pgids)
         wall = time.monotonic() - started
-        # The profile is taken after the measured window, under the same load: py-spy's own CPU (about
-        # a tenth of a core for these two processes, measured) is not charged to the figures above.
-        samplers = {
-            p.name: Sampler(p.pid, profile_seconds)
-            for p in stack.processes
-            if p.name in ("localcloud", "step_executor")
-        }
-        profiled = _keep_in_flight(stack, publisher, state, lock, slots, time.monotonic() + profile_seconds)
+        samplers, profiled = _profile_under_load(stack, publisher, state, lock, slots, profile_seconds)
         _wait_for_all(results, state.published, time.monotonic() + 120)
     finally:
         results.listeners.remove(on_outcome)

@@ -12,6 +12,8 @@ import itertools
 import time
 from typing import Protocol
 
+from google.protobuf import timestamp_pb2
+
 
 class Clock(Protocol):
     def now(self) -> float:
@@ -71,3 +73,10 @@ class ManualClock:
         self._now = target
         for _ in range(5):
             await asyncio.sleep(0)
+
+
+def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    """A protobuf ``Timestamp`` of ``seconds`` since the epoch (a clock's reading), to the nanosecond."""
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp

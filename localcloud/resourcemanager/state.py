@@ -41,10 +41,9 @@ from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud.resourcemanager_v3.types import tag_bindings, tag_keys, tag_values
-from google.protobuf import timestamp_pb2
 
 from localcloud._project import ProjectNumbers
-from localcloud.clock import Clock
+from localcloud.clock import Clock, timestamp
 
 TagKeyPb: Any = tag_keys.TagKey.pb()
 TagValuePb: Any = tag_values.TagValue.pb()
@@ -63,12 +62,6 @@ _FIRST_ID = 281_470_000_000_001
 
 def _etag() -> str:
     return f"W/{_random.token_hex(8)}"
-
-
-def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
 
 
 def _copy(message: Any) -> Any:
@@ -123,7 +116,7 @@ class TagStore:
         return self._next_id - 1
 
     def _stamp(self, message: Any, *, created: bool) -> None:
-        now = _timestamp(self._clock.now())
+        now = timestamp(self._clock.now())
         if created:
             message.create_time.CopyFrom(now)
         message.update_time.CopyFrom(now)

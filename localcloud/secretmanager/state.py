@@ -33,9 +33,8 @@ import google_crc32c
 from google.api_core import exceptions as gexc
 from google.cloud.secretmanager_v1.types import resources
 from google.iam.v1 import policy_pb2
-from google.protobuf import timestamp_pb2
 
-from localcloud.clock import Clock
+from localcloud.clock import Clock, timestamp
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -52,12 +51,6 @@ State = resources.SecretVersion.State
 
 def _etag() -> str:
     return f'"{_random.token_hex(8)}"'
-
-
-def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
 
 
 def crc32c_of(data: bytes) -> int:
@@ -119,12 +112,12 @@ class SecretStore:
         message = SecretPb()
         message.CopyFrom(secret)
         message.name = name
-        message.create_time.CopyFrom(_timestamp(self._clock.now()))
+        message.create_time.CopyFrom(timestamp(self._clock.now()))
         message.etag = _etag()
         if message.HasField("ttl"):
             expire = self._clock.now() + message.ttl.ToTimedelta().total_seconds()
             message.ClearField("ttl")
-            message.expire_time.CopyFrom(_timestamp(expire))
+            message.expire_time.CopyFrom(timestamp(expire))
         if not message.HasField("replication"):
             message.replication.automatic.SetInParent()
         self._secrets[name] = StoredSecret(message=message)
@@ -184,7 +177,7 @@ class SecretStore:
             if path == "ttl":
                 current.ClearField("expire_time")
                 expire = self._clock.now() + secret.ttl.ToTimedelta().total_seconds()
-                current.expire_time.CopyFrom(_timestamp(expire))
+                current.expire_time.CopyFrom(timestamp(expire))
                 continue
             current.ClearField(path)
             value = getattr(secret, path)
@@ -216,7 +209,7 @@ class SecretStore:
         number = len(stored.versions) + 1
         message = VersionPb()
         message.name = f"{parent}/versions/{number}"
-        message.create_time.CopyFrom(_timestamp(self._clock.now()))
+        message.create_time.CopyFrom(timestamp(self._clock.now()))
         message.state = State.ENABLED
         message.etag = _etag()
         message.client_specified_payload_checksum = crc32c is not None
@@ -269,7 +262,7 @@ class SecretStore:
         if state == State.DESTROYED:
             version.data = None
             version.crc32c = None
-            message.destroy_time.CopyFrom(_timestamp(self._clock.now()))
+            message.destroy_time.CopyFrom(timestamp(self._clock.now()))
         message.etag = _etag()
         return _copy(message)
 

@@ -75,6 +75,16 @@ class ManualClock:
             await asyncio.sleep(0)
 
 
+async def sleep_until(clock: Clock, when: float) -> None:
+    """Sleep on ``clock`` until its reading is ``when``.
+
+    The remaining time is read when the sleep starts, not when it is scheduled: a sleeper made with
+    ``create_task`` starts a turn of the loop later, and a ``ManualClock`` advanced in that turn would
+    otherwise push the wake-up back by the amount it moved.
+    """
+    await clock.sleep(when - clock.now())
+
+
 def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     """A protobuf ``Timestamp`` of ``seconds`` since the epoch (a clock's reading), to the nanosecond."""
     stamp = timestamp_pb2.Timestamp()

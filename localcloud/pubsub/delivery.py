@@ -35,7 +35,7 @@ from collections import deque
 
 from google.api_core import exceptions as gexc
 
-from localcloud.clock import Clock
+from localcloud.clock import Clock, sleep_until
 from localcloud.pubsub import names
 from localcloud.pubsub.protos import seconds_of
 from localcloud.pubsub.records import Consumer, Entry, KeyQueue, Lease, SubscriptionState
@@ -463,7 +463,7 @@ class Delivery:
                     self._schedule(sub, due)
             self._timer_wake.clear()
             if self._timers:
-                sleeper = asyncio.ensure_future(self.clock.sleep(self._timers[0][0] - now))
+                sleeper = asyncio.ensure_future(sleep_until(self.clock, self._timers[0][0]))
                 waker = asyncio.ensure_future(self._timer_wake.wait())
                 try:
                     await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)

@@ -47,7 +47,7 @@ from google.rpc import code_pb2, status_pb2
 
 from localcloud._http import IDLE_REUSE_SECONDS, KeepAliveConnector
 from localcloud.auth import TokenAuthority
-from localcloud.clock import SystemClock
+from localcloud.clock import SystemClock, sleep_until
 from localcloud.quotas import TASKS_DISPATCHES, Quotas
 from localcloud.tasks import retry, routing
 from localcloud.tasks.faults import DISPATCH_KINDS, Fault, Faults
@@ -191,7 +191,7 @@ class Dispatcher:
                     continue
                 waiters = [
                     asyncio.create_task(self._wake.wait()),
-                    asyncio.create_task(self.clock.sleep(next_wake - self.clock.now())),
+                    asyncio.create_task(sleep_until(self.clock, next_wake)),
                 ]
                 try:
                     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +26,14 @@ T = TypeVar("T")
 async def call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking client call off the loop the emulator runs on."""
     return await asyncio.to_thread(function, *args, **kwargs)
+
+
+async def stop_streaming(future: Any) -> None:
+    """Cancel a streaming pull and wait until the subscriber has shut down: ``cancel`` only starts the
+    shutdown, and a lease-maintaining thread left running would outlive the test."""
+    future.cancel()
+    with contextlib.suppress(Exception):
+        await call(future.result, 10)
 
 
 async def requests_from(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:

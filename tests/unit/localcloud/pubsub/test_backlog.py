@@ -19,7 +19,7 @@ from localcloud.clock import ManualClock
 from tests.support.eventually import eventually_async
 from tests.support.http import RecordingHttpServer
 
-from .conftest import Local, call, requests_from
+from .conftest import Local, call, requests_from, stop_streaming
 
 pytestmark = pytest.mark.filterwarnings("ignore:The return_immediately flag is deprecated")
 
@@ -216,7 +216,7 @@ async def test_streaming_subscriber_drains_a_large_backlog_exactly_once(live: Lo
         await eventually_async(lambda: len(seen) == 5000, timeout=60, what="all 5,000 delivered")
         await eventually_async(lambda: not live.service.state.subscriptions[sub].unacked, what="all acked")
     finally:
-        future.cancel()
+        await stop_streaming(future)
     assert set(seen.values()) == {1}
     # acked leases do not pile up in the expiry heap
     assert live.service.state.subscriptions[sub].expiry_items <= 2 * 2000 + 4096 + 2000
@@ -246,7 +246,7 @@ async def test_streaming_pull_packs_a_backlog_into_few_responses_under_the_defau
         )(requests_from(queue))
         while sum(len(r.received_messages) for r in responses) < 412:
             responses.append(await asyncio.wait_for(stream.read(), 10))
-        stream.cancel()
+        await stop_streaming(stream)
     assert len(responses[0].received_messages) >= 400  # the whole small backlog in the first one
     assert all(size < 4 * 1024 * 1024 for size in sizes)
     assert len(responses) <= 5
@@ -280,5 +280,5 @@ async def test_streaming_pull_reports_delivery_attempts_with_a_dead_letter_polic
         await _publish_many(live.publisher, topic, 1)
         await eventually_async(lambda: len(attempts) >= 3, what="three deliveries")
     finally:
-        future.cancel()
+        await stop_streaming(future)
     assert attempts[:3] == [1, 2, 3]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 import time
 from typing import Any
@@ -14,7 +13,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from localcloud.clock import ManualClock
 from tests.support.eventually import eventually_async
 
-from .conftest import Local, call
+from .conftest import Local, call, stop_streaming
 
 pytestmark = pytest.mark.filterwarnings("ignore:The return_immediately flag is deprecated")
 
@@ -46,7 +45,7 @@ async def test_streaming_subscriber_receives_published_message_with_attributes(l
         message_id = await _publish(live, topic, b"hello", colour="blue")
         await eventually_async(done.is_set, what="delivery")
     finally:
-        future.cancel()
+        await stop_streaming(future)
     (message,) = received
     assert (message.data, dict(message.attributes), message.message_id) == (
         b"hello",
@@ -292,9 +291,7 @@ async def test_streaming_pull_honours_max_outstanding_messages(live: Local) -> N
             message.ack()
         await eventually_async(lambda: len(held) >= 6, what="the next three")
     finally:
-        future.cancel()
-        with pytest.raises((concurrent.futures.CancelledError, Exception)):
-            future.result(0)
+        await stop_streaming(future)
 
 
 async def test_round_robin_spreads_messages_over_streams(live: Local) -> None:
@@ -320,7 +317,7 @@ async def test_round_robin_spreads_messages_over_streams(live: Local) -> None:
         assert seen[0] > 0 and seen[1] > 0
     finally:
         for future in futures:
-            future.cancel()
+            await stop_streaming(future)
         other.close()
 
 
@@ -366,7 +363,7 @@ async def test_streaming_subscriber_sees_each_ordering_key_in_publish_order(live
             lambda: 10 in seen["a"] and seen["a"][-1] == 29 and len(seen["b"]) == 30, what="all"
         )
     finally:
-        stream.cancel()
+        await stop_streaming(stream)
     assert seen["b"] == list(range(30))
     # after the nack the server restarts key a at the failed message and resends the rest in order
     # (the client may already have handed out a few later messages of the key before the nack landed)

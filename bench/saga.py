@@ -1,8 +1,8 @@
 """Sagas on the full local cloud: latency one at a time, throughput with many in flight, billable steps.
 
 Requests go to ``saga-requests`` with the real publisher; outcomes come back from ``saga-results`` through
-synchronous pulls of up to 1,000 messages on a fresh subscription. Latency is publish call to outcome received, in this
-process. Billable steps come from the Workflows engine's admin page of each saga's execution.
+synchronous pulls of up to 1,000 messages on a fresh subscription (under the closed loop's load, one pull
+every 50 ms). Latency is publish call to outcome received, in this process. Billable steps come from the Workflows engine's admin page of each saga's execution.
 """
 
 from __future__ import annotations

@@ -168,6 +168,7 @@ def run_report(
         "latency_seconds": _spread(list(latency.values())),
         "notices": notices,
         **_kills(killer),
+        **kills_amid_sagas(killer.log, _lives(published, log.arrived, started)),
         "seconds": seconds,
         "checks": checks,
         "ok": all(c["ok"] for c in checks.values()) and not killer.failures,
@@ -222,6 +223,25 @@ def _kills(killer: Killer) -> dict[str, Any]:
         "restart_seconds_max": max((e.get("down_seconds", 0.0) for e in killer.log), default=0.0),
         "restart_failures": killer.failures,
     }
+
+
+def _lives(
+    published: Mapping[str, float], arrived: Mapping[str, float], started: float
+) -> dict[str, tuple[float, float]]:
+    """Each saga's life in seconds after the start: from its publication to its first result (without
+    one: forever)."""
+    return {s: (at, arrived[s] - started if s in arrived else float("inf")) for s, at in published.items()}
+
+
+def kills_amid_sagas(
+    kills: Sequence[Mapping[str, Any]], lives: Mapping[str, tuple[float, float]]
+) -> dict[str, int]:
+    """Whether the kills hit running sagas, not an idle stack: the kills made while at least one saga was
+    between its publication and its first result, and the sagas that lived through at least one kill."""
+    moments = sorted(float(k["at"]) for k in kills)
+    amid = sum(any(begin <= at <= end for begin, end in lives.values()) for at in moments)
+    through = sum(any(begin <= at <= end for at in moments) for begin, end in lives.values())
+    return {"kills_amid_sagas": amid, "sagas_through_a_kill": through}
 
 
 def _broken(checks: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -49,13 +49,22 @@ def report(chaos_stack: LocalStack) -> dict[str, Any]:
 
 
 def explain(report: dict[str, Any]) -> str:
-    shown = {key: report[key] for key in ("statuses", "kills", "broken", "restart_failures")}
+    keys = ("statuses", "kills", "kills_amid_sagas", "sagas_through_a_kill", "broken", "restart_failures")
+    shown = {key: report[key] for key in keys}
     return json.dumps(shown, indent=1)
 
 
 def test_processes_were_killed_and_came_back_on_their_ports(report: dict[str, Any]) -> None:
     assert report["kills_total"] >= 3, explain(report)
     assert report["restart_failures"] == []
+
+
+def test_the_kills_hit_running_sagas(report: dict[str, Any]) -> None:
+    # Kills of an idle stack would prove nothing: most must land while sagas are between their
+    # publication and their result, and several sagas must live through one (12 of 60 in a run here).
+    assert report["kills_amid_sagas"] >= 3, explain(report)
+    assert report["kills_amid_sagas"] >= report["kills_total"] // 2, explain(report)
+    assert report["sagas_through_a_kill"] >= 5, explain(report)
 
 
 @pytest.mark.parametrize(

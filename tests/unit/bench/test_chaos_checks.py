@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos import ChaosConfig, write_json
-from bench.chaos_checks import check
+from bench.chaos_checks import check, kills_amid_sagas
 from bench.chaos_plan import Planned, plan
 
 URLS = {"flight": "http://f", "hotel": "http://h", "payment": "http://p"}
@@ -115,3 +115,11 @@ def test_the_report_is_merged_into_an_existing_file(tmp_path: Path) -> None:
     target.write_text(json.dumps({"saga": {"kept": True}, "chaos": {"old": 1}}), encoding="utf-8")
     write_json(target, {"sagas": 3})
     assert json.loads(target.read_text(encoding="utf-8")) == {"saga": {"kept": True}, "chaos": {"sagas": 3}}
+
+
+def test_kills_amid_sagas_counts_the_kills_that_hit_a_running_saga() -> None:
+    lives = {"a": (0.0, 5.0), "b": (4.0, 9.0), "c": (20.0, float("inf"))}
+    kills = [{"at": 1.0}, {"at": 4.5}, {"at": 12.0}, {"at": 30.0}]
+    assert kills_amid_sagas(kills, lives) == {"kills_amid_sagas": 3, "sagas_through_a_kill": 3}
+    assert kills_amid_sagas([{"at": 12.0}], lives) == {"kills_amid_sagas": 0, "sagas_through_a_kill": 0}
+    assert kills_amid_sagas([], lives) == {"kills_amid_sagas": 0, "sagas_through_a_kill": 0}
